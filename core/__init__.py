@@ -1,0 +1,3 @@
+"""affectlab: emotion recognition with soft labels (annotate, train, explore, live)."""
+
+__version__ = "0.1.0"

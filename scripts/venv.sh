@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Creates or refreshes .venv when pyproject.toml (or this script) is newer than the last install.
+# AFFECTLAB_TORCH overrides the torch requirement, e.g. on a GPU box:
+#   AFFECTLAB_TORCH="torch --index-url https://download.pytorch.org/whl/cu124" make app
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${AFFECTLAB_VENV:-.venv}
+STAMP="$VENV/.affectlab-installed"
+TORCH_SPEC=${AFFECTLAB_TORCH:-torch==2.13.0}
+
+if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$STAMP" -nt scripts/venv.sh ] \
+   && [ "$(cat "$STAMP")" = "$TORCH_SPEC" ]; then
+  exit 0
+fi
+
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  for cand in python3.11 python3.12 python3; do
+    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+      PY=$cand; break
+    fi
+  done
+fi
+[ -n "$PY" ] || { echo "affectlab needs Python >= 3.11 (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
+
+echo ">> setting up $VENV with $PY ($TORCH_SPEC) — first run takes a few minutes"
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
+"${PIP[@]}" --upgrade pip setuptools wheel
+# torch first, so the open range in pyproject.toml never pulls a CUDA build on a CPU machine
+# shellcheck disable=SC2086
+"${PIP[@]}" $TORCH_SPEC
+"${PIP[@]}" -e '.[dev]'
+# dlordinal is a test-only reference for EMD²; it declares torchvision (which has no CPU build
+# here and would pull CUDA torch), but its losses never import it.
+"${PIP[@]}" --no-deps 'dlordinal>=2.4'
+echo "$TORCH_SPEC" > "$STAMP"
+echo ">> $VENV ready"
