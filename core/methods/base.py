@@ -1,0 +1,112 @@
+"""The contract every training method follows; the engine knows nothing else about methods.
+
+A method owns the model and any extra trainable state (LDLVA's per-item uncertainty, DMUE's
+branches), decides how batches are formed when it must (balanced triplets, class-balanced
+batches), computes the loss of a batch, and says what to save per item at the end.
+
+Batches are dicts produced by ``core.data.dataset.EmotionDataset`` (and its collate function):
+``x`` (B, …) input, ``lengths`` (B,) for speech, ``y`` (B, K) soft label, ``label`` (B,) int
+dataset label, ``index`` (B,) int item index within the training split (stable across epochs:
+memory banks and per-item parameters are keyed by it), optional ``truth``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from core.models.base import EmotionModel
+
+
+@dataclass
+class TrainSetInfo:
+    """What a method may know about its training set before training starts.
+
+    n_items:      number of training items (``index`` ranges over 0..n_items-1)
+    num_classes:  K
+    soft_labels:  (n_items, K) soft labels in index order (class weights, triplet sampling)
+    labels:       (n_items,) int dataset labels
+    aux:          (n_items, A) auxiliary per-item vectors (LDLVA's valence/arousal), or None
+    ordinal:      whether the classes are ordered (EMD² is offered only then)
+    """
+
+    n_items: int
+    num_classes: int
+    soft_labels: torch.Tensor
+    labels: torch.Tensor
+    aux: torch.Tensor | None = None
+    ordinal: bool = False
+
+
+@dataclass
+class StepResult:
+    """The loss to back-propagate and its named parts (floats, for the events log)."""
+
+    loss: torch.Tensor
+    parts: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Prediction:
+    """Per-item outputs saved for the explore page.
+
+    probs:       (B, K) predicted distribution
+    embedding:   (B, D) embedding
+    uncertainty: (B,) higher = more uncertain (DMUE: 1 − s_i; LDLVA: λ_i; else entropy)
+    latent:      (B, K) latent / constructed distribution, or None
+    """
+
+    probs: torch.Tensor
+    embedding: torch.Tensor
+    uncertainty: torch.Tensor
+    latent: torch.Tensor | None = None
+
+
+class Method(nn.Module):
+    """Base class. ``params`` are the method's hyper-parameters (the papers' defaults).
+
+    One class may serve several registry names (``ce+fspl-kl`` … ``ce+fspl-js``): the registry
+    passes ``method_name`` and the class-level hooks below take the name.
+    """
+
+    description: str = ""
+    defaults: dict[str, Any] = {}
+    modalities: tuple[str, ...] = ("face", "speech")
+    ordinal_only: bool = False
+
+    @classmethod
+    def default_params(cls, name: str) -> dict[str, Any]:
+        return dict(cls.defaults)
+
+    @classmethod
+    def describe(cls, name: str) -> str:
+        return cls.description
+
+    def __init__(self, model: EmotionModel, info: TrainSetInfo, method_name: str = "",
+                 **params: Any) -> None:
+        super().__init__()
+        self.method_name = method_name
+        self.model = model
+        self.info = info
+        self.params = params
+
+    def batch_sampler(self, batch_size: int, epoch: int, seed: int):
+        """An iterable of index lists for this epoch, or None for plain shuffled batches."""
+        return None
+
+    def training_step(self, batch: dict[str, Any], epoch: int, step: int) -> StepResult:
+        raise NotImplementedError
+
+    def optimizers(self, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
+        """Default: one Adam over every trainable parameter of the method (model included)."""
+        return [torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)]
+
+    @torch.no_grad()
+    def predict(self, batch: dict[str, Any]) -> Prediction:
+        out = self.model(batch["x"], batch.get("lengths"))
+        probs = out.logits.softmax(-1)
+        entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1)
+        return Prediction(probs=probs, embedding=out.embedding, uncertainty=entropy)
