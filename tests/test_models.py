@@ -83,3 +83,18 @@ def test_fer_class_reordering():
         assert FER2013_CLASSES[fer_index].startswith(name[:4])
     with pytest.raises(ValueError, match="categories"):
         fer_to_categories(probs, ("calm",))
+
+
+def test_pretrained_mini_xception_reads_astronaut_as_happy():
+    """scikit-image's astronaut photo (a smiling face) through Haar detection and cropping."""
+    from skimage.data import astronaut
+
+    from core.features.face import FaceCropper
+
+    result = FaceCropper().process(astronaut())
+    assert result.ok, result.reason
+    model = models.create("mini_xception", pretrained=True)
+    x = torch.from_numpy(result.face.astype(np.float32) / 255.0)[None, None]
+    with torch.no_grad():
+        probs = model(x).logits.softmax(-1)[0]
+    assert FER2013_CLASSES[int(probs.argmax())] == "happy", dict(zip(FER2013_CLASSES, probs.tolist()))
