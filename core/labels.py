@@ -383,10 +383,13 @@ def _check_item_ids(item_ids) -> pd.Index:
     return index
 
 
-def _scale_rows(ratings: pd.DataFrame, item_ids, scale: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """Positions into ``item_ids`` and float values of the ratings of one scale.
+def _scale_rows(ratings: pd.DataFrame, item_ids, scale: str
+                ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """Positions into ``item_ids``, float values and weights of the ratings of one scale.
 
-    Ratings of items not in ``item_ids`` are ignored (item_ids may be a split or a subset).
+    Ratings of items not in ``item_ids`` are ignored (item_ids may be a split or a subset). The
+    optional ``weight`` column (default 1 per row) lets one row stand for a fractional vote, as
+    in crowd label distributions (RAF-DB) or a rater ticking several categories (IEMOCAP).
     """
     if not isinstance(ratings, pd.DataFrame):
         raise TypeError(f"ratings must be a pandas DataFrame, got {type(ratings).__name__}")
@@ -395,21 +398,30 @@ def _scale_rows(ratings: pd.DataFrame, item_ids, scale: str) -> tuple[np.ndarray
         raise ValueError(f"ratings is missing column(s) {missing}; "
                          "expected the long table item_id, rater_id, scale, value")
     index = _check_item_ids(item_ids)
-    rows = ratings.loc[ratings["scale"] == scale, ["item_id", "value"]]
+    columns = ["item_id", "value"] + (["weight"] if "weight" in ratings.columns else [])
+    rows = ratings.loc[ratings["scale"] == scale, columns]
     pos = index.get_indexer(rows["item_id"])
     known = pos >= 0
     values = pd.to_numeric(rows["value"], errors="coerce").to_numpy(dtype=np.float64)[known]
     if np.isnan(values).any():
         raise ValueError(f"ratings['value'] for scale {scale!r} has missing or non-numeric "
                          "entries; each row must be one numeric rating")
-    return pos[known], values, len(index)
+    if "weight" in rows.columns:
+        weights = pd.to_numeric(rows["weight"], errors="coerce").to_numpy(dtype=np.float64)[known]
+        if np.isnan(weights).any() or (weights < 0).any():
+            raise ValueError(f"ratings['weight'] for scale {scale!r} must be non-negative numbers")
+    else:
+        weights = np.ones_like(values)
+    return pos[known], values, len(index), weights
 
 
-def _per_item_mean(pos: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    count = np.bincount(pos, minlength=n)
-    total = np.bincount(pos, weights=values, minlength=n)
+def _per_item_mean(pos: np.ndarray, values: np.ndarray, n: int,
+                   weights: np.ndarray | None = None) -> np.ndarray:
+    weights = np.ones_like(values) if weights is None else weights
+    count = np.bincount(pos, weights=weights, minlength=n)
+    total = np.bincount(pos, weights=values * weights, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        return np.where(count > 0, total / np.where(count > 0, count, 1), np.nan)
 
 
 def likert_means(ratings: pd.DataFrame, item_ids, scale: str,
@@ -428,7 +440,7 @@ def likert_means(ratings: pd.DataFrame, item_ids, scale: str,
     -------
     np.ndarray, shape (n,); NaN for items without a rating on ``scale``.
     """
-    pos, values, n = _scale_rows(ratings, item_ids, scale)
+    pos, values, n, weights = _scale_rows(ratings, item_ids, scale)
     if scale_meta is not None:
         meta = _resolve_scale_meta(scale, scale_meta)
         if meta["type"] == "likert":
@@ -436,7 +448,7 @@ def likert_means(ratings: pd.DataFrame, item_ids, scale: str,
         else:
             lo, hi = 0.0, float(len(meta["names"]) - 1)
         _check_in_range(values, lo, hi, f"ratings['value'] (scale {scale!r})", show_index=False)
-    return _per_item_mean(pos, values, n)
+    return _per_item_mean(pos, values, n, weights)
 
 
 def soft_labels_from_ratings(ratings: pd.DataFrame, item_ids, scale: str,
@@ -445,7 +457,8 @@ def soft_labels_from_ratings(ratings: pd.DataFrame, item_ids, scale: str,
 
     Parameters
     ----------
-    ratings : DataFrame with columns item_id, scale, value (rater_id is not needed here)
+    ratings : DataFrame with columns item_id, scale, value (rater_id is not needed here), and
+        optionally ``weight``: a row counts as ``weight`` votes / ratings (default 1)
     item_ids : sequence of n unique ids; the output follows this order. Ratings of other items
         are ignored.
     scale : scale name, e.g. "category", "valence"
@@ -462,17 +475,17 @@ def soft_labels_from_ratings(ratings: pd.DataFrame, item_ids, scale: str,
         Items with no rating on ``scale`` (or excluded by the FER+ rule) get a row of NaN.
     """
     meta = _resolve_scale_meta(scale, scale_meta)
-    pos, values, n = _scale_rows(ratings, item_ids, scale)
+    pos, values, n, weights = _scale_rows(ratings, item_ids, scale)
     where = f"ratings['value'] (scale {scale!r})"
     if meta["type"] == "likert":
         lo, hi = _check_scale_bounds(meta["low"], meta["high"])
         _check_in_range(values, lo, hi, where, show_index=False)
-        return _mean_to_soft(_per_item_mean(pos, values, n), lo, hi)
+        return _mean_to_soft(_per_item_mean(pos, values, n, weights), lo, hi)
     names = list(meta["names"])
     k = len(names)
     _check_in_range(values, 0.0, float(k - 1), where, show_index=False)
     if (values != np.round(values)).any():
         bad = values[values != np.round(values)][0]
         raise ValueError(f"{where} must be integer class indices into names, found {bad:g}")
-    counts = np.bincount(pos * k + values.astype(np.int64), minlength=n * k)
+    counts = np.bincount(pos * k + values.astype(np.int64), weights=weights, minlength=n * k)
     return votes_to_distribution(counts.reshape(n, k).astype(np.float64), names, empty="nan")

@@ -465,3 +465,27 @@ def test_likert_means_checks_range_when_meta_given(small_ratings):
                                [1 / 3, 2.0])
     with pytest.raises(ValueError, match=r"ratings\['value'\] \(scale 'valence'\)"):
         likert_means(small_ratings, ["a"], "valence", {"type": "likert", "low": 3, "high": 5})
+
+
+def test_soft_labels_from_ratings_honours_the_weight_column():
+    """A crowd distribution stored as weighted rows (RAF-DB) comes back as itself."""
+    import pandas as pd
+
+    from core.labels import likert_means, soft_labels_from_ratings
+
+    ratings = pd.DataFrame({
+        "item_id": ["a", "a", "a", "b", "b"],
+        "rater_id": ["crowd"] * 3 + ["r1", "r2"],
+        "scale": ["category"] * 3 + ["valence", "valence"],
+        "value": [0, 1, 2, 2, 4],
+        "weight": [0.6, 0.3, 0.1, 3.0, 1.0],
+    })
+    meta = {"type": "nominal", "names": ["x", "y", "z"]}
+    dist = soft_labels_from_ratings(ratings, ["a"], "category", meta)
+    np.testing.assert_allclose(dist, [[0.6, 0.3, 0.1]])
+    # weighted mean of 2 (×3) and 4 (×1) is 2.5 → [(5-2.5)/4, (2.5-1)/4]
+    np.testing.assert_allclose(likert_means(ratings, ["b"], "valence"), [2.5])
+    soft = soft_labels_from_ratings(ratings, ["b"], "valence", {"type": "likert", "low": 1, "high": 5})
+    np.testing.assert_allclose(soft, [[0.625, 0.375]])
+    with pytest.raises(ValueError, match="weight"):
+        soft_labels_from_ratings(ratings.assign(weight=-1.0), ["a"], "category", meta)

@@ -97,4 +97,5 @@ def test_pretrained_mini_xception_reads_astronaut_as_happy():
     x = torch.from_numpy(result.face.astype(np.float32) / 255.0)[None, None]
     with torch.no_grad():
         probs = model(x).logits.softmax(-1)[0]
-    assert FER2013_CLASSES[int(probs.argmax())] == "happy", dict(zip(FER2013_CLASSES, probs.tolist()))
+    scores = dict(zip(FER2013_CLASSES, probs.tolist(), strict=True))
+    assert FER2013_CLASSES[int(probs.argmax())] == "happy", scores

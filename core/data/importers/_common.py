@@ -1,0 +1,385 @@
+"""Shared machinery of the importers: the parsed-corpus record, problem collection, media checks,
+deterministic splits and the final atomic write.
+
+An importer's ``parse(src, problems)`` only reads the source and returns a :class:`Corpus`; it
+never writes anything. :func:`write_corpus` then checks the media, drops (or refuses) bad rows,
+copies or hard-links the media into a staging directory next to ``out`` and hands everything to
+:func:`core.data.contract.write_dataset`, which validates and renames it into place atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from core.data.contract import ContractError, write_dataset
+
+
+class ImportError_(ValueError):  # noqa: N801 - the trailing underscore avoids the builtin name
+    """An import cannot proceed: unknown format, missing file, malformed rows, unreadable media."""
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """One problem found in the source: ``line`` is 1-based, ``None`` for a whole file (media)."""
+
+    file: str
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.reason}"
+
+
+class Problems:
+    """Collects malformed rows and unreadable media while a corpus is parsed.
+
+    ``bad(...)`` records a problem; when it names an ``item_id`` that item (and its ratings) is
+    dropped if the import goes on with ``skip_bad``. ``exclude(reason)`` counts rows left out by
+    a documented rule (not errors), e.g. FER+ faces voted mostly not-a-face.
+    """
+
+    def __init__(self, src: Path) -> None:
+        self.src = src
+        self.rows: list[BadRow] = []
+        self.bad_items: set[str] = set()
+        self.excluded: Counter[str] = Counter()
+
+    def rel(self, path: Path | str) -> str:
+        path = Path(path)
+        try:
+            return path.relative_to(self.src).as_posix()
+        except ValueError:
+            return str(path)
+
+    def bad(self, file: Path | str, line: int | None, reason: str,
+            item_id: str | None = None) -> None:
+        self.rows.append(BadRow(self.rel(file), line, reason))
+        if item_id is not None:
+            self.bad_items.add(item_id)
+
+    def exclude(self, reason: str, n: int = 1) -> None:
+        self.excluded[reason] += n
+
+
+MediaSource = Path | Callable[[Path], None]
+"""Where an item's media comes from: a source file (copied or hard-linked) or a function that
+writes the file to the path it is given (FER+ pixels → PNG)."""
+
+
+@dataclass
+class Corpus:
+    """What an importer read. ``items`` rows carry ``item_id``, ``media`` (path relative to the
+    output directory), ``split`` and any extra columns; ``modality`` and ``domain`` are filled in
+    by :func:`write_corpus`. ``ratings`` rows carry ``item_id``, ``rater_id``, ``scale``,
+    ``value`` and optionally ``weight``."""
+
+    domain: str
+    modality: str
+    label_names: list[str]
+    scales: dict[str, dict[str, Any]]
+    items: list[dict[str, Any]] = field(default_factory=list)
+    ratings: list[dict[str, Any]] = field(default_factory=list)
+    media: dict[str, MediaSource] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    ordinal: bool = False
+    label_scale: str = "category"
+
+
+@dataclass
+class ImportReport:
+    """Outcome of :func:`core.data.importers.import_corpus`."""
+
+    fmt: str
+    out: Path
+    items: int
+    ratings: int
+    splits: dict[str, int]
+    skipped: list[BadRow] = field(default_factory=list)
+    excluded: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_skipped(self) -> int:
+        return len(self.skipped)
+
+    def summary(self) -> str:
+        splits = ", ".join(f"{k} {v}" for k, v in self.splits.items() if v)
+        lines = [f"imported {self.items} items and {self.ratings} ratings ({self.fmt}) into "
+                 f"{self.out} [{splits}]"]
+        if self.excluded:
+            lines.append("excluded by rule: " + "; ".join(
+                f"{n} × {reason}" for reason, n in sorted(self.excluded.items())))
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} malformed row(s) or unreadable file(s):")
+            lines.extend(f"  {row}" for row in self.skipped[:20])
+            if len(self.skipped) > 20:
+                lines.append(f"  … and {len(self.skipped) - 20} more")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- reading helpers
+
+def find_file(src: Path, *candidates: str) -> Path | None:
+    """First existing path among ``candidates`` (relative to ``src``; glob patterns allowed)."""
+    for pattern in candidates:
+        matches = sorted(src.glob(pattern))
+        files = [m for m in matches if m.is_file()]
+        if files:
+            return files[0]
+    return None
+
+
+def require_file(src: Path, fmt: str, what: str, *candidates: str) -> Path:
+    path = find_file(src, *candidates)
+    if path is None:
+        raise ImportError_(f"{fmt}: {what} not found under {src} "
+                           f"(looked for: {', '.join(candidates)})")
+    return path
+
+
+def read_csv_rows(path: Path, fmt: str, required: tuple[str, ...] = (),
+                  names: list[str] | tuple[str, ...] | None = None
+                  ) -> Iterator[tuple[int, dict[str, str], list[str]]]:
+    """Yield ``(line_number, row_dict, raw_fields)`` for each data row of a CSV file.
+
+    The header (the first line, or ``names`` for a file without one) must contain ``required``; a
+    row with a different number of fields than the header is still yielded (``row_dict`` then
+    holds what could be paired) so the caller reports it.
+    """
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = list(names) if names is not None else [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise ImportError_(f"{fmt}: {path} is empty") from None
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise ImportError_(f"{fmt}: {path.name} lacks column(s) {missing}; header is {header}")
+        for fields in reader:
+            if not fields or all(not f.strip() for f in fields):
+                continue
+            row = dict(zip(header, (f.strip() for f in fields), strict=False))
+            yield reader.line_num, row, fields
+
+
+def csv_header(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        return [h.strip() for h in next(csv.reader(fh), [])]
+
+
+def parse_float(text: str) -> float | None:
+    """A finite float, or ``None`` for anything else (empty, NaN, text)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def parse_int(text: str) -> int | None:
+    try:
+        return int(str(text).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def group_splits(groups: list[str]) -> dict[str, str]:
+    """Deterministic group-independent split for corpora without an official one.
+
+    The distinct groups (speakers, actors, or items) are sorted; the group of rank r among n goes
+    to ``train`` when ⌊10·r/n⌋ ≤ 7, ``val`` when it is 8 and ``test`` when it is 9 — about
+    80/10/10 by group, with no group in two splits. Returns group → split.
+    """
+    unique = sorted(set(groups))
+    n = len(unique)
+    out = {}
+    for r, g in enumerate(unique):
+        decile = (10 * r) // n
+        out[g] = "train" if decile <= 7 else ("val" if decile == 8 else "test")
+    return out
+
+
+def nominal(names: list[str]) -> dict[str, Any]:
+    return {"type": "nominal", "names": list(names)}
+
+
+def likert(low: float, high: float) -> dict[str, Any]:
+    return {"type": "likert", "low": low, "high": high}
+
+
+def drop_unrated(corpus: Corpus, problems: Problems, reason: str) -> None:
+    """Leave out (and count) items that received no rating at all."""
+    rated = {r["item_id"] for r in corpus.ratings}
+    kept = [it for it in corpus.items if it["item_id"] in rated]
+    if len(kept) < len(corpus.items):
+        problems.exclude(reason, len(corpus.items) - len(kept))
+    corpus.items = kept
+
+
+# --------------------------------------------------------------------------- media
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+AUDIO_EXTS = {".wav", ".flac"}
+
+
+def media_problem(path: Path, modality: str) -> str | None:
+    """Why ``path`` cannot serve as an item's media, or ``None`` when it reads fine."""
+    if not path.is_file():
+        return "media file is missing"
+    if modality == "face":
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as im:
+                im.verify()  # checks the file's structure without decoding every pixel
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            return f"unreadable image ({exc.__class__.__name__}: {exc})"
+        return None
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, OSError, ValueError) as exc:  # LibsndfileError is a RuntimeError
+        return f"unreadable audio ({exc.__class__.__name__}: {exc})"
+    if info.frames <= 0:
+        return "audio file holds no samples"
+    return None
+
+
+def _place(source: MediaSource, dest: Path, link: bool) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if callable(source):
+        source(dest)
+        return
+    if link:
+        try:
+            # Same filesystem: no copy, the source file is untouched. The two names share one
+            # inode, so a later in-place write to the output file would show in the source;
+            # replace output files (unlink + write), never rewrite them, or import with
+            # link=False.
+            os.link(source, dest)
+            return
+        except OSError:
+            pass  # another filesystem, or links not supported: copy
+    shutil.copyfile(source, dest)
+
+
+# --------------------------------------------------------------------------- the write
+
+def check_out(src: Path, out: Path, overwrite: bool) -> None:
+    """Refuse an output that would modify the source or clobber a dataset without ``overwrite``."""
+    src_r, out_r = src.resolve(), out.resolve()
+    if out_r == src_r or src_r in out_r.parents:
+        raise ImportError_(f"the output {out} lies inside the source {src}; importing never writes "
+                           "into the source, choose another --out")
+    if out_r in src_r.parents:
+        raise ImportError_(f"the output {out} contains the source {src}; choose another --out")
+    if out.exists() and not out.is_dir():
+        raise ImportError_(f"the output {out} exists and is not a directory")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ImportError_(f"{out} already exists and is not empty "
+                           "(pass overwrite=True / --overwrite)")
+
+
+def check_media(corpus: Corpus, problems: Problems) -> None:
+    """Report every item whose source media file is missing or unreadable."""
+    for item in corpus.items:
+        iid = item["item_id"]
+        if iid in problems.bad_items:
+            continue
+        source = corpus.media.get(iid)
+        if source is None:
+            problems.bad("<items>", None, f"item {iid!r} has no media", item_id=iid)
+        elif not callable(source):
+            reason = media_problem(source, corpus.modality)
+            if reason is not None:
+                problems.bad(source, None, reason, item_id=iid)
+
+
+def raise_if_bad(problems: Problems, fmt: str, skip_bad: bool) -> None:
+    if problems.rows and not skip_bad:
+        shown = "\n  ".join(str(r) for r in problems.rows[:10])
+        more = f"\n  … and {len(problems.rows) - 10} more" if len(problems.rows) > 10 else ""
+        raise ImportError_(f"{fmt}: {len(problems.rows)} malformed row(s) or unreadable file(s); "
+                           f"nothing was written (pass skip_bad=True / --skip-bad to skip them):"
+                           f"\n  {shown}{more}")
+
+
+def write_corpus(corpus: Corpus, problems: Problems, fmt: str, src: Path, out: Path,
+                 skip_bad: bool, overwrite: bool, link: bool = True) -> ImportReport:
+    """Check media, apply the bad-row policy, stage the media and write the dataset atomically."""
+    check_media(corpus, problems)
+    raise_if_bad(problems, fmt, skip_bad)
+
+    items = [dict(it) for it in corpus.items if it["item_id"] not in problems.bad_items]
+    keep = {it["item_id"] for it in items}
+    ratings = [r for r in corpus.ratings if r["item_id"] in keep]
+    if not items:
+        raise ImportError_(f"{fmt}: no importable items found under {src}")
+
+    for it in items:
+        it["modality"] = corpus.modality
+        it["domain"] = corpus.domain
+    items_df = _items_frame(items)
+    ratings_df = _ratings_frame(ratings)
+    meta = {
+        "name": out.name,
+        "modality": corpus.modality,
+        "label_set": {"scale": corpus.label_scale, "names": list(corpus.label_names),
+                      "ordinal": corpus.ordinal},
+        "scales": corpus.scales,
+        "provenance": {"importer": fmt, "source": str(src.resolve()), "corpus": corpus.domain,
+                       **corpus.provenance},
+    }
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.media.", dir=out.parent))
+    try:
+        for it in items:
+            _place(corpus.media[it["item_id"]], staging / it["media"], link)
+        try:
+            write_dataset(out, items_df, ratings_df, meta, media_dir=staging, overwrite=overwrite)
+        except ContractError as exc:
+            raise ImportError_(f"{fmt}: the imported tables break the dataset contract: "
+                               f"{exc}") from exc
+        except FileExistsError as exc:
+            raise ImportError_(str(exc)) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    splits = {s: int((items_df["split"] == s).sum()) for s in ("train", "val", "test")}
+    return ImportReport(fmt=fmt, out=out, items=len(items_df), ratings=len(ratings_df),
+                        splits=splits, skipped=list(problems.rows),
+                        excluded=dict(problems.excluded))
+
+
+def _items_frame(items: list[dict[str, Any]]) -> pd.DataFrame:
+    first = ["item_id", "media", "modality", "split", "domain"]
+    df = pd.DataFrame(items)
+    rest = [c for c in df.columns if c not in first]
+    return df[first + rest]
+
+
+def _ratings_frame(ratings: list[dict[str, Any]]) -> pd.DataFrame:
+    cols = ["item_id", "rater_id", "scale", "value"]
+    if any("weight" in r for r in ratings):
+        cols.append("weight")
+    df = pd.DataFrame(ratings, columns=cols)
+    df["item_id"] = df["item_id"].astype(str)
+    df["rater_id"] = df["rater_id"].astype(str)
+    df["scale"] = df["scale"].astype(str)
+    df["value"] = df["value"].astype("float64")
+    if "weight" in df:
+        df["weight"] = df["weight"].fillna(1.0).astype("float64")
+    return df

@@ -1,0 +1,125 @@
+"""AffectNet, manually annotated part (Mollahosseini et al. 2017).
+
+Layout::
+
+    Manually_Annotated_file_lists/training.csv, validation.csv
+        subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,
+        expression,valence,arousal
+    Manually_Annotated_Images/<subDirectory_filePath>
+        (also accepted: Manually_Annotated/Manually_Annotated_Images/, or the CSVs and the image
+        folders directly under ``src``)
+
+- ``expression`` 0..10 = Neutral, Happy, Sad, Surprise, Fear, Disgust, Anger, Contempt, None,
+  Uncertain, No-Face. Documented rule: 8–10 are not expressions of the label set (and No-Face
+  carries valence/arousal −2), so those rows are excluded and counted in the report.
+- Ratings (rater ``dataset``; AffectNet does not name its annotators): the expression as one
+  ``category`` rating, valence as ``valence`` and arousal as ``activation`` (the name the other
+  corpora use for the same dimension), both on a likert scale declared low −1, high 1.
+- A list file without its header line is read with the columns above, in that order.
+- Split: training.csv → train; validation.csv → test (AffectNet's test set is not public and
+  its validation set is the test set of the literature). The face box is kept in items columns;
+  images are copied whole, not cropped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.data.importers._common import (
+    Corpus,
+    ImportError_,
+    Problems,
+    csv_header,
+    likert,
+    nominal,
+    parse_float,
+    parse_int,
+    read_csv_rows,
+)
+
+NAME = "affectnet"
+DESCRIPTION = ("AffectNet: Manually_Annotated_file_lists/{training,validation}.csv + images "
+               "(8 classes, valence/arousal)")
+
+LABELS = ["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt"]
+EXCLUDED = {8: "None", 9: "Uncertain", 10: "No-Face"}
+COLUMNS = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
+           "facial_landmarks", "expression", "valence", "arousal")
+LISTS = {"training.csv": "train", "validation.csv": "test"}
+
+
+def _locate(src: Path) -> tuple[dict[str, Path], Path]:
+    lists = {}
+    for name in LISTS:
+        for cand in (src / "Manually_Annotated_file_lists" / name, src / name):
+            if cand.is_file():
+                lists[name] = cand
+                break
+    if not lists:
+        raise ImportError_(f"{NAME}: neither training.csv nor validation.csv found under {src} "
+                           "(looked in Manually_Annotated_file_lists/ and the root)")
+    for images in (src / "Manually_Annotated_Images",
+                   src / "Manually_Annotated" / "Manually_Annotated_Images"):
+        if images.is_dir():
+            return lists, images
+    return lists, src
+
+
+def parse(src: Path, problems: Problems) -> Corpus:
+    lists, images = _locate(src)
+    corpus = Corpus(domain=NAME, modality="face", label_names=list(LABELS),
+                    scales={"category": nominal(LABELS), "valence": likert(-1.0, 1.0),
+                            "activation": likert(-1.0, 1.0)},
+                    provenance={"files": [problems.rel(p) for p in lists.values()],
+                                "rule": "expression 8-10 (None, Uncertain, No-Face) excluded; "
+                                        "arousal stored as scale 'activation'",
+                                "split": "training.csv→train, validation.csv→test"})
+    seen: set[str] = set()
+    for list_name, path in lists.items():
+        split = LISTS[list_name]
+        # some copies of validation.csv come without the header line: same columns, same order
+        names = None if COLUMNS[0] in csv_header(path) else COLUMNS
+        for line, row, fields in read_csv_rows(path, NAME, COLUMNS, names=names):
+            if len(fields) != len(COLUMNS):
+                problems.bad(path, line, f"expected {len(COLUMNS)} fields, got {len(fields)}")
+                continue
+            expression = parse_int(row["expression"])
+            if expression is None or not 0 <= expression <= 10:
+                problems.bad(path, line,
+                             f"expression {row['expression']!r} is not an integer 0..10")
+                continue
+            if expression in EXCLUDED:
+                problems.exclude(f"expression {expression} ({EXCLUDED[expression]})")
+                continue
+            valence, arousal = parse_float(row["valence"]), parse_float(row["arousal"])
+            in_range = valence is not None and arousal is not None \
+                and -1 <= valence <= 1 and -1 <= arousal <= 1
+            if not in_range:
+                problems.bad(path, line, f"valence/arousal ({row['valence']}, {row['arousal']}) "
+                             "must be numbers in [-1, 1]")
+                continue
+            box = [parse_int(row[c]) for c in ("face_x", "face_y", "face_width", "face_height")]
+            if any(b is None for b in box):
+                problems.bad(path, line, "face box values must be integers")
+                continue
+            rel = row["subDirectory_filePath"].replace("\\", "/").lstrip("/")
+            if not rel or ".." in Path(rel).parts:
+                problems.bad(path, line, f"bad image path {row['subDirectory_filePath']!r}")
+                continue
+            item_id = str(Path(rel).with_suffix("").as_posix())
+            if item_id in seen:
+                problems.bad(path, line, f"duplicate image {rel!r}")
+                continue
+            seen.add(item_id)
+            corpus.items.append({
+                "item_id": item_id, "media": f"media/{rel}", "split": split,
+                "label": LABELS[expression],
+                "face_x": box[0], "face_y": box[1], "face_width": box[2], "face_height": box[3],
+                "facial_landmarks": row["facial_landmarks"],
+            })
+            corpus.media[item_id] = images / rel
+            for scale, value in (("category", float(expression)), ("valence", valence),
+                                 ("activation", arousal)):
+                corpus.ratings.append({"item_id": item_id, "rater_id": "dataset",
+                                       "scale": scale, "value": value})
+    return corpus

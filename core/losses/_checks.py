@@ -1,0 +1,103 @@
+"""Cheap input checks for the torch losses (scikit-learn style: name the argument and what was
+expected). Each check is one reduction on the tensor, so it is affordable inside a training step."""
+
+from __future__ import annotations
+
+import torch
+
+# Rows of a distribution may drift from 1 by this much (float32 softmax, averaged ratings).
+DIST_ATOL = 1e-4
+
+
+def as_float_tensor(x, name: str, *, ndim: int | tuple[int, ...] | None = None,
+                    min_ndim: int | None = None) -> torch.Tensor:
+    """``x`` as a floating tensor (tensors keep dtype/device, anything else becomes float64),
+    checked for dimensionality, NaN and infinity."""
+    if isinstance(x, torch.Tensor):
+        t = x if x.is_floating_point() else x.to(torch.get_default_dtype())
+    else:
+        try:
+            t = torch.as_tensor(x, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise TypeError(f"{name} must be a numeric tensor or array, got "
+                            f"{type(x).__name__}") from exc
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else ndim
+        if t.ndim not in allowed:
+            want = " or ".join(f"{n}-D" for n in allowed)
+            raise ValueError(f"{name} must be {want}, got shape {tuple(t.shape)}")
+    if min_ndim is not None and t.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape "
+                         f"{tuple(t.shape)}")
+    finite = torch.isfinite(t.detach())
+    if not bool(finite.all()):
+        if bool(torch.isnan(t).any()):
+            idx = tuple(int(i) for i in torch.nonzero(torch.isnan(t))[0])
+            raise ValueError(f"{name} contains NaN (first at index {idx})")
+        raise ValueError(f"{name} contains infinite values")
+    return t
+
+
+def check_range(t: torch.Tensor, name: str, low: float, high: float, *, tol: float = 0.0) -> None:
+    """All entries of ``t`` in [low - tol, high + tol]."""
+    if t.numel() == 0:
+        return
+    t = t.detach()
+    lo, hi = float(t.min()), float(t.max())
+    if lo < low - tol or hi > high + tol:
+        raise ValueError(f"{name} must lie in [{low:g}, {high:g}], got values in "
+                         f"[{lo:.6g}, {hi:.6g}]")
+
+
+def check_same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{name_a} and {name_b} must have the same shape, got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def check_distribution(p: torch.Tensor, name: str, *, atol: float = DIST_ATOL) -> None:
+    """Rows of ``p`` (last axis) non-negative and summing to 1 within ``atol``."""
+    if p.ndim < 1 or p.shape[-1] < 1:
+        raise ValueError(f"{name} must have at least one class on its last axis, got shape "
+                         f"{tuple(p.shape)}")
+    if p.numel() == 0:
+        return
+    p = p.detach()
+    if float(p.min()) < -atol:
+        raise ValueError(f"{name} has negative entries (min {float(p.min()):.4g}); "
+                         "expected probabilities")
+    err = (p.sum(dim=-1) - 1.0).abs()
+    if float(err.max()) > atol:
+        idx = tuple(int(i) for i in torch.nonzero(err > atol)[0])
+        row_sum = float(p.sum(dim=-1)[idx]) if idx else float(p.sum())
+        raise ValueError(f"{name} rows must sum to 1 (±{atol}); row {idx} sums to {row_sum:.6g}")
+
+
+def check_reduction(reduction: str) -> str:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return reduction
+
+
+def reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "sum":
+        return values.sum()
+    return values
+
+
+def as_soft_targets(target, name: str, n_classes: int, ref: torch.Tensor) -> torch.Tensor:
+    """Targets as (N, K) distributions: integer class indices (N,) are one-hot encoded, soft
+    targets (N, K) are checked to be distributions. Result has ``ref``'s dtype and device."""
+    if isinstance(target, torch.Tensor) and not target.is_floating_point() and target.ndim == 1:
+        if target.numel() and (int(target.min()) < 0 or int(target.max()) >= n_classes):
+            raise ValueError(f"{name} class indices must lie in [0, {n_classes - 1}], got "
+                             f"[{int(target.min())}, {int(target.max())}]")
+        return torch.nn.functional.one_hot(target.long(), n_classes).to(ref)
+    t = as_float_tensor(target, name, ndim=2).to(ref)
+    if t.shape[-1] != n_classes:
+        raise ValueError(f"{name} must have {n_classes} classes on its last axis (as the "
+                         f"predictions), got shape {tuple(t.shape)}")
+    check_distribution(t, name)
+    return t

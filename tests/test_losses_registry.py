@@ -1,0 +1,77 @@
+"""The loss registry (create / available / LossSpec) and the `affectlab losses` command."""
+
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+import core.losses as L
+from core.cli import app
+
+NAMES = ["ce", "fspl-kl", "fspl-rkl", "fspl-pearson", "fspl-hellinger", "fspl-js", "emd2", "sgm"]
+
+
+def test_available_lists_every_loss_with_defaults():
+    specs = L.available()
+    assert [s.name for s in specs] == NAMES
+    by = {s.name: s for s in specs}
+    assert by["ce"].params == {"weight": None, "reduction": "mean"}
+    assert by["fspl-kl"].params == {"alpha": 10.0, "reduction": "mean"}
+    assert by["sgm"].params == {"sigma": 0.5, "norm_weight": 0.0, "reduction": "mean"}
+    assert [s.name for s in specs if s.ordinal_only] == ["emd2"]
+    for s in specs:
+        assert s.description and "\n" not in s.description
+    specs[0].params["reduction"] = "sum"  # callers get copies
+    assert L.available()[0].params["reduction"] == "mean"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_create_each_with_defaults(name):
+    loss = L.create(name)
+    assert isinstance(loss, nn.Module)
+    spec = {s.name: s for s in L.available()}[name]
+    for param, default in spec.params.items():
+        if default is not None:
+            assert getattr(loss, param) == default
+
+
+def test_create_builds_the_right_loss():
+    assert L.create("fspl-hellinger", alpha=3).divergence == "hellinger"
+    assert L.create("fspl-hellinger", alpha=3).alpha == 3.0
+    w = torch.tensor([1.0, 2.0])
+    z, y = torch.randn(4, 2), torch.tensor([0, 1, 1, 0])
+    assert torch.equal(L.create("ce", weight=w)(z, y), L.soft_cross_entropy(z, y, w))
+    assert float(L.create("emd2")(z, y)) == pytest.approx(
+        float(L.emd2(torch.softmax(z, 1), nn.functional.one_hot(y).float()).mean()))
+
+
+def test_unknown_name_lists_known():
+    with pytest.raises(ValueError, match="unknown loss 'focal'; known: ce, fspl-kl, .*sgm"):
+        L.create("focal")
+
+
+def test_unknown_parameter_is_named_with_valid_ones():
+    with pytest.raises(TypeError, match=r"unknown parameter\(s\) 'beta' for loss 'fspl-js'; "
+                                        r"valid: alpha, reduction"):
+        L.create("fspl-js", beta=1)
+
+
+def test_bad_parameter_value_is_reported():
+    with pytest.raises(ValueError, match="sigma must be"):
+        L.create("sgm", sigma=-1)
+
+
+def test_functional_reexports():
+    from core.losses.emd import emd2
+    from core.losses.fspl import embedding_similarity, fspl
+    from core.losses.soft_ce import soft_cross_entropy
+    assert (L.fspl, L.embedding_similarity, L.emd2, L.soft_cross_entropy) == \
+        (fspl, embedding_similarity, emd2, soft_cross_entropy)
+
+
+def test_cli_lists_losses():
+    res = CliRunner().invoke(app, ["losses"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.strip().splitlines()
+    assert [ln.split()[0] for ln in lines] == NAMES
+    assert "alpha=10.0" in lines[1] and "sigma=0.5" in lines[-1]
