@@ -1,0 +1,292 @@
+"""SGM: Structured Gaussian Manifold loss with k-NN prediction and sub-classes (seed 002, SPEC §4).
+
+Training: class-balanced batches (``n_per_class`` items of every class, the paper's n = 30;
+an item's class is the argmax of its soft label), embedding z = the model's embedding layer
+(no normalisation), loss = mean ‖P(w | z) − y‖² (+ ``norm_weight``·mean ‖z‖, default 0) with
+Gaussian posteriors around the batch's soft-weighted class means, σ = 0.5. The engine's
+``batch_size`` is not used: a batch is n_per_class × (number of classes) items, as in the paper.
+
+Prediction: k-nearest neighbours (k = 11, Euclidean) among the training embeddings; probs =
+mean of the neighbours' soft labels, uncertainty = entropy of that. The method keeps the
+reference bank as buffers (``bank_z`` (n_items, D), ``bank_y`` (n_items, K), ``bank_filled``
+(n_items,)), so it is saved and restored with the method's state_dict. Two ways to fill it:
+
+- ``on_epoch_end(train_loader)``: the engine calls it after every epoch (under no_grad) with a
+  plain loader over the training split; it embeds every item in eval mode and stores it by
+  ``batch["index"]``.
+- ``fit_reference(embeddings, labels=None, index=None)``: give the embeddings directly.
+
+When ``batch["split"] == "train"`` an item is not its own neighbour (leave-one-out), so the
+training-set predictions and uncertainties are honest.
+
+Sub-classes (Algorithm 2): with ``subclass_levels`` L > 0, after every ``subclass_every``
+epochs (L times in all) ``on_epoch_end`` fits a Gaussian mixture per current class to the
+bank's embeddings (:class:`core.explore.subclasses.SubclassDiscovery`, ``subclass_components``
+per class, an int or 'bic') and training continues on the finer labels from the current
+weights. ``refine_labels(info, embeddings)`` is the same step as a function. A finer soft label
+splits each class's mass over its components by that class's mixture responsibilities,
+y'_(c,m) = y_c · P(m | z, c), so Σ_m y'_(c,m) = y_c and hard labels give the plain (class,
+component) relabelling. Predictions stay over the original K classes (the bank keeps the
+original soft labels); ``subclass_of`` gives the sub-class ids. The refined targets live outside
+the state_dict: resuming a run restarts them at the original labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from core.losses import ClassBalancedBatchSampler, sgm_loss
+from core.methods.base import Method, Prediction, StepResult, TrainSetInfo
+from core.methods.softlabel import check_method_inputs, check_non_negative
+from core.models.base import EmotionModel
+
+if TYPE_CHECKING:  # scikit-learn is imported only when sub-classes are fitted
+    from core.explore.subclasses import SubclassDiscovery
+
+__all__ = ["Refinement", "SGMMethod", "knn_soft_vote", "refine_labels"]
+
+
+def _check_int(value: Any, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
+    return int(value)
+
+
+def knn_soft_vote(query: torch.Tensor, ref_z: torch.Tensor, ref_y: torch.Tensor, k: int,
+                  exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean soft label of the ``k`` nearest reference embeddings (Euclidean).
+
+    ``query`` (B, D), ``ref_z`` (M, D), ``ref_y`` (M, K); ``exclude`` optional (B,) reference
+    row per query that may not be its neighbour (−1: none). Returns (B, K). Uses min(k, M
+    available) neighbours.
+    """
+    if query.ndim != 2 or ref_z.ndim != 2 or query.shape[1] != ref_z.shape[1]:
+        raise ValueError(f"query (B, D) and ref_z (M, D) must share D, got {tuple(query.shape)} "
+                         f"and {tuple(ref_z.shape)}")
+    if ref_y.ndim != 2 or ref_y.shape[0] != ref_z.shape[0]:
+        raise ValueError(f"ref_y must be (M, K) with M = {ref_z.shape[0]}, got "
+                         f"{tuple(ref_y.shape)}")
+    k = _check_int(k, "k", 1)
+    dist = torch.cdist(query.float(), ref_z.float())
+    m = ref_z.shape[0]
+    if exclude is not None:
+        rows = torch.nonzero(exclude >= 0).flatten()
+        dist[rows, exclude[rows]] = float("inf")
+        m -= 1 if rows.numel() else 0
+    k = max(1, min(k, m))
+    nn_idx = dist.topk(k, dim=1, largest=False).indices  # (B, k)
+    return ref_y[nn_idx].to(query.dtype).mean(dim=1)
+
+
+@dataclass
+class Refinement:
+    """One level of Algorithm 2: the finer training set and how it maps to the coarser one.
+
+    info:       TrainSetInfo over the S sub-classes (soft_labels (n, S), labels (n,) sub-class
+                ids, ordinal False; aux kept)
+    discovery:  the fitted SubclassDiscovery (names, centroids, medoids)
+    parent:     (S,) int64 class (of the coarser level) of each sub-class
+    """
+
+    info: TrainSetInfo
+    discovery: SubclassDiscovery
+    parent: torch.Tensor
+
+
+def refine_labels(info: TrainSetInfo, embeddings, n_components: int | str = 2,
+                  seed: int = 0, class_names: list[str] | None = None) -> Refinement:
+    """Relabel every training item as (class, component) (Algorithm 2, one level).
+
+    ``info``: the current training set (class of an item = argmax of its soft label);
+    ``embeddings``: (n_items, D) its embeddings, in index order. The finer soft label splits
+    each class's mass by that class's mixture responsibilities (module note).
+    """
+    from core.explore.subclasses import SubclassDiscovery
+
+    z = torch.as_tensor(embeddings).detach().cpu().double().numpy()
+    if z.ndim != 2 or z.shape[0] != info.n_items:
+        raise ValueError(f"embeddings must be (n_items={info.n_items}, D), got shape {z.shape}")
+    y = info.soft_labels.detach().cpu().double().numpy()
+    hard = y.argmax(axis=1)
+    disc = SubclassDiscovery(n_components, seed=seed, class_names=class_names).fit(z, hard)
+    parent = disc.subclass_class_
+    # classes nobody is argmax of keep no mass in the finer labels; move it to the item's own
+    # class so rows stay distributions (only for soft labels with such classes)
+    covered = np.zeros(y.shape[1], dtype=bool)
+    covered[disc.classes_] = True
+    if not covered.all():
+        lost = y[:, ~covered].sum(axis=1)
+        y = y * covered
+        y[np.arange(y.shape[0]), hard] += lost
+    fine = y[:, parent] * disc.component_proba(z)
+    fine /= fine.sum(axis=1, keepdims=True)
+    new_info = TrainSetInfo(n_items=info.n_items, num_classes=len(parent),
+                            soft_labels=torch.as_tensor(fine, dtype=torch.float32),
+                            labels=torch.as_tensor(disc.labels_), aux=info.aux, ordinal=False)
+    return Refinement(new_info, disc, torch.as_tensor(parent))
+
+
+class SGMMethod(Method):
+    """SGM loss on class-balanced batches, k-NN prediction over a training-embedding bank.
+
+    Params: ``sigma`` (0.5), ``norm_weight`` (0: the authors' code), ``n_per_class`` (30; a
+    class with fewer items repeats some), ``k`` (11 neighbours), ``subclass_levels`` (0),
+    ``subclass_components`` (2 or 'bic'), ``subclass_every`` (epochs per level, 10).
+    Parts logged: ``sgm``; ``level`` (current sub-class level).
+    """
+
+    description = "Structured Gaussian Manifold loss on class-balanced batches; k-NN prediction"
+    defaults = {"sigma": 0.5, "norm_weight": 0.0, "n_per_class": 30, "k": 11,
+                "subclass_levels": 0, "subclass_components": 2, "subclass_every": 10}
+
+    def __init__(self, model: EmotionModel, info: TrainSetInfo, method_name: str = "",
+                 **params: Any) -> None:
+        check_method_inputs(model, info)
+        params = {**self.defaults, **params}
+        super().__init__(model, info, method_name=method_name, **params)
+        self.sigma = check_non_negative(params["sigma"], "sigma")
+        if self.sigma == 0:
+            raise ValueError("sigma must be > 0, got 0")
+        self.norm_weight = check_non_negative(params["norm_weight"], "norm_weight")
+        self.n_per_class = _check_int(params["n_per_class"], "n_per_class", 1)
+        self.k = _check_int(params["k"], "k", 1)
+        self.subclass_levels = _check_int(params["subclass_levels"], "subclass_levels", 0)
+        self.subclass_every = _check_int(params["subclass_every"], "subclass_every", 1)
+        comp = params["subclass_components"]
+        if comp != "bic":
+            _check_int(comp, "subclass_components", 1)
+        self.subclass_components = comp
+        n, d = info.n_items, int(model.embedding_dim)
+        self.register_buffer("bank_z", torch.zeros(n, d))
+        self.register_buffer("bank_y", info.soft_labels.detach().float().clone())
+        self.register_buffer("bank_filled", torch.zeros(n, dtype=torch.uint8))
+        # training targets (original labels at level 0, finer ones after each refinement)
+        self.targets: torch.Tensor | None = None
+        self.level = 0
+        self.refinements: list[Refinement] = []
+        self._epochs_done = 0
+
+    # -- batches and loss -----------------------------------------------------------------
+
+    def _train_soft_labels(self) -> torch.Tensor:
+        return self.info.soft_labels if self.targets is None else self.targets
+
+    def batch_sampler(self, batch_size: int, epoch: int, seed: int) -> list[list[int]]:
+        """Class-balanced index lists for this epoch (classes = argmax of the current training
+        labels); ``batch_size`` is ignored (module note)."""
+        labels = self._train_soft_labels().detach().cpu().double().numpy()
+        sampler = ClassBalancedBatchSampler(labels, n_per_class=self.n_per_class, seed=seed)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    def training_step(self, batch: dict[str, Any], epoch: int, step: int) -> StepResult:
+        z = self.model(batch["x"], batch.get("lengths")).embedding
+        if self.targets is None:
+            y = batch["y"]
+        else:
+            y = self.targets.to(z.device)[batch["index"].to(z.device)]
+        loss = sgm_loss(z, y.to(z), sigma=self.sigma, norm_weight=self.norm_weight)
+        return StepResult(loss, {"sgm": float(loss.detach()), "level": float(self.level)})
+
+    # -- reference bank -------------------------------------------------------------------
+
+    def fit_reference(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None,
+                      index: torch.Tensor | None = None) -> None:
+        """Store training embeddings for k-NN. ``embeddings`` (m, D); ``index`` (m,) training
+        indices (default: all items in order, m = n_items); ``labels`` (m, K) soft labels
+        (default: the training soft labels)."""
+        z = torch.as_tensor(embeddings).detach()
+        d = self.bank_z.shape[1]
+        if z.ndim != 2 or z.shape[1] != d:
+            raise ValueError(f"embeddings must be (m, {d}), got shape {tuple(z.shape)}")
+        if not bool(torch.isfinite(z).all()):
+            raise ValueError("embeddings contain NaN or infinite values")
+        if index is None:
+            if z.shape[0] != self.info.n_items:
+                raise ValueError(f"without index, embeddings must have n_items = "
+                                 f"{self.info.n_items} rows, got {z.shape[0]}")
+            index = torch.arange(z.shape[0])
+        index = torch.as_tensor(index).long().to(self.bank_z.device)
+        if index.shape != (z.shape[0],) or (index.numel() and (
+                int(index.min()) < 0 or int(index.max()) >= self.info.n_items)):
+            raise ValueError(f"index must be ({z.shape[0]},) training indices in "
+                             f"[0, {self.info.n_items - 1}]")
+        self.bank_z[index] = z.to(self.bank_z)
+        if labels is not None:
+            y = torch.as_tensor(labels).detach()
+            if y.shape != (z.shape[0], self.bank_y.shape[1]):
+                raise ValueError(f"labels must be ({z.shape[0]}, {self.bank_y.shape[1]}), got "
+                                 f"{tuple(y.shape)}")
+            self.bank_y[index] = y.to(self.bank_y)
+        self.bank_filled[index] = 1
+
+    @torch.no_grad()
+    def embed_all(self, loader) -> tuple[torch.Tensor, torch.Tensor]:
+        """(index (m,), embeddings (m, D)) of every item of ``loader``, model in eval mode."""
+        device = self.bank_z.device
+        was_training = self.model.training
+        self.model.eval()
+        idx, embs = [], []
+        try:
+            for batch in loader:
+                lengths = batch.get("lengths")
+                out = self.model(batch["x"].to(device),
+                                 None if lengths is None else lengths.to(device))
+                idx.append(batch["index"].to(device))
+                embs.append(out.embedding.float())
+        finally:
+            self.model.train(was_training)
+        return torch.cat(idx), torch.cat(embs)
+
+    @torch.no_grad()
+    def on_epoch_end(self, train_loader) -> None:
+        """Engine hook: refresh the bank from ``train_loader`` (a plain loader over the
+        training split); at the scheduled epochs, move one sub-class level down."""
+        index, z = self.embed_all(train_loader)
+        self.fit_reference(z, index=index)
+        self._epochs_done += 1
+        if (self.level < self.subclass_levels and self._epochs_done % self.subclass_every == 0
+                and bool(self.bank_filled.all())):
+            self.refine()
+
+    def refine(self, embeddings: torch.Tensor | None = None) -> Refinement:
+        """One level of Algorithm 2 on ``embeddings`` (n_items, D) (default: the bank); the
+        next training steps use the finer labels."""
+        z = self.bank_z if embeddings is None else embeddings
+        current = TrainSetInfo(self.info.n_items, self._train_soft_labels().shape[1],
+                               self._train_soft_labels().detach().cpu(), self.info.labels)
+        ref = refine_labels(current, z, self.subclass_components,
+                            seed=len(self.refinements))
+        self.targets = ref.info.soft_labels.to(self.bank_z.device)
+        self.refinements.append(ref)
+        self.level += 1
+        return ref
+
+    def subclass_of(self) -> torch.Tensor:
+        """(n_items,) sub-class id of every training item at the current level (level 0:
+        the class)."""
+        return self._train_soft_labels().argmax(dim=1)
+
+    # -- prediction -----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def predict(self, batch: dict[str, Any]) -> Prediction:
+        if not bool(self.bank_filled.any()):
+            raise RuntimeError("SGM predicts by k-NN over training embeddings, but none are "
+                               "stored: call on_epoch_end(train_loader) or fit_reference first")
+        z = self.model(batch["x"], batch.get("lengths")).embedding
+        filled = torch.nonzero(self.bank_filled).flatten()
+        exclude = None
+        if batch.get("split") == "train" and "index" in batch:
+            # position of each query item in the filled bank rows, −1 if absent
+            pos = torch.full((self.info.n_items,), -1, dtype=torch.long, device=z.device)
+            pos[filled] = torch.arange(filled.numel(), device=z.device)
+            exclude = pos[batch["index"].to(z.device).long()]
+        probs = knn_soft_vote(z, self.bank_z[filled], self.bank_y[filled], self.k, exclude)
+        probs = probs / probs.sum(dim=1, keepdim=True)
+        entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1)
+        return Prediction(probs=probs, embedding=z, uncertainty=entropy)
