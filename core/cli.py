@@ -27,7 +27,7 @@ def data_synth(
     modality: Modality = typer.Option(Modality.face, help="face (64×64 PNG) or speech (16 kHz WAV)"),
     n: int = typer.Option(2000, min=10, help="number of items"),
     seed: int = typer.Option(0, help="random seed; the same seed gives byte-identical output"),
-    domains: int = typer.Option(2, min=1, max=4, help="number of recording/rendering domains"),
+    domains: int = typer.Option(2, min=1, max=2, help="number of recording/rendering domains (corpora)"),
     flip_rate: float = typer.Option(0.1, min=0.0, max=0.9, help="fraction of dataset labels flipped"),
     out: Path = typer.Option(..., help="output dataset directory"),
     overwrite: bool = typer.Option(False, help="replace an existing directory"),
@@ -35,8 +35,12 @@ def data_synth(
     """Generate a corpus with known truth (emotion distribution, valence/arousal, sub-classes)."""
     from core.data.synth.corpus import generate_corpus
 
-    ds = generate_corpus(modality=modality.value, n=n, seed=seed, n_domains=domains,
-                         flip_rate=flip_rate, out=out, overwrite=overwrite, progress=True)
+    try:
+        ds = generate_corpus(modality=modality.value, n=n, seed=seed, n_domains=domains,
+                             flip_rate=flip_rate, out=out, overwrite=overwrite, progress=True)
+    except (ValueError, FileExistsError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     typer.echo(f"wrote {len(ds.items)} {modality.value} items and {len(ds.ratings)} ratings to {ds.root}")
 
 
@@ -48,12 +52,14 @@ def data_import(
     out: Path = typer.Option(..., help="output dataset directory"),
     skip_bad: bool = typer.Option(False, help="skip malformed rows (and count them) instead of aborting"),
     overwrite: bool = typer.Option(False, help="replace an existing directory"),
+    link: bool = typer.Option(False, help="hard-link media instead of copying them (saves space; "
+                              "the output's media then share their bytes with the source)"),
 ) -> None:
     """Import a real corpus into the dataset contract."""
     from core.data.importers import ImportError_, import_corpus
 
     try:
-        report = import_corpus(fmt, src, out, skip_bad=skip_bad, overwrite=overwrite)
+        report = import_corpus(fmt, src, out, skip_bad=skip_bad, overwrite=overwrite, link=link)
     except ImportError_ as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -76,21 +82,93 @@ def _not_yet(feature: str) -> None:
 
 
 @app.command()
-def train(config: Path = typer.Argument(None, help="run config (YAML or JSON)")) -> None:
-    """Train a model with a chosen method (not yet available)."""
-    _not_yet("train")
+def train(
+    config: Path = typer.Argument(None, help="run config (YAML or JSON); options override it"),
+    dataset: Path = typer.Option(None, help="dataset directory"),
+    model: str = typer.Option(None, help="model registry name (e.g. resnet18, convpool)"),
+    method: str = typer.Option(None, help="method registry name (e.g. ce, ce+fspl-kl, dmue)"),
+    epochs: int = typer.Option(None, min=1, help="number of epochs"),
+    out: Path = typer.Option(None, help="run directory (default: <data>/runs/<name>)"),
+    name: str = typer.Option(None, help="run name"),
+    set_: list[str] = typer.Option(None, "--set", help="extra field, key=value (repeatable; "
+                                   "dotted keys reach into model_params/method_params)"),
+    background: bool = typer.Option(False, help="start a background worker and return"),
+    resume: bool = typer.Option(False, help="continue the run from its last checkpoint"),
+) -> None:
+    """Train a model with a chosen method (foreground with progress, or --background)."""
+    from core.engine.config import ConfigError, load_config, parse_overrides, validate_config
+
+    try:
+        overrides = {k: v for k, v in {"dataset": dataset, "model": model, "method": method,
+                                       "epochs": epochs, "out": out, "name": name}.items()
+                     if v is not None}
+        overrides = {k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()}
+        overrides.update(parse_overrides(set_ or []))
+        if config is not None:
+            cfg = load_config(config, overrides)
+        else:
+            from core.engine.config import apply_overrides
+
+            cfg = validate_config(apply_overrides({}, overrides), source="command line")
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if background:
+        from core.engine.jobs import launch_background
+
+        run_dir = launch_background(cfg, resume=resume)
+        typer.echo(f"started {run_dir} (log: {run_dir / 'worker.log'})")
+        return
+    from core.engine.trainer import train as run_training
+
+    try:
+        result = run_training(cfg, progress=True, resume=resume)
+    except (ConfigError, FileExistsError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    test = result.metrics.get("test", {})
+    summary = ", ".join(f"{k}={test[k]:.4f}" for k in ("uar", "accuracy", "macro_f1") if k in test)
+    typer.echo(f"{result.status}: {result.run_dir} after {result.epochs_done} epoch(s)"
+               + (f"; test {summary}" if summary else ""))
 
 
 @app.command("eval")
-def evaluate(run: Path = typer.Argument(..., help="run directory")) -> None:
-    """Evaluate a run on a dataset (not yet available)."""
-    _not_yet("eval")
+def evaluate(
+    run: Path = typer.Argument(..., help="run directory"),
+    dataset: Path = typer.Option(..., help="dataset directory to evaluate on"),
+    split: str = typer.Option("test", help="train | val | test | all"),
+    weights: str = typer.Option("last", help="last | best"),
+) -> None:
+    """Evaluate a run on a dataset (cross-corpus evaluation); prints the metrics as JSON."""
+    import json
+
+    from core.data.contract import ContractError
+    from core.engine.runs import evaluate_run
+
+    try:
+        result = evaluate_run(run, dataset, split=None if split == "all" else split,
+                              weights=weights)
+    except (ContractError, FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(result, indent=2))
 
 
 @app.command()
-def runs() -> None:
-    """List runs with their headline metrics (not yet available)."""
-    _not_yet("runs")
+def runs(root: Path = typer.Option(None, help="runs directory (default: <data>/runs)")) -> None:
+    """List runs with their headline metrics."""
+    import pandas as pd
+
+    from core.engine.runs import list_runs
+
+    table = list_runs(root)
+    if table.empty:
+        typer.echo("no runs yet")
+        return
+    shown = table.drop(columns=["path"])
+    with pd.option_context("display.max_columns", None, "display.width", 200,
+                           "display.float_format", "{:.3f}".format):
+        typer.echo(shown.to_string(index=False))
 
 
 @app.command()
@@ -100,9 +178,28 @@ def bench() -> None:
 
 
 @app.command()
-def predict(files: list[Path] = typer.Argument(..., help="images or WAV files")) -> None:
-    """Print each file's predicted distribution as JSON (not yet available)."""
-    _not_yet("predict")
+def predict(
+    files: list[Path] = typer.Argument(..., help="images or WAV files"),
+    model: str = typer.Option("mini_xception", help="run directory, or a model name with "
+                              "shipped weights"),
+    weights: str = typer.Option("last", help="for a run: last | best"),
+) -> None:
+    """Print each file's predicted distribution as JSON (one line per file)."""
+    import json
+
+    from core.engine.inference import Predictor
+
+    try:
+        predictor = Predictor.from_name_or_run(model, weights=weights)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    failed = 0
+    for result in predictor.predict_files(files):
+        failed += result.error is not None
+        typer.echo(json.dumps(result.to_dict()))
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -23,9 +23,19 @@ if [ -z "$PY" ]; then
 fi
 [ -n "$PY" ] || { echo "affectlab needs Python >= 3.11 (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
 
-echo ">> setting up $VENV with $PY ($TORCH_SPEC) — first run takes a few minutes"
+echo ">> setting up $VENV with $PY ($TORCH_SPEC) — the first run takes a few minutes"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
+LOG="$VENV/install.log"
+: > "$LOG"
+pip_install() {
+  # pip's chatter goes to the log; on failure the end of it is shown
+  if ! "$VENV/bin/python" -m pip install --disable-pip-version-check "$@" >>"$LOG" 2>&1; then
+    echo "!! pip install $* failed; the end of $LOG:" >&2
+    grep -v "is ignored: it is neither" "$LOG" | tail -n 30 >&2
+    exit 1
+  fi
+}
+PIP=(pip_install)
 "${PIP[@]}" --upgrade pip setuptools wheel
 # torch first, so the open range in pyproject.toml never pulls a CUDA build on a CPU machine
 # shellcheck disable=SC2086

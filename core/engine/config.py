@@ -1,0 +1,237 @@
+"""Run configuration: one validated object says everything a training run needs.
+
+A config is written by hand (YAML or JSON), built by the CLI from options, or by the app's form.
+Unknown fields are errors (``extra="forbid"``) so a typo such as ``epoch: 3`` is reported by name
+instead of silently training with the default.
+
+Defaults that depend on the method (``lr``, ``batch_size``, left as ``None``) are filled in from
+:data:`METHOD_DEFAULTS`: the f-SPL paper trains with Adam, lr 1e-4, batch 100 (SPEC §2); the
+other methods get CPU-friendly values (Adam lr 1e-3, batch 32) that train the small models of
+this project in a few epochs. The values used are the ones written to ``<run>/config.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = ["ConfigError", "METHOD_DEFAULTS", "RunConfig", "load_config", "parse_overrides",
+           "save_config"]
+
+# Method-dependent defaults: (lr, batch_size). f-SPL: the paper's Adam lr 1e-4, batch 100.
+_FSPL_DEFAULTS = {"lr": 1e-4, "batch_size": 100}
+_GENERIC_DEFAULTS = {"lr": 1e-3, "batch_size": 32}
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ce+fspl-kl": _FSPL_DEFAULTS, "ce+fspl-rkl": _FSPL_DEFAULTS,
+    "ce+fspl-pearson": _FSPL_DEFAULTS, "ce+fspl-hellinger": _FSPL_DEFAULTS,
+    "ce+fspl-js": _FSPL_DEFAULTS,
+}
+
+
+class ConfigError(ValueError):
+    """A run config is invalid; the message names the file (when there is one) and the field."""
+
+
+def _known_methods() -> list[str]:
+    from core.methods import available
+
+    return [spec.name for spec in available()]
+
+
+def _known_models() -> list[str]:
+    from core.models import available
+
+    return [spec.name for spec in available()]
+
+
+class RunConfig(BaseModel):
+    """Everything a training run needs.
+
+    dataset:          dataset directory (SPEC §7)
+    model:            model registry name; ``model_params`` its keyword arguments (num_classes
+                      is set by the engine from the label scale)
+    pretrained:       load the model's shipped weights
+    method:           method registry name; ``method_params`` override its paper defaults
+    scale:            ratings scale giving the soft labels (None: the label set's scale)
+    epochs, batch_size, lr, weight_decay, seed: the usual; batch_size/lr None = method default
+    device:           "auto" (CUDA when available), "cpu" or "cuda"
+    amp:              mixed precision; None = on exactly when training on CUDA
+    num_workers:      DataLoader worker processes (0: load in the training process)
+    checkpoint_every: write ``checkpoints/last.pt`` every this many epochs (and at the end)
+    out:              run directory (None: ``<runs_dir>/<name>``)
+    name:             run name (None: ``<method>-<model>-<timestamp>``)
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    dataset: Path
+    model: str
+    model_params: dict[str, Any] = Field(default_factory=dict)
+    pretrained: bool = False
+    method: str = "ce"
+    method_params: dict[str, Any] = Field(default_factory=dict)
+    scale: str | None = None
+    epochs: int = Field(10, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    lr: float | None = Field(None, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool | None = None
+    num_workers: int = Field(0, ge=0)
+    checkpoint_every: int = Field(1, ge=1)
+    out: Path | None = None
+    name: str | None = None
+
+    @field_validator("method")
+    @classmethod
+    def _method_known(cls, value: str) -> str:
+        known = _known_methods()
+        if value not in known:
+            raise ValueError(f"unknown method {value!r}; known methods: {', '.join(known)}")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model_known(cls, value: str) -> str:
+        known = _known_models()
+        if value not in known:
+            raise ValueError(f"unknown model {value!r}; known models: {', '.join(known)}")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name_safe(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+\-]*", value):
+            raise ValueError(f"name must be letters, digits and . _ + - (a directory name), "
+                             f"got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> RunConfig:
+        defaults = METHOD_DEFAULTS.get(self.method, _GENERIC_DEFAULTS)
+        # object.__setattr__: plain assignment would re-run validation recursively
+        for key, value in defaults.items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
+        if self.name is None:
+            # the random suffix keeps two runs started in the same second apart
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            object.__setattr__(self, "name",
+                               f"{self.method}-{self.model}-{stamp}-{secrets.token_hex(2)}")
+        return self
+
+    def run_dir(self) -> Path:
+        """The run directory: ``out``, else ``<runs_dir>/<name>`` (absolute)."""
+        if self.out is not None:
+            return Path(self.out).expanduser().resolve()
+        from core.paths import runs_dir
+
+        return runs_dir() / str(self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML-serialisable dict (paths as strings)."""
+        return self.model_dump(mode="json")
+
+
+def _format_errors(exc: ValidationError, source: str | None) -> str:
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(config)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling; see RunConfig for the valid fields)"
+        lines.append(f"{field}: {msg}")
+    where = f"{source}: " if source else ""
+    return where + "invalid run config: " + "; ".join(lines)
+
+
+def validate_config(data: dict[str, Any], source: str | None = None) -> RunConfig:
+    """Build a :class:`RunConfig` from a dict; errors become :class:`ConfigError` naming fields."""
+    if not isinstance(data, dict):
+        where = f"{source}: " if source else ""
+        raise ConfigError(f"{where}a run config must be a mapping of fields, "
+                          f"got {type(data).__name__}")
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from exc
+
+
+def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a run config from YAML (.yaml/.yml) or JSON (.json); ``overrides`` (dotted keys
+    allowed, e.g. ``model_params.width``) are applied before validation."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        elif path.suffix.lower() in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        else:
+            raise ConfigError(f"{path}: config must be .yaml, .yml or .json")
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot parse ({exc})") from exc
+    data = {} if data is None else data
+    if overrides and isinstance(data, dict):
+        data = apply_overrides(data, overrides)
+    return validate_config(data, source=str(path))
+
+
+def save_config(config: RunConfig, path: str | os.PathLike) -> None:
+    """Write the config as YAML (atomically)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    os.replace(tmp, path)
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``data`` with ``overrides`` set; ``a.b`` sets key ``b`` of mapping ``a``."""
+    out = json.loads(json.dumps(data, default=str))  # deep copy of plain data
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node = out
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: {part!r} is not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["epochs=3", "model_params.width=8"]`` → ``{"epochs": 3, "model_params.width": 8}``.
+
+    Values are parsed as YAML scalars (numbers, booleans, null, lists); anything else is a string.
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads "1e-3" as a string; a number is meant
+                value = float(value) if _FLOAT.fullmatch(value.strip()) else value
+            except ValueError:
+                pass
+        out[key.strip()] = value
+    return out
+
+
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")

@@ -1,0 +1,49 @@
+"""Background training process: ``python -m core.engine.worker RUN_DIR [--resume]``.
+
+Started by :func:`core.engine.jobs.launch_background` (in its own session, output to
+``<run>/worker.log``); also the entry point under ``torchrun`` for multi-process training.
+Reads ``<run>/config.yaml`` and trains. SIGTERM is turned into a cancel request, so the loop
+stops at the next step with a ``cancelled`` event and the last checkpoint kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.engine.worker")
+    parser.add_argument("run_dir", type=Path, help="run directory holding config.yaml")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    args = parser.parse_args(argv)
+    plugins = os.environ.get("AFFECTLAB_PLUGINS", "")
+    for name in filter(None, (m.strip() for m in plugins.split(","))):
+        importlib.import_module(name)
+
+    from core.engine.config import load_config
+    from core.engine.trainer import cancel_requested, train
+
+    run_dir = args.run_dir.resolve()
+    config = load_config(run_dir / "config.yaml")
+    if config.run_dir() != run_dir:
+        config = config.model_copy(update={"out": run_dir})
+    terminated = {"flag": False}
+
+    def on_term(signum, frame):  # noqa: ARG001 - signal handler signature
+        terminated["flag"] = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    result = train(config, progress=False, resume=args.resume,
+                   should_stop=lambda: terminated["flag"] or cancel_requested(run_dir),
+                   clear_cancel=False)
+    print(f"run {run_dir}: {result.status} after {result.epochs_done} epoch(s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

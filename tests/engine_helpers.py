@@ -1,0 +1,101 @@
+"""Shared pieces of the engine tests: a tiny method, corpus and run builders.
+
+``TinyCE`` is a minimal Method (soft-label cross-entropy) so the engine can be tested without
+the real methods. Imported by a background worker with ``AFFECTLAB_PLUGINS=engine_helpers``
+(and tests/ on PYTHONPATH), it registers itself as ``tiny-ce`` there.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from core.methods.base import Method, StepResult
+
+TINY = "tiny-ce"
+TINY_FAIL = "tiny-fail"
+
+
+class TinyCE(Method):
+    description = "test-only soft-label cross-entropy"
+    defaults = {"weight": 1.0}
+
+    def training_step(self, batch, epoch, step):
+        out = self.model(batch["x"], batch.get("lengths"))
+        ce = -(batch["y"] * out.logits.log_softmax(-1)).sum(-1).mean()
+        loss = self.params["weight"] * ce
+        return StepResult(loss, {"ce": float(ce.detach())})
+
+
+class TinyFail(TinyCE):
+    """Raises at the third step (to test error events)."""
+
+    def training_step(self, batch, epoch, step):
+        if step == 2:
+            raise RuntimeError("boom at step 2")
+        return super().training_step(batch, epoch, step)
+
+
+def register(registry: dict | None = None) -> None:
+    import core.methods
+
+    reg = core.methods._REGISTRY if registry is None else registry
+    reg[TINY] = "engine_helpers:TinyCE"
+    reg[TINY_FAIL] = "engine_helpers:TinyFail"
+
+
+if __name__ in os.environ.get("AFFECTLAB_PLUGINS", "").split(","):
+    register()
+
+
+def make_corpus(root: Path, modality: str, n: int, seed: int = 1) -> Path:
+    from core.data.synth.corpus import generate_corpus
+
+    out = root / f"{modality}-{n}-{seed}"
+    generate_corpus(modality=modality, n=n, seed=seed, out=out)
+    return out
+
+
+def tiny_config(dataset: Path, out: Path, modality: str = "face", method: str = TINY, **kw):
+    """A RunConfig for a seconds-long CPU run (tiny ResNet or Conv-Pool)."""
+    from core.engine.config import RunConfig
+
+    if modality == "face":
+        model, params = "resnet18", {"width": 4, "embedding_dim": 16, "dropout": 0.2}
+    else:
+        model, params = "convpool", {"channels": 16, "hidden": 16, "dropout": 0.2}
+    args = {"dataset": dataset, "model": model, "model_params": params, "method": method,
+            "epochs": 2, "batch_size": 16, "lr": 1e-3, "device": "cpu", "out": out, **kw}
+    return RunConfig(**args)
+
+
+def isolated_data_env(tmp: Path):
+    """Context that points AFFECTLAB_DATA at ``tmp`` (for module-scoped fixtures, which run
+    outside the per-test autouse fixture of conftest)."""
+    mp = pytest.MonkeyPatch.context()
+    ctx = mp.__enter__()
+    ctx.setenv("AFFECTLAB_DATA", str(tmp / "affectlab-data"))
+    ctx.setenv("OMP_NUM_THREADS", "1")
+    return mp
+
+
+def train_tiny(dataset: Path, out: Path, modality: str = "face", **kw):
+    from core.engine.trainer import train
+
+    return train(tiny_config(dataset, out, modality, **kw), progress=False)
+
+
+def registered_module_scope():
+    """Register the tiny methods for a module-scoped fixture; returns an undo callable."""
+    import core.methods
+
+    added = [k for k in (TINY, TINY_FAIL) if k not in core.methods._REGISTRY]
+    register()
+
+    def undo():
+        for k in added:
+            core.methods._REGISTRY.pop(k, None)
+
+    return undo

@@ -1,0 +1,121 @@
+import json
+
+import pytest
+import yaml
+
+from core.engine.config import (
+    ConfigError,
+    RunConfig,
+    apply_overrides,
+    load_config,
+    parse_overrides,
+    save_config,
+    validate_config,
+)
+
+BASE = {"dataset": "data/datasets/faces-default", "model": "resnet18", "method": "ce"}
+
+
+def test_typo_field_is_named():
+    with pytest.raises(ConfigError) as err:
+        validate_config({**BASE, "epoch": 3})
+    assert "epoch" in str(err.value) and "unknown field" in str(err.value)
+
+
+def test_unknown_method_lists_known_ones():
+    with pytest.raises(ConfigError) as err:
+        validate_config({**BASE, "method": "ce+fspl-xx"})
+    msg = str(err.value)
+    assert "method" in msg and "'ce+fspl-xx'" in msg
+    for known in ("ce", "ce+fspl-kl", "sgm", "ldlva", "dmue"):
+        assert known in msg
+
+
+def test_unknown_model_lists_known_ones():
+    with pytest.raises(ConfigError, match="known models: .*resnet18"):
+        validate_config({**BASE, "model": "vgg"})
+
+
+@pytest.mark.parametrize("field,value", [("epochs", 0), ("lr", -1.0), ("batch_size", 0),
+                                         ("device", "tpu"), ("weight_decay", -0.1),
+                                         ("checkpoint_every", 0), ("name", "a/b")])
+def test_out_of_range_values_name_the_field(field, value):
+    with pytest.raises(ConfigError, match=rf"\b{field}\b"):
+        validate_config({**BASE, field: value})
+
+
+def test_missing_required_field_is_named():
+    with pytest.raises(ConfigError, match="dataset: Field required"):
+        validate_config({"model": "resnet18"})
+
+
+def test_method_defaults_fspl_paper_and_generic():
+    fspl = validate_config({**BASE, "method": "ce+fspl-rkl"})
+    assert (fspl.lr, fspl.batch_size) == (1e-4, 100)  # f-SPL paper: Adam lr 1e-4, batch 100
+    ce = validate_config(BASE)
+    assert (ce.lr, ce.batch_size) == (1e-3, 32)
+    explicit = validate_config({**BASE, "method": "ce+fspl-kl", "lr": 0.5, "batch_size": 7})
+    assert (explicit.lr, explicit.batch_size) == (0.5, 7)
+
+
+def test_default_name_and_run_dir(tmp_path):
+    a, b = validate_config(BASE), validate_config(BASE)
+    assert a.name.startswith("ce-resnet18-") and a.name != b.name
+    assert a.run_dir().parent.name == "runs"
+    c = validate_config({**BASE, "out": str(tmp_path / "r")})
+    assert c.run_dir() == (tmp_path / "r").resolve()
+
+
+def test_yaml_and_json_give_the_same_config(tmp_path):
+    data = {**BASE, "epochs": 3, "model_params": {"width": 8}, "name": "x1"}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    a, b = load_config(tmp_path / "c.yaml"), load_config(tmp_path / "c.json")
+    assert a == b and a.epochs == 3 and a.model_params == {"width": 8}
+
+
+def test_file_errors_name_file_and_field(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "batchsize": 10}))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and "batchsize" in str(err.value)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(ConfigError, match="broken.json: cannot parse"):
+        load_config(broken)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    other = tmp_path / "c.toml"
+    other.write_text("x = 1")
+    with pytest.raises(ConfigError, match=r"\.yaml, \.yml or \.json"):
+        load_config(other)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(listy)
+
+
+def test_overrides_parse_values_and_reach_nested_fields(tmp_path):
+    over = parse_overrides(["epochs=4", "model_params.width=8", "amp=false", "name=run-1",
+                            "lr=1e-3"])
+    assert over == {"epochs": 4, "model_params.width": 8, "amp": False, "name": "run-1",
+                    "lr": 1e-3}
+    data = apply_overrides({**BASE, "model_params": {"dropout": 0.1}}, over)
+    assert data["model_params"] == {"dropout": 0.1, "width": 8}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(BASE))
+    cfg = load_config(path, over)
+    assert cfg.epochs == 4 and cfg.model_params == {"width": 8} and cfg.amp is False
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_overrides(["epochs"])
+    with pytest.raises(ConfigError, match="not a mapping"):
+        apply_overrides({"epochs": 3}, {"epochs.x": 1})
+
+
+def test_save_config_round_trips(tmp_path):
+    cfg = validate_config({**BASE, "method": "ce+fspl-js", "seed": 5, "out": str(tmp_path)})
+    save_config(cfg, tmp_path / "config.yaml")
+    again = load_config(tmp_path / "config.yaml")
+    assert again == cfg
+    assert isinstance(cfg, RunConfig)

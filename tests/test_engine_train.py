@@ -1,0 +1,260 @@
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from engine_helpers import (
+    TINY_FAIL,
+    isolated_data_env,
+    make_corpus,
+    registered_module_scope,
+    tiny_config,
+)
+
+from core.engine.config import ConfigError, save_config
+from core.engine.events import read_events, run_status
+from core.engine.trainer import CANCEL_FILE, _Dist, _epoch_batches, build_train_info, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("engine-train")
+    mp = isolated_data_env(tmp)
+    undo = registered_module_scope()
+    yield {"tmp": tmp, "face": make_corpus(tmp, "face", 80), "speech": make_corpus(tmp, "speech", 60)}
+    undo()
+    mp.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def face_run(env):
+    out = env["tmp"] / "face-run"
+    result = train(tiny_config(env["face"], out), progress=False)
+    return result
+
+
+def _types(run_dir):
+    return [e["type"] for e in read_events(run_dir)[0]]
+
+
+def test_face_run_writes_events_checkpoints_outputs_metrics(env, face_run):
+    run = face_run.run_dir
+    assert face_run.status == "finished" and face_run.epochs_done == 2
+    types = _types(run)
+    assert types[0] == "start" and types[-1] == "end"
+    assert types.count("epoch") == 2 and types.count("checkpoint") == 2 and "step" in types
+    epochs = [e for e in read_events(run)[0] if e["type"] == "epoch"]
+    assert all(0 <= e["metrics"]["uar"] <= 1 and e["samples_per_s"] > 0 for e in epochs)
+    assert run_status(run).state == "finished"
+
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    assert ckpt["epoch"] == 2 and {"python", "numpy", "torch"} <= set(ckpt["rng"])
+    assert len(ckpt["optimizers"]) == 1 and ckpt["model_state"].keys()
+    assert (run / "checkpoints" / "best.pt").is_file()
+    assert (run / "config.yaml").is_file() and (run / "model.json").is_file()
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs_done"] == 2 and len(metrics["history"]) == 2
+    test = metrics["test"]
+    for key in ("uar", "accuracy", "macro_f1", "nmi", "recall@1", "kl_truth"):
+        assert key in test
+    assert "aem" not in test  # the category label set is not ordinal
+    best = metrics["best"]
+    assert best["value"] == max(h["val"]["uar"] for h in metrics["history"])
+
+    items = pd.read_parquet(env["face"] / "items.parquet")
+    table = pd.read_parquet(run / "outputs" / "test.parquet")
+    emb = np.load(run / "outputs" / "embeddings.npy")
+    expected = set(items.loc[items.split.isin(["test", "val"]), "item_id"])
+    assert set(table.item_id) == expected and len(table) == len(expected)
+    assert emb.shape == (len(table), 16)
+    probs = np.stack(table.probs.to_numpy())
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert (table.pred == probs.argmax(1)).all()
+    merged = table.merge(items[["item_id", "flipped", "subclass"]], on="item_id",
+                         suffixes=("", "_items"))
+    assert (merged.flipped == merged.flipped_items).all()
+    assert (merged.subclass == merged.subclass_items).all()
+    # soft label = the vote distribution of the item's category ratings
+    ratings = pd.read_parquet(env["face"] / "ratings.parquet")
+    row = table.iloc[0]
+    votes = ratings[(ratings.item_id == row.item_id) & (ratings.scale == "category")].value
+    hist = np.bincount(votes.astype(int), minlength=7) / len(votes)
+    np.testing.assert_allclose(row.soft_label, hist, atol=1e-6)
+
+
+def test_speech_run(env):
+    out = env["tmp"] / "speech-run"
+    result = train(tiny_config(env["speech"], out, modality="speech"), progress=False)
+    assert result.status == "finished" and "uar" in result.metrics["test"]
+    info = json.loads((out / "model.json").read_text())
+    items = pd.read_parquet(env["speech"] / "items.parquet")
+    train_domains = set(items.loc[items.split == "train", "domain"])
+    assert info["modality"] == "speech" and set(info["normalizers"]) == train_domains
+    assert _types(out)[-1] == "end"
+
+
+def test_resume_matches_uninterrupted_run(env):
+    cfg_full = tiny_config(env["face"], env["tmp"] / "full", epochs=3)
+    full = train(cfg_full, progress=False)
+    cfg_cut = tiny_config(env["face"], env["tmp"] / "cut", epochs=3)
+    steps_per_epoch = read_events(full.run_dir)[0][0]["steps_per_epoch"]
+    calls = {"n": 0}
+
+    def stop():  # "kill" at the first step of epoch 3
+        calls["n"] += 1
+        return calls["n"] > 2 * steps_per_epoch
+
+    cut = train(cfg_cut, progress=False, should_stop=stop)
+    assert (cut.status, cut.epochs_done) == ("cancelled", 2)
+    assert run_status(cut.run_dir).state == "cancelled"
+    assert torch.load(cut.run_dir / "checkpoints" / "last.pt", weights_only=False)["epoch"] == 2
+    resumed = train(cfg_cut, progress=False, resume=True)
+    assert resumed.status == "finished" and resumed.epochs_done == 3
+    a = torch.load(full.run_dir / "checkpoints" / "last.pt", weights_only=False)["method_state"]
+    b = torch.load(cut.run_dir / "checkpoints" / "last.pt", weights_only=False)["method_state"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert full.metrics["test"] == resumed.metrics["test"]
+    assert _types(cut.run_dir).count("start") == 2
+
+
+def test_cancel_request_file_stops_the_loop(env):
+    cfg = tiny_config(env["face"], env["tmp"] / "cancel-file")
+    cfg.run_dir().mkdir(parents=True)
+    (cfg.run_dir() / CANCEL_FILE).touch()
+    result = train(cfg, progress=False, clear_cancel=False)
+    assert (result.status, result.epochs_done) == ("cancelled", 0)
+    assert _types(cfg.run_dir()) == ["start", "cancelled"]
+
+
+def test_existing_run_needs_resume_and_resume_needs_checkpoint(env, face_run):
+    with pytest.raises(FileExistsError, match="resume"):
+        train(tiny_config(env["face"], face_run.run_dir), progress=False)
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        train(tiny_config(env["face"], env["tmp"] / "nothing"), progress=False, resume=True)
+    changed = tiny_config(env["face"], face_run.run_dir, seed=9, epochs=3)
+    with pytest.raises(ConfigError, match="seed"):
+        train(changed, progress=False, resume=True)
+
+
+def test_failure_writes_error_event(env):
+    cfg = tiny_config(env["face"], env["tmp"] / "fail", method=TINY_FAIL)
+    with pytest.raises(RuntimeError, match="boom"):
+        train(cfg, progress=False)
+    events = read_events(cfg.run_dir())[0]
+    assert events[-1]["type"] == "error" and "boom" in events[-1]["message"]
+    assert "Traceback" in events[-1]["traceback"]
+    assert run_status(cfg.run_dir()).state == "failed"
+
+
+def test_model_for_the_wrong_modality_is_rejected(env):
+    cfg = tiny_config(env["face"], env["tmp"] / "wrong", modality="speech")
+    with pytest.raises(ConfigError, match="speech data but dataset"):
+        train(cfg, progress=False)
+
+
+def test_train_info_aux_is_mean_valence_and_activation(env):
+    from core.data.dataset import EmotionDataset
+
+    ds = EmotionDataset(env["face"], "train")
+    info = build_train_info(ds, ordinal=False)
+    ratings = pd.read_parquet(env["face"] / "ratings.parquet")
+    for i in (0, 5, len(ds) - 1):
+        r = ratings[ratings.item_id == ds.item_ids[i]]
+        expect = [r[r.scale == s].value.mean() for s in ("valence", "activation")]
+        np.testing.assert_allclose(info.aux[i].numpy(), expect, rtol=1e-6)
+    assert info.aux.shape == (len(ds), 2) and info.n_items == len(ds)
+    assert torch.equal(info.labels, torch.as_tensor(ds.labels))
+
+
+def test_epoch_order_is_a_function_of_seed_and_epoch(env):
+    from core.data.dataset import EmotionDataset
+    from core.methods.base import Method
+
+    ds = EmotionDataset(env["face"], "train")
+    method = Method(None, None)
+    cfg = tiny_config(env["face"], env["tmp"] / "order", batch_size=10)
+    b0 = _epoch_batches(method, ds, cfg, 0, _Dist())
+    assert b0 == _epoch_batches(method, ds, cfg, 0, _Dist())
+    assert b0 != _epoch_batches(method, ds, cfg, 1, _Dist())
+    assert sorted(i for b in b0 for i in b) == list(range(len(ds)))
+    # two ranks split the items between them
+    r0 = _epoch_batches(method, ds, cfg, 0, _Dist(world=2, rank=0))
+    r1 = _epoch_batches(method, ds, cfg, 0, _Dist(world=2, rank=1))
+    assert set(i for b in r0 for i in b) | set(i for b in r1 for i in b) == set(range(len(ds)))
+    assert len(r0) == len(r1)
+
+
+def test_real_ce_method_trains_when_available(env):
+    from core.methods import method_class
+
+    try:
+        method_class("ce")
+    except ValueError:
+        pytest.skip("core.methods.softlabel (ce) not available in this build yet")
+    result = train(tiny_config(env["face"], env["tmp"] / "real-ce", method="ce"), progress=False)
+    assert result.status == "finished" and 0 <= result.metrics["test"]["uar"] <= 1
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_on_cpu(env):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    if torchrun is None:
+        pytest.skip("torchrun not installed")
+    cfg = tiny_config(env["face"], env["tmp"] / "ddp", method="tiny-ce")
+    cfg.run_dir().mkdir(parents=True)
+    save_config(cfg, cfg.run_dir() / "config.yaml")
+    pyenv = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
+             "AFFECTLAB_PLUGINS": "engine_helpers", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m",
+                           "core.engine.worker", str(cfg.run_dir())], env=pyenv,
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    events = read_events(cfg.run_dir())[0]
+    assert [e["type"] for e in events].count("start") == 1  # only rank 0 writes
+    assert events[0]["world_size"] == 2 and events[-1]["type"] == "end"
+    # each rank sees half of the training items per epoch
+    n_train = events[0]["n_train"]
+    per_rank = math.ceil(n_train / 2)  # DistributedSampler pads to equal shards
+    assert events[0]["steps_per_epoch"] == math.ceil(per_rank / 16)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ce+fspl-kl", "ldlva", "sgm", "dmue"])
+def test_resume_equality_with_stateful_real_methods(env, name):
+    """Per-item state (LDLVA's λ and banks, SGM's reference bank), method batch samplers
+    (f-SPL triplets, SGM class-balanced) and second optimisers survive a resume exactly."""
+    from core.methods import method_class
+
+    try:
+        method_class(name)
+    except ValueError:
+        pytest.skip(f"method {name} not available in this build")
+    extra = {"method_params": {"n_per_class": 4}} if name == "sgm" else {}
+    full = train(tiny_config(env["face"], env["tmp"] / f"{name}-full", method=name, epochs=3,
+                             **extra), progress=False)
+    spe = read_events(full.run_dir)[0][0]["steps_per_epoch"]
+    cfg = tiny_config(env["face"], env["tmp"] / f"{name}-cut", method=name, epochs=3, **extra)
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > 2 * spe
+
+    assert train(cfg, progress=False, should_stop=stop).status == "cancelled"
+    resumed = train(cfg, progress=False, resume=True)
+    a = torch.load(full.run_dir / "checkpoints" / "last.pt", weights_only=False)["method_state"]
+    b = torch.load(resumed.run_dir / "checkpoints" / "last.pt", weights_only=False)["method_state"]
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+    assert full.metrics["test"] == resumed.metrics["test"]
