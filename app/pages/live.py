@@ -1,0 +1,220 @@
+"""Live: webcam or microphone in; the model's distribution, uncertainty and map position out."""
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.explore.projection import run_projection
+from core.explore.run_outputs import find_checkpoint, list_runs
+from core.live.audio import AudioChunkProcessor, av_to_samples
+from core.live.devices import LocalMicrophone, probe_audio
+from core.live.face import FaceFrameProcessor
+from core.live.holder import LatestResult
+from core.live.models import load_run_model, pretrained_face_model
+from core.paths import runs_dir
+
+PRETRAINED = "pretrained mini_xception (FER2013)"
+RTC_CONFIG = {"iceServers": []}  # localhost needs no STUN server; works offline
+IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "webp"]
+AUDIO_TYPES = ["wav", "flac", "ogg"]
+
+
+@st.cache_resource(show_spinner="Loading the face model …")
+def _face_processor(run_path: str) -> FaceFrameProcessor:
+    """Shared by all sessions: the model is read-only and the processor is stateless."""
+    if not run_path:
+        return FaceFrameProcessor(pretrained_face_model())
+    model = load_run_model(run_path)
+    try:
+        projection = run_projection(run_path)
+    except FileNotFoundError:  # a run without embeddings: no map position
+        projection = None
+    return FaceFrameProcessor(model, projection)
+
+
+@st.cache_resource(show_spinner="Loading the speech model …")
+def _speech_model(run_path: str):
+    return load_run_model(run_path)
+
+
+@st.cache_resource(show_spinner=False)
+def _run_map(run_path: str) -> np.ndarray | None:
+    try:
+        proj = run_projection(run_path)
+        return proj.transform(np.load(f"{run_path}/outputs/embeddings.npy"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _runs_with_weights(modality: str, root: str) -> dict[str, str]:
+    return {r.name: str(r.path) for r in list_runs(root)
+            if r.modality == modality and find_checkpoint(r.path) is not None}
+
+
+def _bars(probs: np.ndarray, names: list[str], uncertainty: float) -> None:
+    c1, c2 = st.columns([3, 1])
+    c1.bar_chart(pd.Series(probs, index=pd.Index(names, name="class"), name="p"), height=220,
+                 horizontal=True)
+    c2.metric("top", names[int(np.argmax(probs))], f"{probs.max():.0%}", delta_color="off")
+    c2.metric("uncertainty", f"{uncertainty:.2f}", help="normalised entropy: 0 certain, 1 uniform")
+
+
+def _map(run_path: str, position: np.ndarray | None) -> None:
+    xy = _run_map(run_path)
+    if xy is None or position is None:
+        return
+    fig = go.Figure([go.Scattergl(x=xy[:, 0], y=xy[:, 1], mode="markers", name="test items",
+                                  marker={"size": 4, "color": "lightgray"}),
+                     go.Scatter(x=[position[0]], y=[position[1]], mode="markers", name="now",
+                                marker={"size": 14, "color": "crimson", "symbol": "x"})])
+    fig.update_layout(height=260, margin={"l": 0, "r": 0, "t": 20, "b": 0}, showlegend=False)
+    st.plotly_chart(fig, key="live_face_map")
+
+
+def _face_result(result, run_path: str) -> None:
+    if result is None:
+        st.caption("Waiting for frames …")
+    elif not result.ok:
+        st.info(f"No face in the frame ({result.reason}).")
+    else:
+        _bars(result.probs, result.class_names, result.uncertainty)
+        if run_path:
+            _map(run_path, result.position)
+
+
+def _face_tab() -> None:
+    runs = _runs_with_weights("face", str(runs_dir()))
+    choice = st.selectbox("Face model", [PRETRAINED, *runs], key="live_face_model",
+                          help="The shipped FER2013 model works before anything is trained.")
+    run_path = runs.get(choice, "")
+    processor = _face_processor(run_path)
+    holder = st.session_state.setdefault("live_face_holder", LatestResult())
+
+    def on_frame(frame):  # webrtc worker thread: no st.* calls here
+        import av
+
+        result = processor.process(frame.to_ndarray(format="bgr24"), color="bgr")
+        holder.put(result)
+        return av.VideoFrame.from_ndarray(result.annotated, format="bgr24")
+
+    playing = False
+    try:
+        from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+        ctx = webrtc_streamer(key="live-face", mode=WebRtcMode.SENDRECV,
+                              rtc_configuration=RTC_CONFIG, video_frame_callback=on_frame,
+                              media_stream_constraints={"video": True, "audio": False},
+                              async_processing=True)
+        playing = bool(ctx.state.playing)
+    except Exception as exc:  # noqa: BLE001 - the component must never take the page down
+        st.warning(f"Webcam streaming is unavailable here ({exc}); use an image upload.")
+
+    def readout() -> None:
+        result, _, _ = holder.get()
+        _face_result(result, run_path)
+
+    if playing:
+        st.fragment(run_every=0.25)(readout)()
+    else:
+        st.caption("Press **START** to stream your webcam (the browser asks for permission). "
+                   "No camera, or permission denied? Upload a photo instead.")
+        upload = st.file_uploader("Image with a face", type=IMAGE_TYPES, key="live_image")
+        if upload is not None:
+            try:
+                result = processor.process_image_bytes(upload.getvalue())
+            except ValueError as exc:
+                st.error(str(exc))
+                return
+            st.image(result.annotated, width=320)
+            _face_result(result, run_path)
+
+
+def _mic_processor(run_path: str) -> AudioChunkProcessor:
+    """One ring buffer per session and run (the model is shared)."""
+    key = f"live_audio_{run_path}"
+    if key not in st.session_state:
+        st.session_state[key] = AudioChunkProcessor(_speech_model(run_path))
+    return st.session_state[key]
+
+
+def _voice_tab() -> None:
+    runs = _runs_with_weights("speech", str(runs_dir()))
+    status = probe_audio()
+    if not runs:
+        st.info("No trained speech run yet: train a speech model (e.g. convpool on "
+                "speech-default) on the **Train** page, then come back. There is no shipped "
+                "pretrained speech model.")
+        st.caption(f"Local audio: {status.message}")
+        return
+    choice = st.selectbox("Speech model", list(runs), key="live_speech_model")
+    processor = _mic_processor(runs[choice])
+
+    def on_audio(frame):  # webrtc worker thread
+        samples = av_to_samples(frame.to_ndarray(), len(frame.layout.channels),
+                                frame.format.is_planar)
+        processor.push(samples, frame.sample_rate)
+        return frame
+
+    st.markdown("**Browser microphone**")
+    playing = False
+    try:
+        from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+        ctx = webrtc_streamer(key="live-mic", mode=WebRtcMode.SENDRECV,
+                              rtc_configuration=RTC_CONFIG, audio_frame_callback=on_audio,
+                              media_stream_constraints={"video": False, "audio": True},
+                              sendback_audio=False, async_processing=True)
+        playing = bool(ctx.state.playing)
+    except Exception as exc:  # noqa: BLE001
+        st.warning(f"Browser microphone streaming is unavailable here ({exc}).")
+
+    st.markdown("**Local microphone**")
+    mic: LocalMicrophone | None = st.session_state.get("live_local_mic")
+    if not status.available:
+        st.warning(status.message)
+    else:
+        names = {d["index"]: d["name"] for d in status.devices}
+        device = st.selectbox("Input device", list(names), format_func=names.get,
+                              index=list(names).index(status.default_input), key="live_device")
+        c1, c2 = st.columns(2)
+        if c1.button("Start local microphone", disabled=mic is not None and mic.running):
+            mic = LocalMicrophone(processor.push, device=device)
+            ok, msg = mic.start()
+            (st.success if ok else st.error)(msg)
+            st.session_state["live_local_mic"] = mic if ok else None
+        if c2.button("Stop", disabled=mic is None):
+            mic.stop()
+            st.session_state["live_local_mic"] = None
+            mic = None
+
+    def readout() -> None:
+        result = processor.predict()
+        if result is None:
+            st.caption(f"Listening … {processor.buffered_seconds:.1f} s buffered")
+        else:
+            _bars(result.probs, result.class_names, result.uncertainty)
+            st.caption(f"last {result.seconds:.1f} s of audio")
+
+    if playing or (mic is not None and mic.running):
+        st.fragment(run_every=0.5)(readout)()
+
+    st.markdown("**Audio file**")
+    upload = st.file_uploader("Speech recording", type=AUDIO_TYPES, key="live_audio_file")
+    if upload is not None:
+        try:
+            result = processor.predict_file_bytes(upload.getvalue())
+        except ValueError as exc:
+            st.error(str(exc))
+            return
+        st.audio(upload.getvalue())
+        _bars(result.probs, result.class_names, result.uncertainty)
+
+
+st.title("Live")
+face_tab, voice_tab = st.tabs(["Face", "Voice"])
+with face_tab:
+    _face_tab()
+with voice_tab:
+    _voice_tab()

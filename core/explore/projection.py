@@ -1,0 +1,320 @@
+"""2-D maps of a run's test embeddings: PCA at once, UMAP in the background, both cached.
+
+- :class:`MapProjection`: a fitted PCA to 2-D (scikit-learn's, kept as mean and components so
+  it saves to a plain ``.npz``) with ``fit`` / ``transform``; the Live page places a new
+  embedding on a run's map with ``transform``.
+- :func:`run_projection`: the run's PCA, fitted once and persisted as ``<run>/outputs/pca.npz``.
+- :func:`compute_umap` / :func:`ensure_umap_async`: the UMAP layout written atomically to
+  ``<run>/outputs/umap.npy`` (with ``umap.json`` recording which embeddings it belongs to), the
+  latter in a separate process (UMAP's numba compilation takes 30–50 s the first time and holds
+  the interpreter; a process keeps the app responsive). ``python -m core.explore.projection RUN``
+  is that process.
+- :func:`nearest_neighbours`: the k closest test items to one item in embedding space.
+
+Caches are keyed by a fingerprint of the embeddings, so a re-run that rewrote them is never
+shown with a stale layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MapProjection", "compute_umap", "embeddings_fingerprint", "ensure_umap_async",
+           "load_umap", "nearest_neighbours", "run_projection", "umap_status"]
+
+PCA_FILE = "pca.npz"
+UMAP_FILE = "umap.npy"
+UMAP_META = "umap.json"
+UMAP_LOCK = "umap.lock"
+UMAP_ERROR = "umap.error"
+
+
+def _as_embeddings(x: Any, name: str = "embeddings", dim: int | None = None) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n, D), got shape {arr.shape}")
+    if dim is not None and arr.shape[1] != dim:
+        raise ValueError(f"{name} must have {dim} columns (the fitted dimension), "
+                         f"got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return arr
+
+
+def embeddings_fingerprint(embeddings: np.ndarray) -> str:
+    """sha256 of the embeddings' shape, dtype and bytes (the cache key)."""
+    arr = np.ascontiguousarray(embeddings)
+    h = hashlib.sha256(f"{arr.shape}{arr.dtype}".encode())
+    h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+class MapProjection:
+    """PCA to 2-D, fitted with scikit-learn and stored as ``mean_`` (D,) and ``components_``
+    (2, D): ``transform(X) = (X − mean_) @ components_.T``, exactly sklearn's PCA.transform
+    (no whitening)."""
+
+    def __init__(self, n_components: int = 2, random_state: int = 0) -> None:
+        if not isinstance(n_components, int) or n_components < 1:
+            raise ValueError(f"n_components must be a positive integer, got {n_components!r}")
+        self.n_components = n_components
+        self.random_state = random_state
+        self.mean_: np.ndarray | None = None
+        self.components_: np.ndarray | None = None
+        self.explained_variance_ratio_: np.ndarray | None = None
+        self.fingerprint_: str | None = None
+
+    def fit(self, embeddings: Any) -> MapProjection:
+        """embeddings: (n, D) with n ≥ 2. With D < n_components the missing axes are zero."""
+        from sklearn.decomposition import PCA
+
+        x = _as_embeddings(embeddings)
+        if x.shape[0] < 2:
+            raise ValueError(f"embeddings must have at least 2 rows to fit a map, got {x.shape[0]}")
+        k = min(self.n_components, x.shape[1], x.shape[0])
+        pca = PCA(n_components=k, random_state=self.random_state).fit(x)
+        comps = np.zeros((self.n_components, x.shape[1]))
+        comps[:k] = pca.components_
+        ratio = np.zeros(self.n_components)
+        ratio[:k] = pca.explained_variance_ratio_
+        self.mean_, self.components_ = pca.mean_.copy(), comps
+        self.explained_variance_ratio_ = ratio
+        self.fingerprint_ = embeddings_fingerprint(np.asarray(embeddings))
+        return self
+
+    @property
+    def fitted(self) -> bool:
+        return self.components_ is not None
+
+    def transform(self, embeddings: Any) -> np.ndarray:
+        """(n, D) or (D,) → (n, n_components) or (n_components,) map coordinates."""
+        if not self.fitted:
+            raise RuntimeError("MapProjection is not fitted; call fit(embeddings) first")
+        arr = np.asarray(embeddings, dtype=np.float64)
+        single = arr.ndim == 1
+        x = _as_embeddings(arr[None] if single else arr, dim=self.components_.shape[1])
+        out = (x - self.mean_) @ self.components_.T
+        return out[0] if single else out
+
+    def fit_transform(self, embeddings: Any) -> np.ndarray:
+        return self.fit(embeddings).transform(embeddings)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write an .npz atomically."""
+        if not self.fitted:
+            raise RuntimeError("MapProjection is not fitted; nothing to save")
+        _atomic_write(Path(path), lambda f: np.savez(
+            f, mean=self.mean_, components=self.components_,
+            explained_variance_ratio=self.explained_variance_ratio_,
+            fingerprint=np.array(self.fingerprint_ or "")))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> MapProjection:
+        with np.load(Path(path), allow_pickle=False) as z:
+            proj = cls(n_components=int(z["components"].shape[0]))
+            proj.mean_ = z["mean"].astype(np.float64)
+            proj.components_ = z["components"].astype(np.float64)
+            proj.explained_variance_ratio_ = z["explained_variance_ratio"].astype(np.float64)
+            proj.fingerprint_ = str(z["fingerprint"]) or None
+        return proj
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Write through a temporary file in the same directory, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _outputs(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / "outputs"
+
+
+def _run_embeddings(run_dir: str | os.PathLike) -> np.ndarray:
+    path = _outputs(run_dir) / "embeddings.npy"
+    if not path.is_file():
+        raise FileNotFoundError(f"run_dir {run_dir}: no outputs/embeddings.npy")
+    return np.load(path, allow_pickle=False)
+
+
+def run_projection(run_dir: str | os.PathLike, embeddings: np.ndarray | None = None
+                   ) -> MapProjection:
+    """The run's fitted PCA: loaded from ``outputs/pca.npz`` when it matches the embeddings,
+    else fitted on ``outputs/embeddings.npy`` (or the given (n, D) ``embeddings``) and saved."""
+    emb = _run_embeddings(run_dir) if embeddings is None else np.asarray(embeddings)
+    fp = embeddings_fingerprint(emb)
+    path = _outputs(run_dir) / PCA_FILE
+    if path.is_file():
+        try:
+            proj = MapProjection.load(path)
+            if proj.fingerprint_ == fp and proj.components_.shape[1] == emb.shape[1]:
+                return proj
+        except (OSError, KeyError, ValueError):
+            pass  # unreadable cache: refit below
+    proj = MapProjection().fit(emb)
+    proj.save(path)
+    return proj
+
+
+# -- UMAP ------------------------------------------------------------------------------------
+
+def load_umap(run_dir: str | os.PathLike, embeddings: np.ndarray | None = None
+              ) -> np.ndarray | None:
+    """The cached (n, 2) UMAP layout when it exists and belongs to the current embeddings."""
+    out = _outputs(run_dir)
+    path, meta_path = out / UMAP_FILE, out / UMAP_META
+    if not (path.is_file() and meta_path.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        emb = _run_embeddings(run_dir) if embeddings is None else np.asarray(embeddings)
+        if meta.get("fingerprint") != embeddings_fingerprint(emb):
+            return None
+        layout = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, json.JSONDecodeError):
+        return None
+    return layout if layout.shape == (emb.shape[0], 2) else None
+
+
+def compute_umap(run_dir: str | os.PathLike, n_neighbors: int = 15, min_dist: float = 0.1,
+                 random_state: int = 0, force: bool = False) -> np.ndarray:
+    """Fit UMAP on the run's embeddings and cache the (n, 2) layout (returned).
+
+    A cached layout for the same embeddings is returned without recomputing unless ``force``.
+    Fewer than 4 items get the PCA layout instead (UMAP needs a neighbourhood).
+    """
+    if not isinstance(n_neighbors, int) or n_neighbors < 2:
+        raise ValueError(f"n_neighbors must be an integer >= 2, got {n_neighbors!r}")
+    emb = _run_embeddings(run_dir)
+    if not force:
+        cached = load_umap(run_dir, emb)
+        if cached is not None:
+            return cached
+    x = _as_embeddings(emb)
+    if x.shape[0] < 4:
+        layout = MapProjection().fit_transform(x) if x.shape[0] >= 2 else np.zeros((len(x), 2))
+    else:
+        import umap  # imported here: it pulls numba (seconds) and compiles on first use
+
+        reducer = umap.UMAP(n_neighbors=min(n_neighbors, x.shape[0] - 1), min_dist=min_dist,
+                            n_components=2, random_state=random_state, n_jobs=1)
+        layout = reducer.fit_transform(x)
+    layout = np.asarray(layout, dtype=np.float32)
+    out = _outputs(run_dir)
+    _atomic_write(out / UMAP_FILE, lambda f: np.save(f, layout))
+    meta = {"fingerprint": embeddings_fingerprint(emb), "n_neighbors": n_neighbors,
+            "min_dist": min_dist, "random_state": random_state}
+    _atomic_write(out / UMAP_META, lambda f: f.write(json.dumps(meta).encode()))
+    return layout
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def umap_status(run_dir: str | os.PathLike) -> str:
+    """"ready" (cached and current), "running" (a worker process is alive), "failed" (the
+    last worker left an error; see ``<run>/outputs/umap.error``) or "missing"."""
+    if load_umap(run_dir) is not None:
+        return "ready"
+    out = _outputs(run_dir)
+    lock = out / UMAP_LOCK
+    if lock.is_file():
+        try:
+            pid = int(lock.read_text().strip() or 0)
+        except (OSError, ValueError):
+            pid = 0
+        if pid and _pid_alive(pid):
+            return "running"
+    if (out / UMAP_ERROR).is_file():
+        return "failed"
+    return "missing"
+
+
+def ensure_umap_async(run_dir: str | os.PathLike) -> str:
+    """Start computing the run's UMAP layout in a separate process unless it is cached or
+    already being computed. Returns :func:`umap_status` after the call ("ready", "running" or
+    "failed"; a failed layout is not retried until ``umap.error`` is removed)."""
+    status = umap_status(run_dir)
+    if status in ("ready", "running", "failed"):
+        return status
+    _run_embeddings(run_dir)  # fail here, with the run's name, rather than in the worker
+    out = _outputs(run_dir)
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    proc = subprocess.Popen([sys.executable, "-m", "core.explore.projection", str(run_dir)],
+                            cwd=root, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    (out / UMAP_LOCK).write_text(str(proc.pid))
+    # reap the worker when it exits, so a long-lived app server collects no zombies
+    threading.Thread(target=proc.wait, daemon=True, name="umap-reaper").start()
+    return "running"
+
+
+def _worker(run_dir: str) -> int:
+    try:
+        os.nice(10)  # background work: the app's own threads come first
+    except (AttributeError, OSError):
+        pass
+    out = _outputs(run_dir)
+    (out / UMAP_LOCK).write_text(str(os.getpid()))
+    try:
+        compute_umap(run_dir)
+        (out / UMAP_ERROR).unlink(missing_ok=True)
+        return 0
+    except Exception as exc:
+        (out / UMAP_ERROR).write_text(f"{type(exc).__name__}: {exc}")
+        return 1
+    finally:
+        (out / UMAP_LOCK).unlink(missing_ok=True)
+
+
+# -- neighbours ------------------------------------------------------------------------------
+
+def nearest_neighbours(embeddings: Any, index: int, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` items closest to item ``index`` in Euclidean embedding distance.
+
+    embeddings: (n, D). Returns (indices (k',), distances (k',)) sorted by distance, the item
+    itself excluded, k' = min(k, n − 1); ties keep the lower index first.
+    """
+    x = _as_embeddings(embeddings)
+    n = x.shape[0]
+    if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= index < n:
+        raise ValueError(f"index must be an integer in [0, {n}), got {index!r}")
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    d = np.sqrt(((x - x[index]) ** 2).sum(axis=1))
+    order = np.argsort(d, kind="stable")
+    order = order[order != index][: min(int(k), n - 1)]
+    return order, d[order]
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print("usage: python -m core.explore.projection RUN_DIR", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(_worker(sys.argv[1]))

@@ -1,0 +1,111 @@
+"""From points selected on the explore map to the items behind them.
+
+The map draws one trace per colour group, so a selected point is known by (trace, index within
+the trace); :func:`selection_rows` maps it back to the row of the run's test table.
+:func:`item_cards` gathers what the page shows for each selected item.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.explore.run_outputs import RunOutputs
+
+__all__ = ["ItemCard", "group_rows", "item_cards", "selection_rows"]
+
+
+def group_rows(values: np.ndarray, categorical: bool) -> list[tuple[str, np.ndarray]]:
+    """Rows of each trace: one trace per category (sorted by name) when ``categorical``, else
+    one trace with every row. Returns [(trace name, row indices (m,))]."""
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise ValueError(f"values must be 1-D (n,), got shape {values.shape}")
+    if not categorical:
+        return [("all", np.arange(len(values)))]
+    labels = values.astype(str)
+    return [(name, np.flatnonzero(labels == name)) for name in sorted(set(labels.tolist()))]
+
+
+def selection_rows(points: Iterable[Mapping[str, Any]], traces: Sequence[np.ndarray]
+                   ) -> np.ndarray:
+    """Test-table rows of selected points.
+
+    points: the selection's point dicts (plotly / Streamlit: ``curve_number`` and
+        ``point_index`` or ``point_number``); a ``customdata`` holding the row wins when given.
+    traces: the row indices of each trace, as drawn (from :func:`group_rows`).
+    Returns the unique rows (int64), in selection order. Points that refer to no drawn trace
+    are ignored (a stale selection after the colouring changed).
+    """
+    rows: list[int] = []
+    for p in points:
+        if not isinstance(p, Mapping):
+            raise TypeError(f"points must be dicts, got {type(p).__name__}")
+        custom = p.get("customdata")
+        if isinstance(custom, list | tuple) and custom:
+            custom = custom[0]
+        if isinstance(custom, int | np.integer | float) and not isinstance(custom, bool):
+            rows.append(int(custom))
+            continue
+        curve = p.get("curve_number", 0)
+        idx = p.get("point_index", p.get("point_number"))
+        if idx is None or not (0 <= int(curve) < len(traces)):
+            continue
+        trace = traces[int(curve)]
+        if 0 <= int(idx) < len(trace):
+            rows.append(int(trace[int(idx)]))
+    return np.array(list(dict.fromkeys(rows)), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class ItemCard:
+    """What the page shows for one test item: media (absolute path or None), the annotated
+    and predicted distributions as a (K, ≤2) frame indexed by class name, and the label."""
+
+    row: int
+    item_id: str
+    media: Path | None
+    distributions: pd.DataFrame
+    caption: str
+
+
+def item_cards(outputs: RunOutputs, rows: Iterable[int], items: pd.DataFrame | None = None,
+               dataset_root: str | os.PathLike | None = None) -> list[ItemCard]:
+    """Cards for ``rows`` of the run's test table, in the given order.
+
+    items / dataset_root: the run's dataset (items table and directory) to find media files;
+    without them ``media`` is None.
+    """
+    rows = [int(r) for r in rows]
+    bad = [r for r in rows if not 0 <= r < outputs.n]
+    if bad:
+        raise ValueError(f"rows must be in [0, {outputs.n}), got {bad[:3]}")
+    media_of: dict[str, str] = {}
+    if items is not None and dataset_root is not None and "media" in items.columns:
+        media_of = dict(zip(items["item_id"].astype(str), items["media"].astype(str),
+                            strict=True))
+    names = outputs.class_names
+    cards = []
+    for r in rows:
+        iid = str(outputs.item_ids[r])
+        cols = {}
+        if outputs.soft is not None:
+            cols["annotated"] = outputs.soft[r]
+        if outputs.pred is not None:
+            cols["predicted"] = outputs.pred[r]
+        dist = pd.DataFrame(cols, index=pd.Index(names, name="class"))
+        parts = [iid]
+        if outputs.pred is not None:
+            parts.append(f"pred {names[int(np.argmax(outputs.pred[r]))]}")
+        if outputs.uncertainty is not None and np.isfinite(outputs.uncertainty[r]):
+            parts.append(f"unc {outputs.uncertainty[r]:.2f}")
+        rel = media_of.get(iid)
+        media = Path(dataset_root) / rel if rel is not None else None
+        cards.append(ItemCard(r, iid, media, dist, " · ".join(parts)))
+    return cards

@@ -1,0 +1,177 @@
+"""Models for the live processors: the shipped pretrained face model, or a trained run's.
+
+A run written by :mod:`core.engine` (checkpoints holding ``method_state``, ``model.json``
+naming the classes, modality and speech normalisers) is rebuilt with
+:func:`core.engine.runs.load_method`; a bare state-dict checkpoint with the network named in
+``config.yaml`` works too.
+
+:class:`LiveModel` wraps a network so that ``predict(x)`` returns class probabilities in
+``class_names`` order (the pretrained mini-Xception's FER2013 outputs are reordered to the
+generated corpus's categories) plus the embedding, and knows the run's map projection when the
+run has one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from core.data.synth.truth import CATEGORIES
+from core.explore.run_outputs import find_checkpoint, run_class_names
+
+__all__ = ["LiveModel", "load_run_model", "pretrained_face_model"]
+
+_STATE_KEYS = ("model", "model_state", "model_state_dict", "state_dict")
+
+
+@dataclass
+class LiveModel:
+    """A network ready for single-item inference.
+
+    model:       an :class:`~core.models.base.EmotionModel` in eval mode
+    class_names: names of the K outputs, in the order ``predict`` returns them
+    source:      human description ("pretrained mini_xception (FER2013)", "run <name>")
+    modality:    "face" | "speech"
+    fer_order:   the raw outputs are FER2013-ordered and get reordered to ``class_names``
+    run_dir:     the run it came from, or None
+    normalizers: speech: {domain: CorpusNormalizer state dict} saved with the run, if any
+    """
+
+    model: torch.nn.Module
+    class_names: list[str]
+    source: str
+    modality: str
+    fer_order: bool = False
+    run_dir: Path | None = None
+    normalizers: dict[str, Any] = field(default_factory=dict)
+    method: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, lengths: torch.Tensor | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """x: one batch as the model takes it. Returns (probs (B, K) float64, embedding (B, D)).
+
+        A trained run predicts through its method (``method.predict``), as its test outputs
+        were computed (DMUE's target branch, for one); a bare model through its logits.
+        """
+        with self._lock:  # frame callbacks may arrive on several threads
+            if self.method is not None:
+                batch = {"x": x, "lengths": lengths, "index": torch.arange(x.shape[0]),
+                         "split": "predict"}
+                pred = self.method.predict(batch)
+                probs, emb = pred.probs.float(), pred.embedding.float()
+            else:
+                out = self.model(x, lengths) if lengths is not None else self.model(x)
+                probs, emb = out.logits.float().softmax(-1), out.embedding.float()
+        if self.fer_order:
+            from core.models.mini_xception import fer_to_categories
+            probs = fer_to_categories(probs, tuple(self.class_names))
+        return probs.double().numpy(), emb.numpy()
+
+
+def pretrained_face_model() -> LiveModel:
+    """The shipped FER2013-trained mini-Xception; outputs in the generated corpus's order."""
+    from core.models import create
+
+    model = create("mini_xception", pretrained=True).eval()
+    return LiveModel(model, list(CATEGORIES), "pretrained mini_xception (FER2013)", "face",
+                     fer_order=True)
+
+
+def _state_dict(ckpt: Any) -> dict[str, torch.Tensor]:
+    if isinstance(ckpt, dict):
+        for key in _STATE_KEYS:
+            if isinstance(ckpt.get(key), dict):
+                return ckpt[key]
+        if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+            return ckpt
+    if isinstance(ckpt, torch.nn.Module):
+        return ckpt.state_dict()
+    raise ValueError("checkpoint holds no model state dict (looked for keys "
+                     f"{', '.join(_STATE_KEYS)} or a plain state dict)")
+
+
+def _load_checkpoint(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - older checkpoints may pickle config objects
+        # The run is the user's own, written by this package; full unpickling is acceptable.
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def load_run_model(run_dir: str | os.PathLike) -> LiveModel:
+    """The model of a trained run: ``config.yaml`` says which network (and its parameters),
+    the checkpoint gives the weights, the dataset's label scale names the classes.
+
+    Raises FileNotFoundError (no config or checkpoint) or ValueError (unknown model,
+    checkpoint that does not fit the network), naming the run.
+    """
+    from core.models import available, create
+
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"run_dir {run_dir}: no config.yaml")
+    cfg = yaml.safe_load(cfg_path.read_text()) or {}
+    info = _model_info(run_dir)
+    name = cfg.get("model")
+    specs = {s.name: s for s in available()}
+    if name not in specs:
+        raise ValueError(f"run {run_dir.name}: unknown model {name!r} in config.yaml")
+    ckpt_path = find_checkpoint(run_dir)
+    if ckpt_path is None:
+        raise FileNotFoundError(f"run {run_dir.name}: no checkpoint (checkpoints/*.pt)")
+    names = [str(n) for n in info.get("class_names") or []] or run_class_names(cfg)
+    modality = str(info.get("modality") or specs[name].modality)
+    normalizers = info.get("normalizers") or {}
+    ckpt = _load_checkpoint(ckpt_path)
+    if isinstance(ckpt, dict) and "method_state" in ckpt:
+        # the training engine's checkpoint: the whole method (DMUE's branches, LDLVA's bank)
+        from core.engine.runs import load_method
+
+        method = load_method(ckpt_path)
+        model = method.model.eval()
+        k = int(getattr(model, "num_classes", len(names or [])))
+        if not names or len(names) != k:
+            names = [f"c{i}" for i in range(k)]
+        return LiveModel(model, names, f"run {run_dir.name}", modality, run_dir=run_dir,
+                         normalizers=normalizers, method=method)
+    state = _state_dict(ckpt)
+    params = dict(cfg.get("model_params") or {})
+    if "num_classes" not in params and names:
+        params["num_classes"] = len(names)
+    model = create(name, **params)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"run {run_dir.name}: checkpoint {ckpt_path.name} does not fit "
+                         f"{name} ({exc})") from exc
+    model.eval()
+    k = int(getattr(model, "num_classes", len(names or [])))
+    if not names or len(names) != k:
+        names = [f"c{i}" for i in range(k)]
+    if not normalizers and isinstance(ckpt, dict):
+        normalizers = ckpt.get("normalizers") or {}
+    return LiveModel(model, names, f"run {run_dir.name}", modality, run_dir=run_dir,
+                     normalizers=normalizers)
+
+
+def _model_info(run_dir: Path) -> dict[str, Any]:
+    """The engine's ``model.json`` (class_names, modality, scale, normalizers), or {}."""
+    path = run_dir / "model.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}

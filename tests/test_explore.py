@@ -1,0 +1,345 @@
+"""core.explore: run outputs loader, map projection (PCA / UMAP cache), colourings, selection."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from explore_fakes import make_dataset, make_fake_run
+from sklearn.decomposition import PCA
+from sklearn.neighbors import NearestNeighbors
+
+from core.data.synth.truth import CATEGORIES
+from core.explore import projection as pj
+from core.explore.colour import colour_options, colour_values, join_items
+from core.explore.projection import (
+    MapProjection,
+    compute_umap,
+    ensure_umap_async,
+    load_umap,
+    nearest_neighbours,
+    run_projection,
+    umap_status,
+)
+from core.explore.run_outputs import list_runs, load_run_outputs
+from core.explore.selection import group_rows, item_cards, selection_rows
+from core.labels import entropy
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("explore")
+    ds = make_dataset(root, n=24)
+    run = make_fake_run(root, ds)
+    return root, ds, run
+
+
+# -- run outputs ---------------------------------------------------------------------------
+
+def test_load_run_outputs_list_columns(world):
+    _, ds, run = world
+    out = load_run_outputs(run)
+    n = len(ds.items)
+    assert out.n == n and out.embeddings.shape == (n, 6)
+    assert out.class_names == list(CATEGORIES)  # from the dataset's meta.json
+    for dist in (out.soft, out.pred, out.latent):
+        assert dist.shape == (n, 7)
+        np.testing.assert_allclose(dist.sum(axis=1), 1.0)
+    table = pd.read_parquet(run / "outputs" / "test.parquet")
+    # the engine's int "pred" column (argmax) is skipped for the "probs" distribution
+    np.testing.assert_allclose(out.pred[3], table["probs"][3])
+    assert out.pred.argmax(1).tolist() == table["pred"].tolist()
+    np.testing.assert_array_equal(out.labels, ds.items["label"].to_numpy())
+    assert out.uncertainty.shape == (n,) and out.dataset_path == ds.root
+
+
+def test_load_run_outputs_prefixed_columns_same_values(tmp_path, world):
+    _, ds, _ = world
+    a = load_run_outputs(make_fake_run(tmp_path, ds, name="lists", seed=5))
+    b = load_run_outputs(make_fake_run(tmp_path, ds, name="cols", seed=5, prefixed=True))
+    np.testing.assert_allclose(a.soft, b.soft)
+    np.testing.assert_allclose(a.pred, b.pred)
+    assert b.class_names == list(CATEGORIES)
+
+
+def test_take_and_splits(world):
+    _, ds, run = world
+    out = load_run_outputs(run)
+    assert out.splits == sorted(set(ds.items["split"]))
+    rows = np.flatnonzero(out.table["split"] == "test")
+    sub = out.take(rows)
+    assert sub.n == len(rows) and set(sub.table["split"]) == {"test"}
+    np.testing.assert_array_equal(sub.embeddings, out.embeddings[rows])
+    np.testing.assert_array_equal(sub.pred, out.pred[rows])
+    assert sub.item_ids.tolist() == out.item_ids[rows].tolist()
+
+
+def test_class_names_from_model_json(tmp_path, world):
+    _, ds, _ = world
+    run = make_fake_run(tmp_path, ds, name="named")
+    (run / "config.yaml").write_text("model: mini_xception\n")  # no dataset to ask
+    (run / "model.json").write_text(json.dumps({"class_names": list("abcdefg")}))
+    assert load_run_outputs(run).class_names == list("abcdefg")
+    (run / "model.json").unlink()
+    assert load_run_outputs(run).class_names == [f"c{i}" for i in range(7)]
+
+
+def test_load_run_outputs_tolerates_missing_columns(tmp_path):
+    run = tmp_path / "bare"
+    (run / "outputs").mkdir(parents=True)
+    pd.DataFrame({"item_id": [1, 2, 3]}).to_parquet(run / "outputs" / "test.parquet")
+    out = load_run_outputs(run)
+    assert out.soft is None and out.pred is None and out.latent is None
+    assert out.uncertainty is None and out.labels is None and out.embeddings is None
+    assert list(out.item_ids) == ["1", "2", "3"]
+    assert colour_options(out) == []
+
+
+def test_load_run_outputs_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="test.parquet"):
+        load_run_outputs(tmp_path)
+    (tmp_path / "outputs").mkdir()
+    pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "outputs" / "test.parquet")
+    with pytest.raises(ValueError, match="item_id"):
+        load_run_outputs(tmp_path)
+    pd.DataFrame({"item_id": ["a", "b"]}).to_parquet(tmp_path / "outputs" / "test.parquet")
+    np.save(tmp_path / "outputs" / "embeddings.npy", np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"expected shape \(2, D\)"):
+        load_run_outputs(tmp_path)
+
+
+def test_list_runs(world):
+    root, _, run = world
+    runs = list_runs(root / "runs")
+    assert [r.path for r in runs] == [run]
+    assert runs[0].has_embeddings and runs[0].modality == "face" and runs[0].method == "ce"
+
+
+# -- projection ----------------------------------------------------------------------------
+
+def test_pca_layout_shape_and_agreement_with_sklearn(rng):
+    x = rng.normal(size=(40, 9)) * np.arange(1, 10)
+    proj = MapProjection().fit(x)
+    xy = proj.transform(x)
+    assert xy.shape == (40, 2)
+    np.testing.assert_allclose(xy, PCA(2, random_state=0).fit(x).transform(x), atol=1e-9)
+    # variance along the first axis is the largest
+    assert xy[:, 0].var() >= xy[:, 1].var()
+
+
+def test_placement_of_new_point_equals_fitted_transform(rng, tmp_path):
+    x = rng.normal(size=(30, 5))
+    new = rng.normal(size=(4, 5))
+    proj = MapProjection().fit(x)
+    sk = PCA(2, random_state=0).fit(x)
+    np.testing.assert_allclose(proj.transform(new), sk.transform(new), atol=1e-9)
+    np.testing.assert_allclose(proj.transform(new[0]), sk.transform(new[:1])[0], atol=1e-9)
+    proj.save(tmp_path / "p.npz")
+    back = MapProjection.load(tmp_path / "p.npz")
+    np.testing.assert_array_equal(back.transform(new), proj.transform(new))
+    assert back.fingerprint_ == proj.fingerprint_
+
+
+def test_projection_validates():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        MapProjection().transform(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        MapProjection().fit(np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="finite"):
+        MapProjection().fit(np.array([[0.0, np.nan], [1.0, 2.0]]))
+    proj = MapProjection().fit(np.random.default_rng(0).normal(size=(5, 3)))
+    with pytest.raises(ValueError, match="3 columns"):
+        proj.transform(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="2-D"):
+        MapProjection().fit(np.zeros(4))
+
+
+def test_one_dimensional_embeddings_get_a_zero_second_axis():
+    x = np.arange(6.0)[:, None]
+    xy = MapProjection().fit_transform(x)
+    assert xy.shape == (6, 2) and np.all(xy[:, 1] == 0)
+
+
+def test_run_projection_is_persisted_and_reused(tmp_path, world, monkeypatch):
+    _, ds, _ = world
+    run = make_fake_run(tmp_path, ds, name="pca")
+    first = run_projection(run)
+    assert (run / "outputs" / "pca.npz").is_file()
+    monkeypatch.setattr(MapProjection, "fit", lambda *a: pytest.fail("refitted a cached PCA"))
+    second = run_projection(run)
+    np.testing.assert_array_equal(first.components_, second.components_)
+    monkeypatch.undo()
+    # new embeddings (a retrained run): the stale cache is replaced
+    np.save(run / "outputs" / "embeddings.npy", np.random.default_rng(9).normal(size=(24, 6)))
+    third = run_projection(run)
+    assert not np.allclose(third.components_, first.components_)
+
+
+def test_umap_cache_logic_small_run(tmp_path, world, monkeypatch):
+    """Fewer than 4 items take the PCA path: the cache logic is tested without numba."""
+    _, ds, _ = world
+    run = make_fake_run(tmp_path, ds, name="small")
+    np.save(run / "outputs" / "embeddings.npy", np.arange(9.0).reshape(3, 3) ** 2)
+    assert umap_status(run) == "missing" and load_umap(run) is None
+    layout = compute_umap(run)
+    assert layout.shape == (3, 2) and umap_status(run) == "ready"
+    np.testing.assert_array_equal(load_umap(run), layout)
+    meta = json.loads((run / "outputs" / "umap.json").read_text())
+    assert meta["fingerprint"] == pj.embeddings_fingerprint(np.load(run / "outputs" /
+                                                                    "embeddings.npy"))
+    assert ensure_umap_async(run) == "ready"  # nothing started for a cached layout
+    np.save(run / "outputs" / "embeddings.npy", np.ones((3, 3)))
+    assert load_umap(run) is None and umap_status(run) == "missing"  # stale
+
+
+def test_umap_status_reads_lock_and_error(tmp_path, world):
+    _, ds, _ = world
+    run = make_fake_run(tmp_path, ds, name="status")
+    lock = run / "outputs" / pj.UMAP_LOCK
+    lock.write_text(str(os.getpid()))
+    assert umap_status(run) == "running"
+    assert ensure_umap_async(run) == "running"  # no second worker
+    lock.write_text("999999999")  # no such process
+    assert umap_status(run) == "missing"
+    (run / "outputs" / pj.UMAP_ERROR).write_text("boom")
+    assert umap_status(run) == "failed"
+
+
+@pytest.mark.slow
+def test_umap_layout_written_and_reused(tmp_path, world, monkeypatch):
+    _, ds, _ = world
+    run = make_fake_run(tmp_path, ds, name="umap")
+    layout = compute_umap(run)
+    assert layout.shape == (24, 2) and np.isfinite(layout).all()
+    assert (run / "outputs" / "umap.npy").is_file()
+    import umap
+
+    monkeypatch.setattr(umap, "UMAP", lambda **kw: pytest.fail("recomputed a cached layout"))
+    np.testing.assert_array_equal(compute_umap(run), layout)
+    # the two planted groups stay apart on the map
+    emb = np.load(run / "outputs" / "embeddings.npy")
+    group = emb[:, 0] > 2.5
+    gap = np.linalg.norm(layout[group].mean(0) - layout[~group].mean(0))
+    assert gap > layout[group].std(0).mean()
+
+
+@pytest.mark.slow
+def test_ensure_umap_async_runs_a_worker_process(tmp_path, world):
+    _, ds, _ = world
+    run = make_fake_run(tmp_path, ds, name="async")
+    assert ensure_umap_async(run) == "running"
+    deadline = time.time() + 300
+    while umap_status(run) == "running" and time.time() < deadline:
+        time.sleep(1)
+    assert umap_status(run) == "ready", (run / "outputs" / pj.UMAP_ERROR).read_text() \
+        if (run / "outputs" / pj.UMAP_ERROR).exists() else "timed out"
+    assert load_umap(run).shape == (24, 2)
+
+
+# -- neighbours ----------------------------------------------------------------------------
+
+def test_nearest_neighbours_hand_example():
+    x = np.array([[0.0], [1.0], [3.0], [7.0]])
+    idx, d = nearest_neighbours(x, 1, k=3)
+    assert idx.tolist() == [0, 2, 3] and d.tolist() == [1.0, 2.0, 6.0]
+    idx, _ = nearest_neighbours(x, 3, k=10)  # clipped to n − 1, self excluded
+    assert idx.tolist() == [2, 1, 0]
+
+
+def test_nearest_neighbours_agree_with_sklearn(rng):
+    x = rng.normal(size=(50, 8))
+    idx, d = nearest_neighbours(x, 7, k=5)
+    nn = NearestNeighbors(n_neighbors=6).fit(x)
+    dist, ref = nn.kneighbors(x[7:8])
+    assert idx.tolist() == ref[0, 1:].tolist()
+    np.testing.assert_allclose(d, dist[0, 1:])
+
+
+def test_nearest_neighbours_validate():
+    x = np.zeros((3, 2))
+    with pytest.raises(ValueError, match="index must be"):
+        nearest_neighbours(x, 3)
+    with pytest.raises(ValueError, match="k must be"):
+        nearest_neighbours(x, 0, k=0)
+    with pytest.raises(ValueError, match="2-D"):
+        nearest_neighbours(np.zeros(3), 0)
+
+
+# -- colourings ----------------------------------------------------------------------------
+
+def test_colour_options_and_values(world):
+    _, ds, run = world
+    out = load_run_outputs(run)
+    items = ds.items.sample(frac=1.0, random_state=0)  # another order: joined by item_id
+    opts = colour_options(out, items)
+    for o in ("soft label", "predicted", "uncertainty", "latent entropy", "true ambiguity",
+              "true sub-class"):
+        assert o in opts
+    assert "true ambiguity" not in colour_options(out)  # no dataset, no truth
+    soft = colour_values(out, "soft label")
+    assert soft.categorical
+    assert soft.values.tolist() == [CATEGORIES[i] for i in out.soft.argmax(1)]
+    lat = colour_values(out, "latent entropy")
+    np.testing.assert_allclose(lat.values, entropy(out.latent, normalize=True))
+    amb = colour_values(out, "true ambiguity", items)
+    assert not amb.categorical
+    np.testing.assert_allclose(amb.values, ds.items["ambiguity"].to_numpy())
+    true = colour_values(out, "true label", items)
+    assert true.values.tolist() == [CATEGORIES[i] for i in ds.items["true_label"]]
+    with pytest.raises(ValueError, match="by must be one of"):
+        colour_values(out, "astrology")
+
+
+def test_subclass_colouring_names_each_items_class(world):
+    _, _, run = world
+    out = load_run_outputs(run)
+    assert "sub-class" in colour_options(out)
+    sub = colour_values(out, "sub-class")
+    assert sub.categorical and len(sub.values) == out.n
+    # every name starts with the item's own (dataset-label) class
+    for name, label in zip(sub.values, out.labels, strict=True):
+        assert name.split(" / ")[0] == CATEGORIES[label]
+
+
+def test_join_items_follows_test_order(world):
+    _, ds, run = world
+    out = load_run_outputs(run)
+    joined = join_items(out, ds.items.iloc[::-1])
+    assert joined["item_id"].tolist() == out.item_ids.tolist()
+    assert join_items(out, None) is None
+
+
+# -- selection -----------------------------------------------------------------------------
+
+def test_group_rows_and_selection_rows():
+    values = np.array(["b", "a", "b", "c", "a"], dtype=object)
+    traces = group_rows(values, categorical=True)
+    assert [n for n, _ in traces] == ["a", "b", "c"]
+    assert [r.tolist() for _, r in traces] == [[1, 4], [0, 2], [3]]
+    rows = selection_rows([{"curve_number": 1, "point_index": 1},
+                           {"curve_number": 0, "point_number": 0},
+                           {"curve_number": 1, "point_index": 1},   # duplicate
+                           {"curve_number": 7, "point_index": 0},   # stale trace
+                           {"curve_number": 2, "point_index": 5}],  # stale index
+                          [r for _, r in traces])
+    assert rows.tolist() == [2, 1]
+    assert selection_rows([{"curve_number": 0, "point_index": 0, "customdata": [4]}],
+                          [np.array([0])]).tolist() == [4]
+    assert [r.tolist() for _, r in group_rows(np.array([0.1, 0.5]), False)] == [[0, 1]]
+
+
+def test_item_cards(world):
+    _, ds, run = world
+    out = load_run_outputs(run)
+    cards = item_cards(out, [2, 0], ds.items, ds.root)
+    assert [c.item_id for c in cards] == [out.item_ids[2], out.item_ids[0]]
+    assert cards[0].media.is_file() and cards[0].media.suffix == ".png"
+    assert list(cards[0].distributions.columns) == ["annotated", "predicted"]
+    np.testing.assert_allclose(cards[0].distributions["predicted"], out.pred[2])
+    assert item_cards(out, [1])[0].media is None
+    with pytest.raises(ValueError, match="rows must be in"):
+        item_cards(out, [out.n])
