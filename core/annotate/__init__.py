@@ -1,1 +1,42 @@
-"""annotate"""
+"""Rating campaigns: the store, assignment, aggregation, access (DESIGN.md: annotate/).
+
+Pages use two session objects and nothing else::
+
+    store = Store()                                   # $AFFECTLAB_DB_URL or data/affectlab.db
+    ensure_admin_password(store)                      # prints a generated password once
+    owner = open_owner(store, password)
+    invite = owner.create_campaign("faces-1", "data/datasets/faces-default", ratings_per_item=5)
+    rater = join_campaign(store, invite.token, "alice")
+    item = rater.next_item(); rater.submit(item.item_id, "category", 3, time_spent=2.1)
+"""
+
+from core.annotate.access import AccessDenied, ensure_admin_password, invite_link
+from core.annotate.service import (
+    CampaignProgress,
+    DuplicateRatingError,
+    Invite,
+    ItemView,
+    OwnerSession,
+    RaterProgress,
+    RaterSession,
+    join_campaign,
+    open_owner,
+)
+from core.annotate.store import Store, default_db_url
+
+__all__ = [
+    "AccessDenied",
+    "CampaignProgress",
+    "DuplicateRatingError",
+    "Invite",
+    "ItemView",
+    "OwnerSession",
+    "RaterProgress",
+    "RaterSession",
+    "Store",
+    "default_db_url",
+    "ensure_admin_password",
+    "invite_link",
+    "join_campaign",
+    "open_owner",
+]

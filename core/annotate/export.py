@@ -1,0 +1,145 @@
+"""Export a campaign's result: a SPEC §7 dataset directory, a CSV long table, or JSON lines.
+
+The dataset export goes through :func:`core.data.contract.write_dataset`, so ``affectlab train``
+reads it like any dataset: ``items.parquet`` (the campaign's items with the source dataset's
+other columns, e.g. split, domain and hidden truth, plus ``n_ratings`` and, when a nominal scale
+exists, ``ds_label``: the Dawid–Skene most probable class), ``ratings.parquet`` (one row per
+rating: item_id, rater_id, scale, value, timestamp, time_spent) and ``meta.json`` (the campaign's
+scales and label set, provenance naming the campaign). Media are hard-linked into the new
+directory when source and target share a file system, otherwise copied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from core.annotate import aggregate
+from core.data.contract import SPLITS, write_dataset
+
+if TYPE_CHECKING:
+    from core.annotate.service import OwnerSession
+
+__all__ = ["FORMATS", "export_campaign"]
+
+FORMATS = ("dataset", "csv", "jsonl")
+
+
+def _link_or_copy(src: Path, dst: Path, link: bool) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if link:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass  # other file system, or links not allowed: copy instead
+    shutil.copy2(src, dst)
+
+
+def _ds_labels(ratings: pd.DataFrame, ids: list[str], scales: dict) -> dict[str, np.ndarray]:
+    out = {}
+    for name, meta in scales.items():
+        if meta["type"] == "nominal":
+            post = aggregate.weighted_soft_labels(ratings, ids, name, meta)
+            rated = ~np.isnan(post).any(axis=1)
+            out[name] = np.where(rated, np.argmax(np.nan_to_num(post, nan=-1.0), axis=1), -1)
+    return out
+
+
+def export_campaign(owner: OwnerSession, campaign: int | str, out: str | os.PathLike, *,
+                    format: str = "dataset", overwrite: bool = False, link: bool = True) -> Path:
+    """See :meth:`core.annotate.service.OwnerSession.export`. Returns the written path."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    settings = owner.settings(campaign)
+    ratings = owner.ratings(campaign)
+    items = owner.items(campaign)
+    out = Path(out)
+    if format == "csv":
+        _check_target(out, overwrite)
+        ratings.to_csv(out, index=False)
+        return out
+    if format == "jsonl":
+        _check_target(out, overwrite)
+        _write_jsonl(out, settings, items, ratings)
+        return out
+    return _write_dataset_dir(out, settings, items, ratings, overwrite, link)
+
+
+def _check_target(out: Path, overwrite: bool) -> None:
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists (pass overwrite=True)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _write_jsonl(out: Path, settings: dict, items: pd.DataFrame, ratings: pd.DataFrame) -> None:
+    ids = items["item_id"].tolist()
+    scales = settings["scales"]
+    soft = aggregate.soft_labels(ratings, ids, scales)
+    weighted = {s: aggregate.weighted_soft_labels(ratings, ids, s, m) for s, m in scales.items()}
+    by_item = {k: g for k, g in ratings.groupby("item_id")}
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("w") as fh:
+        for pos, row in enumerate(items.itertuples(index=False)):
+            rows = by_item.get(row.item_id)
+            record = {
+                "item_id": row.item_id, "media": row.media, "is_gold": bool(row.is_gold),
+                "ratings": [] if rows is None else [
+                    {"rater_id": r, "scale": s, "value": float(v)}
+                    for r, s, v in zip(rows["rater_id"], rows["scale"], rows["value"],
+                                       strict=True)],
+                "soft": {s: _nan_to_none(y[pos]) for s, y in soft.items()},
+                "weighted": {s: _nan_to_none(y[pos]) for s, y in weighted.items()},
+            }
+            fh.write(json.dumps(record) + "\n")
+    tmp.replace(out)  # readers never see a half-written file
+
+
+def _nan_to_none(row: np.ndarray) -> list[float] | None:
+    return None if np.isnan(row).any() else [float(x) for x in row]
+
+
+def _write_dataset_dir(out: Path, settings: dict, items: pd.DataFrame, ratings: pd.DataFrame,
+                       overwrite: bool, link: bool) -> Path:
+    ids = items["item_id"].tolist()
+    table = items.drop(columns=["is_gold"]).copy()
+    table.insert(2, "modality", settings["modality"])
+    if "split" not in table.columns:
+        table["split"] = "train"
+    table["split"] = table["split"].where(table["split"].isin(SPLITS), "train")
+    if "domain" not in table.columns:
+        table["domain"] = settings["name"]
+    table["domain"] = table["domain"].fillna(settings["name"]).astype(str)
+    table["is_gold"] = items["is_gold"].to_numpy()
+    counts = ratings.groupby("item_id")["rater_id"].nunique()
+    table["n_ratings"] = counts.reindex(ids).fillna(0).astype(np.int64).to_numpy()
+    for name, label in _ds_labels(ratings, ids, settings["scales"]).items():
+        col = "ds_label" if name == settings["label_set"].get("scale", "category") \
+            else f"ds_label_{name}"
+        table[col] = label
+    long = ratings[["item_id", "rater_id", "scale", "value", "timestamp", "time_spent"]].copy()
+    long["value"] = long["value"].astype(np.float64)
+    meta = {"name": out.name, "modality": settings["modality"],
+            "label_set": settings["label_set"], "scales": settings["scales"],
+            "provenance": {"source": "affectlab annotate", "campaign": settings["name"],
+                           "campaign_source": settings["source"],
+                           "ratings_per_item": settings["ratings_per_item"]},
+            "truth_columns": [c for c in table.columns
+                              if c.startswith("true_") or c in ("subclass", "flipped")]}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.media.", dir=out.parent))
+    try:
+        root = Path(settings["media_root"])
+        for rel in table["media"]:
+            _link_or_copy(root / rel, staging / rel, link)
+        write_dataset(out, table, long, meta, media_dir=staging, overwrite=overwrite)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out

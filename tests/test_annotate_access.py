@@ -1,0 +1,215 @@
+"""Access: the admin password, invite tokens, and what a rater session can and cannot do."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from annotate_support import owner_for, rate_item, tiny_dataset
+from pg_server import db_url, pg_server  # noqa: F401  (fixtures)
+from sqlalchemy import text
+
+from core.annotate import (
+    AccessDenied,
+    OwnerSession,
+    RaterSession,
+    Store,
+    ensure_admin_password,
+    invite_link,
+    join_campaign,
+    open_owner,
+)
+from core.annotate.access import configured_admin_password, hash_token
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'a.db'}"
+
+
+@pytest.fixture
+def setup(db_url, tmp_path, monkeypatch):  # noqa: F811
+    store, owner = owner_for(db_url, monkeypatch)
+    invite = owner.create_campaign("c1", tiny_dataset(tmp_path, n=8), ratings_per_item=2)
+    yield store, owner, invite
+    store.dispose()
+
+
+def test_generated_password_shown_once_and_stored_hashed(sqlite_url, monkeypatch, capsys):
+    monkeypatch.delenv("AFFECTLAB_ADMIN_PASSWORD", raising=False)
+    monkeypatch.chdir(sqlite_url.split("///")[1].rsplit("/", 1)[0])  # no secrets.toml here
+    store = Store(sqlite_url)
+    password = ensure_admin_password(store)
+    assert password and password in capsys.readouterr().out
+    assert ensure_admin_password(store) is None          # never generated or shown again
+    assert capsys.readouterr().out == ""
+    with store.engine.connect() as conn:
+        stored = conn.execute(text("SELECT value FROM settings")).scalar()
+    assert password not in stored and stored.startswith("pbkdf2_sha256$")
+    assert isinstance(open_owner(store, password), OwnerSession)
+    with pytest.raises(AccessDenied, match="wrong admin password"):
+        open_owner(store, password + "x")
+
+
+def test_password_from_env_then_secrets_toml(sqlite_url, tmp_path, monkeypatch):
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('admin_password = "from-toml"\n')
+    monkeypatch.delenv("AFFECTLAB_ADMIN_PASSWORD", raising=False)
+    assert configured_admin_password(secrets) == "from-toml"
+    store = Store(sqlite_url)
+    assert ensure_admin_password(store, secrets_file=secrets) is None  # nothing generated
+    open_owner(store, "from-toml", secrets_file=secrets)
+    with pytest.raises(AccessDenied):
+        open_owner(store, "from-env", secrets_file=secrets)
+    monkeypatch.setenv("AFFECTLAB_ADMIN_PASSWORD", "from-env")
+    open_owner(store, "from-env", secrets_file=secrets)           # env wins
+    with pytest.raises(AccessDenied):
+        open_owner(store, "from-toml", secrets_file=secrets)
+    with pytest.raises(TypeError, match="password"):
+        open_owner(store, None, secrets_file=secrets)
+
+
+def test_no_password_yet_is_denied(sqlite_url, tmp_path, monkeypatch):
+    monkeypatch.delenv("AFFECTLAB_ADMIN_PASSWORD", raising=False)
+    with pytest.raises(AccessDenied, match="ensure_admin_password"):
+        open_owner(Store(sqlite_url), "anything", secrets_file=tmp_path / "none.toml")
+
+
+def test_sessions_cannot_be_built_directly(sqlite_url):
+    store = Store(sqlite_url)
+    with pytest.raises(TypeError, match="open_owner"):
+        OwnerSession(store)
+    with pytest.raises(TypeError, match="join_campaign"):
+        RaterSession(store, 1, 1, "eve")
+
+
+def test_token_is_stored_only_as_hash(setup):
+    store, _, invite = setup
+    with store.engine.connect() as conn:
+        dump = " ".join(str(v) for row in conn.execute(text("SELECT * FROM campaigns"))
+                        for v in row)
+    assert invite.token not in dump and hash_token(invite.token) in dump
+    assert len(invite.token) >= 40
+    assert invite.link("https://lab.example/annotate").endswith(f"?campaign={invite.token}")
+    assert invite_link("a b", "http://x/p?lang=en") == "http://x/p?lang=en&campaign=a+b"
+
+
+def test_bad_token_closed_campaign_and_rotation(setup):
+    store, owner, invite = setup
+    for bad in ("nope", "", invite.token[:-1], None):
+        with pytest.raises(AccessDenied):
+            join_campaign(store, bad, "alice")
+    rater = join_campaign(store, invite.token, "alice")
+    owner.set_active("c1", False)
+    with pytest.raises(AccessDenied, match="closed"):
+        join_campaign(store, invite.token, "bob")
+    with pytest.raises(AccessDenied, match="closed"):
+        rater.next_item()
+    owner.set_active("c1", True)
+    new = owner.rotate_token("c1")
+    with pytest.raises(AccessDenied, match="unknown campaign token"):
+        join_campaign(store, invite.token, "bob")
+    assert join_campaign(store, new, "bob").name == "bob"
+
+
+@pytest.mark.parametrize("name,err", [("", ValueError), ("   ", ValueError),
+                                      ("x" * 65, ValueError), ("a\x00b", ValueError),
+                                      (42, TypeError)])
+def test_bad_rater_names(setup, name, err):
+    store, _, invite = setup
+    with pytest.raises(err, match="name"):
+        join_campaign(store, invite.token, name)
+
+
+@pytest.mark.parametrize("scale,value,err,match", [
+    ("category", 3, ValueError, r"\[0, 2\]"),
+    ("category", -1, ValueError, r"\[0, 2\]"),
+    ("category", 1.5, ValueError, "class index"),
+    ("category", "happy", ValueError, "must be one of"),
+    ("category", True, TypeError, "number"),
+    ("valence", 0, ValueError, r"\[1, 5\]"),
+    ("valence", 5.5, ValueError, r"\[1, 5\]"),
+    ("valence", math.nan, ValueError, "finite"),
+    ("valence", np.inf, ValueError, "finite"),
+    ("valence", "4", TypeError, "number"),
+    ("arousal", 3, ValueError, "scale must be one of"),
+])
+def test_malformed_values_rejected(setup, scale, value, err, match):
+    store, owner, invite = setup
+    rater = join_campaign(store, invite.token, "alice")
+    item = rater.next_item()
+    with pytest.raises(err, match=match):
+        rater.submit(item.item_id, scale, value)
+    assert owner.ratings("c1").empty
+
+
+def test_class_names_and_numpy_values_accepted(setup):
+    store, owner, invite = setup
+    rater = join_campaign(store, invite.token, "alice")
+    item = rater.next_item()
+    assert rater.submit(item.item_id, "category", "glad")
+    assert rater.submit(item.item_id, "valence", np.float32(4.0))
+    assert sorted(owner.ratings("c1")["value"]) == [1.0, 4.0]
+
+
+def test_unknown_and_unassigned_items_rejected(setup, tmp_path):
+    store, owner, invite = setup
+    other = owner.create_campaign("c2", tiny_dataset(tmp_path / "o", n=3, seed=1))
+    alice = join_campaign(store, invite.token, "alice")
+    bob = join_campaign(store, invite.token, "bob")
+    a_item = alice.next_item()
+    with pytest.raises(ValueError, match="not an item of this campaign"):
+        alice.submit("no-such-item", "category", 0)
+    with pytest.raises(ValueError, match="not given to you"):
+        bob.submit(a_item.item_id, "category", 0)           # alice's item, not bob's
+    with pytest.raises(TypeError, match="item_id"):
+        alice.submit(3, "category", 0)
+    with pytest.raises(ValueError, match="time_spent"):
+        alice.submit(a_item.item_id, "category", 0, time_spent=-1)
+    carol = join_campaign(store, other.token, "carol")
+    c_item = carol.next_item()
+    # alice's session is bound to c1: it cannot touch c2's items, even with a known id
+    with pytest.raises(ValueError):
+        alice.submit(c_item.item_id + "-x", "category", 0)
+    assert owner.ratings("c2").empty and owner.ratings("c1").empty
+
+
+def test_rater_sees_only_own_ratings(setup):
+    store, owner, invite = setup
+    alice = join_campaign(store, invite.token, "alice")
+    bob = join_campaign(store, invite.token, "bob")
+    for session, v in ((alice, 0), (bob, 2), (alice, 1)):
+        rate_item(session, session.next_item(), {"category": v, "valence": 2})
+    mine = alice.my_ratings()
+    assert len(mine) == 4 and set(mine["value"]) == {0.0, 1.0, 2.0}
+    assert "rater_id" not in mine.columns
+    assert len(bob.my_ratings()) == 2 and set(bob.my_ratings()["value"]) == {2.0}
+    public = {n for n in dir(alice) if not n.startswith("_")}
+    assert public == {"name", "next_item", "submit", "submit_all", "skip", "progress",
+                      "my_ratings"}
+    assert len(owner.ratings("c1")) == 6
+
+
+def test_create_campaign_validates_settings(sqlite_url, tmp_path, monkeypatch):
+    _, owner = owner_for(sqlite_url, monkeypatch)
+    ds = tiny_dataset(tmp_path)
+    with pytest.raises(ValueError, match="ratings_per_item"):
+        owner.create_campaign("x", ds, ratings_per_item=0)
+    with pytest.raises(ValueError, match="max_ratings"):
+        owner.create_campaign("x", ds, ratings_per_item=3, max_ratings=2)
+    with pytest.raises(ValueError, match="gold_rate"):
+        owner.create_campaign("x", ds, gold_rate=1.0)
+    with pytest.raises(ValueError, match="needs gold answers"):
+        owner.create_campaign("x", ds, gold_rate=0.2)
+    with pytest.raises(ValueError, match="not in the campaign"):
+        owner.create_campaign("x", ds, gold={"zzz": {"category": 0}})
+    with pytest.raises(ValueError, match=r"\[0, 2\]"):
+        owner.create_campaign("x", ds, gold={"it000": {"category": 7}})
+    with pytest.raises(ValueError, match="not in the dataset"):
+        owner.create_campaign("x", ds, scales=["arousal"])
+    owner.create_campaign("x", ds)
+    with pytest.raises(ValueError, match="already exists"):
+        owner.create_campaign("x", ds)
+    with pytest.raises(ValueError, match="does not exist"):
+        owner.progress("nope")
