@@ -1,0 +1,63 @@
+"""Housekeeping of run directories: which runs are in progress, deleting a run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from core.engine.events import EVENTS_FILE
+
+__all__ = ["ACTIVE_STATES", "active_runs", "delete_run"]
+
+ACTIVE_STATES = ("queued", "running")
+
+
+def _root(root: str | os.PathLike | None) -> Path:
+    if root is None:
+        from core.paths import runs_dir
+
+        return runs_dir()
+    return Path(root)
+
+
+def _is_run(path: Path) -> bool:
+    return path.is_dir() and ((path / "config.yaml").is_file() or (path / EVENTS_FILE).is_file())
+
+
+def active_runs(root: str | os.PathLike | None = None) -> list[Path]:
+    """Run directories under ``root`` (default: the runs directory) that are queued or running
+    (worker liveness checked), newest first."""
+    from core.engine.jobs import status
+
+    root = _root(root)
+    if not root.is_dir():
+        return []
+    runs = [p for p in root.iterdir() if _is_run(p) and status(p).state in ACTIVE_STATES]
+    return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def delete_run(run_dir: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """Remove a run directory and everything in it; returns the path removed.
+
+    Only a run directly inside ``root`` (default: the runs directory) is removed, and not while
+    its worker is alive (cancel it first): a typo or a stale selection must not delete anything
+    else or pull the files from under a training process.
+    """
+    if not isinstance(run_dir, str | os.PathLike):
+        raise TypeError(f"run_dir must be a path, got {type(run_dir).__name__}")
+    from core.engine.jobs import is_alive, read_pid
+
+    path = Path(run_dir).expanduser().resolve()
+    base = _root(root).expanduser().resolve()
+    if path.parent != base:
+        raise ValueError(f"run_dir must be a run directory inside {base}, got {path}")
+    if not _is_run(path):
+        raise FileNotFoundError(f"{path} is not a run directory (no config.yaml or "
+                                f"{EVENTS_FILE})")
+    pid = read_pid(path)
+    if pid is not None and is_alive(pid):
+        raise RuntimeError(f"run {path.name} is still running (worker pid {pid}); cancel it "
+                           "before deleting")
+    shutil.rmtree(path)
+    return path
