@@ -44,6 +44,9 @@ def _page(name: str) -> AppTest:
 def test_home_renders(world):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception and at.title[0].value == "affectlab"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Datasets"] == "1" and metrics["Runs"] == "1"
+    assert metrics["Device"] in ("CPU",) or metrics["Device"].startswith("CUDA")
 
 
 # -- Data ----------------------------------------------------------------------------------

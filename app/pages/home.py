@@ -1,6 +1,8 @@
 import streamlit as st
 
 from core.data.catalog import list_datasets
+from core.engine.device import describe_device
+from core.engine.runs import list_runs
 from core.paths import data_dir
 
 st.title("affectlab")
@@ -10,8 +12,26 @@ st.markdown(
     "LDLVA, DMUE), look inside what they learned, and demo them live."
 )
 
+col_data, col_runs, col_device = st.columns(3)
 datasets = list_datasets()
-st.subheader(f"Datasets in `{data_dir()}`")
+runs = list_runs()
+col_data.metric("Datasets", len(datasets))
+col_runs.metric("Runs", len(runs))
+col_device.metric("Device", describe_device())
+
+st.subheader("Quick start")
+st.markdown(
+    "1. **Data** — browse the generated corpora (faces and speech whose *true* emotion "
+    "distributions are known), generate more, or import a real corpus.\n"
+    "2. **Train** — pick a dataset, model and method; follow the run live.\n"
+    "3. **Runs** — compare runs' curves and final metrics.\n"
+    "4. **Explore** — the embedding map coloured by soft label, prediction, uncertainty or sub-class.\n"
+    "5. **Live** — your webcam or microphone (or an uploaded file) through a model; the shipped "
+    "FER2013 face model works before anything is trained.\n"
+    "6. **Annotate** — run a rating campaign and turn the ratings into soft labels."
+)
+
+st.subheader("Datasets")
 if not datasets:
     st.info("No dataset yet. Generate one on the **Data** page, or run "
             "`affectlab data synth --modality face --n 2000 --out data/datasets/faces`.")
@@ -21,3 +41,11 @@ else:
           "classes": ", ".join(d.classes), "generated": d.generated} for d in datasets],
         hide_index=True, use_container_width=True,
     )
+
+st.subheader("Runs")
+if runs.empty:
+    st.info("No run yet: launch one on the **Train** page or with `affectlab train`.")
+else:
+    st.dataframe(runs.drop(columns=["path"]), hide_index=True, use_container_width=True)
+
+st.caption(f"Data directory: `{data_dir()}`")
