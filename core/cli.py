@@ -75,12 +75,6 @@ def data_ensure_defaults() -> None:
         typer.echo(f"default corpus ready: {path}")
 
 
-def _not_yet(feature: str) -> None:
-    typer.echo(f"'{feature}' arrives with the training engine; it is not available in this version.",
-               err=True)
-    raise typer.Exit(2)
-
-
 @app.command()
 def train(
     config: Path = typer.Argument(None, help="run config (YAML or JSON); options override it"),
@@ -171,10 +165,41 @@ def runs(root: Path = typer.Option(None, help="runs directory (default: <data>/r
         typer.echo(shown.to_string(index=False))
 
 
+class BenchPart(str, Enum):
+    methods = "methods"
+    corpus = "corpus"
+    annotate = "annotate"
+
+
 @app.command()
-def bench() -> None:
-    """Time every method against cross-entropy (not yet available)."""
-    _not_yet("bench")
+def bench(
+    what: list[BenchPart] = typer.Option([BenchPart.methods], "--what",
+                                         help="what to time (repeatable): methods, corpus, annotate"),
+    modality: str = typer.Option("face", help="methods: face or speech"),
+    steps: int = typer.Option(10, min=1, help="methods: timed steps per method (median)"),
+    batch_size: int = typer.Option(32, min=2, help="methods: items per step"),
+    device: str = typer.Option("auto", help="methods: auto, cpu or cuda"),
+    faces: int = typer.Option(10_000, min=0, help="corpus: faces to generate"),
+    utterances: int = typer.Option(2_000, min=0, help="corpus: utterances to generate"),
+    db_url: str = typer.Option(None, help="annotate: database URL (default: a temporary SQLite file)"),
+    raters: int = typer.Option(50, min=1, help="annotate: concurrent simulated raters"),
+    ratings_each: int = typer.Option(200, min=1, help="annotate: ratings per rater"),
+) -> None:
+    """Time every method's training step against cross-entropy (ratios, samples/s); optionally
+    corpus generation speed and the rating-store load test."""
+    if BenchPart.methods in what:
+        from core.engine.bench import format_table, run_bench
+
+        typer.echo(format_table(run_bench(modality, steps, batch_size, device=device)))
+    if BenchPart.corpus in what:
+        from core.engine.bench_extra import bench_corpus
+
+        typer.echo(bench_corpus(faces, utterances).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    if BenchPart.annotate in what:
+        from core.engine.bench_extra import bench_annotate
+
+        typer.echo(bench_annotate(db_url, raters, ratings_each).to_string(
+            index=False, float_format=lambda v: f"{v:.1f}"))
 
 
 @app.command()

@@ -258,3 +258,38 @@ def test_resume_equality_with_stateful_real_methods(env, name):
     b = torch.load(resumed.run_dir / "checkpoints" / "last.pt", weights_only=False)["method_state"]
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
     assert full.metrics["test"] == resumed.metrics["test"]
+
+
+_ALL_METHODS = ["ce", "ce+fspl-kl", "ce+fspl-rkl", "ce+fspl-pearson", "ce+fspl-hellinger",
+                "ce+fspl-js", "emd2", "ce+emd2", "sgm", "ldlva", "dmue"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _ALL_METHODS)
+def test_every_method_trains_two_epochs_on_faces_and_saves_outputs(env, name):
+    """Issue 4's "done when": each method trains end to end and saves embeddings and
+    uncertainty scores (EMD² methods on the ordinal intensity scale)."""
+    extra = {"method_params": {"n_per_class": 4}} if name == "sgm" else {}
+    if name in ("emd2", "ce+emd2"):
+        extra["scale"] = "intensity"
+    result = train(tiny_config(env["face"], env["tmp"] / f"all-{name}", method=name, **extra),
+                   progress=False)
+    assert result.status == "finished"
+    outputs = pd.read_parquet(result.run_dir / "outputs" / "test.parquet")
+    embeddings = np.load(result.run_dir / "outputs" / "embeddings.npy")
+    assert len(embeddings) == len(outputs) > 0
+    assert np.isfinite(embeddings).all() and np.isfinite(outputs["uncertainty"]).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ce", "ce+fspl-rkl", "ldlva"])
+def test_speech_methods_train_two_epochs(env, name):
+    cfg = tiny_config(env["speech"], env["tmp"] / f"speech-{name}", modality="speech", method=name)
+    assert train(cfg, progress=False).status == "finished"
+
+
+@pytest.mark.slow
+def test_ldlva_exact_neighbour_passes_train_through_the_engine(env):
+    cfg = tiny_config(env["face"], env["tmp"] / "ldlva-exact", method="ldlva",
+                      method_params={"neighbour_mode": "exact"}, epochs=1)
+    assert train(cfg, progress=False).status == "finished"

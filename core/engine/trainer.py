@@ -389,6 +389,8 @@ def _train(config: RunConfig, run_dir: Path, d: _Dist, progress: bool, resume: b
         method, model_params = build_method(config.model, config.model_params, config.method,
                                             config.method_params, info, config.pretrained)
         _check_compatible(method, data.modality, ordinal, config)
+        if hasattr(method, "attach_dataset"):  # LDLVA's exact mode re-reads neighbours' inputs
+            method.attach_dataset(train_ds)
         method.to(device)
         optimizers = method.optimizers(config.lr, config.weight_decay)
         scaler = torch.amp.GradScaler("cuda", enabled=amp)

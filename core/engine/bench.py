@@ -1,0 +1,244 @@
+"""``affectlab bench``: the cost of one training step of every registered method, relative to
+``ce`` on the same model and the same batch (issue 4).
+
+One step = zero_grad → ``training_step`` → backward → every optimiser's step, exactly as the
+trainer does it. Each method is built around a fresh copy of the same network (same seed) and
+timed on a synthetic in-memory training set: ``warmup`` untimed steps, then the median of
+``steps`` timed steps (CUDA is synchronised around each). Each method's steps alternate with
+those of a ``ce`` built on the same network and batch, so load from other processes hits both
+alike and every ratio compares like with like. A method with its own batch sampler (f-SPL
+triplets, SGM class-balanced batches) is timed on the first batch its sampler gives.
+
+Set-up choices: the synthetic set is marked ordinal so the ordinal-only EMD² methods can be
+timed (only their arithmetic matters here); LDLVA's memory bank is filled before timing (the
+steady state after the first epoch); "ldlva (exact)" runs the authors' 8 extra forward passes
+per item, fetching the neighbours' inputs from the in-memory set. Methods the registry cannot
+build for the modality (DMUE needs the face ResNet) are listed with a note instead of a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+__all__ = ["TARGETS", "main", "run_bench"]
+
+# (method-name predicate, bound, description); ratios are step time / ce step time
+TARGETS: list[tuple[Callable[[str], bool], float, str]] = [
+    (lambda n: n.startswith("ce+fspl-"), 1.15, "≤ 1.15×"),
+    (lambda n: n in ("emd2", "ce+emd2"), 1.05, "≤ 1.05×"),
+    (lambda n: n == "sgm", 1.15, "≤ 1.15×"),
+    (lambda n: n == "ldlva", 1.6, "≤ 1.6×"),
+    (lambda n: n == "dmue", 2.0, "≤ 2.0×"),
+]
+EXACT_OVER_BANK = 4.0  # "ldlva (exact)" must cost at least this many times "ldlva" (bank)
+_MODELS = {"face": ("resnet18", {}), "speech": ("convpool", {})}
+
+
+class _Items:
+    """Indexable synthetic training items (what EmotionDataset returns, minus media)."""
+
+    def __init__(self, x: torch.Tensor, soft: torch.Tensor, labels: torch.Tensor,
+                 lengths: torch.Tensor | None) -> None:
+        self.x, self.soft, self.labels, self.lengths = x, soft, labels, lengths
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"x": self.x[i], "y": self.soft[i], "label": int(self.labels[i]), "index": i}
+
+    def batch(self, idx, device: torch.device) -> dict[str, Any]:
+        idx = torch.as_tensor(list(idx), dtype=torch.long)
+        out = {"x": self.x[idx].to(device), "y": self.soft[idx].to(device),
+               "label": self.labels[idx].to(device), "index": idx.to(device), "split": "train"}
+        if self.lengths is not None:
+            out["lengths"] = self.lengths[idx].to(device)
+        return out
+
+
+def _synthetic(modality: str, n: int, num_classes: int, seed: int):
+    """(items, TrainSetInfo): random inputs, Dirichlet soft labels, valence–arousal aux."""
+    from core.methods import TrainSetInfo
+
+    g = torch.Generator().manual_seed(seed)
+    if modality == "face":
+        x, lengths = torch.rand(n, 1, 64, 64, generator=g), None
+    else:
+        frames = 200
+        x = torch.randn(n, frames, 40, generator=g)
+        lengths = torch.randint(frames // 2, frames + 1, (n,), generator=g)
+    rng = np.random.default_rng(seed)
+    soft = torch.as_tensor(rng.dirichlet(np.full(num_classes, 0.5), size=n), dtype=torch.float32)
+    labels = soft.argmax(1)
+    aux = torch.rand(n, 2, generator=g) * 4 + 1
+    info = TrainSetInfo(n_items=n, num_classes=num_classes, soft_labels=soft, labels=labels,
+                        aux=aux, ordinal=True)
+    return _Items(x, soft, labels, lengths), info
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class _Stepper:
+    """One method's full training step (zero_grad → step → backward → optimisers)."""
+
+    def __init__(self, method, batch: dict[str, Any]) -> None:
+        self.method, self.batch = method, batch
+        self.opts = method.optimizers(1e-3, 0.0)
+        self.i = 0
+        method.train()
+
+    def __call__(self) -> None:
+        for o in self.opts:
+            o.zero_grad(set_to_none=True)
+        result = self.method.training_step(self.batch, 0, self.i)
+        result.loss.backward()
+        for o in self.opts:
+            o.step()
+        self.i += 1
+
+
+def _time_interleaved(steppers: list[_Stepper], steps: int, warmup: int,
+                      device: torch.device) -> list[float]:
+    """Median seconds per step of each stepper, their steps taken in turn (ABAB…) so that
+    load from other processes hits all of them alike."""
+    times: list[list[float]] = [[] for _ in steppers]
+    for i in range(warmup + steps):
+        for k, step in enumerate(steppers):
+            _sync(device)
+            t0 = time.perf_counter()
+            step()
+            _sync(device)
+            if i >= warmup:
+                times[k].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
+
+
+def _target(name: str) -> tuple[float | None, str]:
+    for pred, bound, text in TARGETS:
+        if pred(name):
+            return bound, text
+    return None, ""
+
+
+def run_bench(modality: str = "face", steps: int = 10, batch_size: int = 32, warmup: int = 3,
+              device: str = "auto", num_classes: int = 7, seed: int = 0,
+              methods_filter: list[str] | None = None,
+              model_params: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Time one training step of every registered method against ``ce``.
+
+    Returns one row per method (plus ``ldlva (exact)``) with columns: ``method``, ``items``
+    (batch items per step), ``step_ms`` (median), ``samples_per_s``, ``ratio`` (step time /
+    ce's on the same batch), ``target`` (text), ``meets`` (bool or None), ``note``.
+    ``methods_filter`` restricts the run to those names (``ce`` is always timed);
+    ``model_params`` override the network's defaults (e.g. a narrower ResNet for a quick run).
+    """
+    from core import methods, models
+
+    if modality not in _MODELS:
+        raise ValueError(f"modality must be one of {sorted(_MODELS)}, got {modality!r}")
+    for name, value in (("steps", steps), ("batch_size", batch_size)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be a non-negative int, got {warmup!r}")
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
+                       else ("cpu" if device == "auto" else device))
+    model_name, defaults = _MODELS[modality]
+    model_params = {**defaults, **(model_params or {})}
+    n_items = max(4 * batch_size, 8 * num_classes, 64)
+    items, info = _synthetic(modality, n_items, num_classes, seed)
+    torch.manual_seed(seed)
+    base_model = models.create(model_name, num_classes=num_classes, **model_params)
+    plain = list(range(batch_size))
+    rows: list[dict[str, Any]] = []
+
+    def build(name: str, **params):
+        return methods.create(name, copy.deepcopy(base_model), info, **params).to(dev)
+
+    def row(name: str, idx: list[int] | None, seconds: float | None, ratio: float | None,
+            note: str = "", target: str | None = None, meets: bool | None = None) -> None:
+        bound, text = _target(name)
+        if meets is None and ratio is not None and bound is not None:
+            meets = bool(ratio <= bound)
+        rows.append({"method": name, "items": None if idx is None else len(idx),
+                     "step_ms": None if seconds is None else 1000 * seconds,
+                     "samples_per_s": None if seconds is None else len(idx) / seconds,
+                     "ratio": ratio, "target": text if target is None else target,
+                     "meets": meets, "note": note})
+
+    names = [s.name for s in methods.available()]
+    if methods_filter is not None:
+        names = [n for n in names if n in methods_filter or n == "ce"]
+    for name in names:
+        try:
+            method = build(name)
+        except (ValueError, TypeError) as exc:
+            row(name, None, None, None, f"skipped: {exc}")
+            continue
+        if modality not in tuple(method.modalities):
+            row(name, None, None, None, f"skipped: supports {tuple(method.modalities)} only")
+            continue
+        sampled = method.batch_sampler(batch_size, 0, seed)
+        idx = [int(i) for i in next(iter(sampled))] if sampled is not None else plain
+        batch = items.batch(idx, dev)
+        note = "own batch sampler; ce timed on the same batch" if sampled is not None else ""
+        steppers = [_Stepper(build("ce"), batch), _Stepper(method, batch)]
+        if name == "ldlva":
+            method.fill_bank(items.batch(range(s, min(s + batch_size, n_items)), dev)
+                             for s in range(0, n_items, batch_size))
+            exact = build("ldlva", neighbour_mode="exact")
+            exact.attach_dataset(items)
+            steppers.append(_Stepper(exact, batch))
+        times = _time_interleaved(steppers, steps, warmup, dev)
+        row(name, idx, times[1], times[1] / times[0], note)
+        if name == "ldlva":
+            over = times[2] / times[1]
+            row("ldlva (exact)", idx, times[2], times[2] / times[0],
+                f"{over:.2f}× ldlva (bank)", target=f"≥ {EXACT_OVER_BANK:g}× ldlva (bank)",
+                meets=bool(over >= EXACT_OVER_BANK))
+    frame = pd.DataFrame(rows, columns=["method", "items", "step_ms", "samples_per_s", "ratio",
+                                        "target", "meets", "note"])
+    frame.attrs.update({"modality": modality, "device": str(dev), "model": model_name,
+                        "batch_size": batch_size, "steps": steps, "warmup": warmup})
+    return frame
+
+
+def format_table(frame: pd.DataFrame) -> str:
+    """The bench table as text, with a header line naming device, model and batch."""
+    a = frame.attrs
+    head = (f"bench: modality={a.get('modality')} model={a.get('model')} "
+            f"device={a.get('device')} batch_size={a.get('batch_size')} "
+            f"steps={a.get('steps')} (median, after {a.get('warmup')} warm-up)")
+    body = frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}")
+    return f"{head}\n{body}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Time one training step of every method "
+                                                 "relative to ce.")
+    parser.add_argument("--modality", default="face", choices=sorted(_MODELS))
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--methods", nargs="*", default=None, help="only these (ce always)")
+    args = parser.parse_args(argv)
+    frame = run_bench(args.modality, args.steps, args.batch_size, args.warmup, args.device,
+                      methods_filter=args.methods)
+    print(format_table(frame))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,331 @@
+"""DMUE: latent distribution mining and pairwise uncertainty estimation (SPEC §6, seed 004).
+
+The backbone's last stage is duplicated: C auxiliary branches mine, for each item, a latent
+distribution over the classes other than its label, and the target branch (the model's own
+``layer4`` and head, so the trained model alone is the inference network) learns from the label,
+the mined distribution and a similarity-preserving constraint::
+
+    L = r_up(e)·CE(s_i·z_i, y_i) + r_up(e)·(w·L_soft + γ·L_sp) + r_down(e)·L_aux
+
+- Auxiliary branch c: a deep copy of ``layer4`` → global average pool → dropout → Linear(F, C−1),
+  trained (L_aux, cross-entropy, averaged over branches) only on the batch items whose label is
+  not c, with labels remapped to 0..C−2 (y − [y > c]).
+- Latent distribution of an item labelled y: branch y's softmax over the other C−1 classes,
+  sharpened p^(1/T) / Σ p^(1/T) (T = 1.2), detached, with 0 inserted at y. This pass runs under
+  ``no_grad`` on the label-y items only, without dropout (as in the authors' code).
+- L_soft = mean over (B, C) of (softmax(z)·[c ≠ y] − latent)², the softmax not renormalised
+  (authors' SoftLoss); weight w = 0.5.
+- L_sp (supplement eq. 1–5): for each class c, G_aux = row-L2-normalised Gram matrix of branch
+  c's outputs (its (C−1)-way logits, as the code takes them) and G_tar = row-normalised Gram
+  matrix of the target branch's pooled features, both over the items not labelled c; mean
+  squared difference, averaged over the classes that have such items. γ = 1000.
+- Pairwise uncertainty s_i: cosine similarities of target features within the batch, averaged
+  per class over the items of that class (the item itself included, as in the code) → (B, C);
+  a class absent from the batch gets the row minimum (so 0 after scaling); min–max scaled per row
+  (a constant row becomes 0); concatenated with one-hot(y) → Linear(2C, C) → PReLU →
+  Linear(C, 1) → sigmoid. Trained: it is in the optimiser (the released code forgot it).
+- Ramps: r_up(e) = exp(−5(1 − e/a)²) for e ≤ a else 1; r_down(e) = 1 for e < a else
+  exp(−(1 − a/e)²), e the 0-based epoch as in the code. Default a = 6 (the authors' AffectNet
+  setting; they use 4–14 by dataset).
+
+Inference uses the target branch alone: ``predict`` returns the model's own probabilities. Its
+uncertainty is 1 − s_i with the predicted class standing in for the label (both in one-hot(y)
+and in the per-class grouping), so it needs no labels; like s_i in training, it depends on the
+other items of the batch. The latent distribution is returned when the batch carries labels and
+the auxiliary branches are present.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.methods.base import Method, Prediction, StepResult, TrainSetInfo
+from core.models.base import EmotionModel
+
+__all__ = [
+    "DMUE",
+    "AuxiliaryBranch",
+    "PairwiseUncertainty",
+    "class_similarity_stats",
+    "latent_distribution",
+    "ramp_down",
+    "ramp_up",
+    "remap_labels",
+    "row_normalised_gram",
+    "sharpen",
+    "similarity_preserving_loss",
+    "soft_loss",
+]
+
+
+# --------------------------------------------------------------------------- small pieces
+
+def ramp_up(epoch: float, a: float) -> float:
+    """exp(−5(1 − e/a)²) for e ≤ a, else 1."""
+    if not a > 0:
+        raise ValueError(f"ramp epoch a must be > 0, got {a!r}")
+    return 1.0 if epoch > a else math.exp(-5.0 * (1.0 - epoch / a) ** 2)
+
+
+def ramp_down(epoch: float, a: float) -> float:
+    """1 for e < a, else exp(−(1 − a/e)²)."""
+    if not a > 0:
+        raise ValueError(f"ramp epoch a must be > 0, got {a!r}")
+    return 1.0 if epoch < a else math.exp(-((1.0 - a / epoch) ** 2))
+
+
+def sharpen(p: torch.Tensor, temperature: float) -> torch.Tensor:
+    """p^(1/T) renormalised over the last axis; ``p`` (…, K) probabilities, T > 0."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    q = p.clamp_min(0).pow(1.0 / temperature)
+    return q / q.sum(-1, keepdim=True).clamp_min(1e-30)
+
+
+def remap_labels(labels: torch.Tensor, c: int) -> torch.Tensor:
+    """Labels ≠ c mapped onto 0..C−2 for branch c (y − 1 where y > c); ``labels`` (N,) ≠ c."""
+    if bool((labels == c).any()):
+        raise ValueError(f"labels passed to branch {c} must not contain {c}")
+    return labels - (labels > c).long()
+
+
+def latent_distribution(aux_logits: torch.Tensor, label: int,
+                        temperature: float = 1.2) -> torch.Tensor:
+    """Branch ``label``'s (N, C−1) logits → (N, C): sharpened softmax, 0 inserted at ``label``.
+
+    Detached: the latent distribution is a target, not a path for gradients.
+    """
+    if aux_logits.ndim != 2:
+        raise ValueError(f"aux_logits must be (N, C−1), got {tuple(aux_logits.shape)}")
+    q = sharpen(aux_logits.detach().float().softmax(-1), temperature)
+    n, k = q.shape
+    if not 0 <= label <= k:
+        raise ValueError(f"label must lie in [0, {k}], got {label}")
+    zero = torch.zeros(n, 1, dtype=q.dtype, device=q.device)
+    return torch.cat([q[:, :label], zero, q[:, label:]], dim=1)
+
+
+def soft_loss(logits: torch.Tensor, labels: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+    """mean((softmax(logits) with the labelled class zeroed − latent)²); (B, C), (B,), (B, C)."""
+    if logits.shape != latent.shape or labels.shape != logits.shape[:1]:
+        raise ValueError(f"logits and latent must be (B, C) and labels (B,), got "
+                         f"{tuple(logits.shape)}, {tuple(latent.shape)}, {tuple(labels.shape)}")
+    probs = logits.float().softmax(-1)
+    mask = torch.ones_like(probs).scatter_(1, labels.view(-1, 1), 0.0)
+    return ((probs * mask - latent) ** 2).mean()
+
+
+def row_normalised_gram(f: torch.Tensor) -> torch.Tensor:
+    """(N, d) → (N, N) Gram matrix f fᵀ with each row scaled to unit L2 norm."""
+    if f.ndim != 2:
+        raise ValueError(f"features must be (N, d), got {tuple(f.shape)}")
+    f = f.float()
+    return F.normalize(f @ f.t(), p=2, dim=1)
+
+
+def similarity_preserving_loss(aux_outputs: list[torch.Tensor | None],
+                               target_features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """L_sp (supplement eq. 4): mean over classes c of mean((G_tar[M_c] − G_aux^c)²).
+
+    ``aux_outputs[c]``: (N_c, ·) outputs of branch c for the items not labelled c (in batch
+    order), or None when there are none; ``target_features`` (B, d); ``labels`` (B,). G_tar is
+    restricted to those items before its rows are normalised (as the authors' code does).
+    """
+    errs = []
+    g_main = target_features.float() @ target_features.float().t()
+    for c, out in enumerate(aux_outputs):
+        keep = (labels != c).nonzero(as_tuple=True)[0]
+        if out is None or keep.numel() == 0:
+            continue
+        if out.shape[0] != keep.numel():
+            raise ValueError(f"aux_outputs[{c}] must have one row per item not labelled {c} "
+                             f"({keep.numel()}), got {out.shape[0]}")
+        g_tar = F.normalize(g_main[keep][:, keep], p=2, dim=1)
+        errs.append(F.mse_loss(row_normalised_gram(out), g_tar))
+    if not errs:
+        return target_features.new_zeros(())
+    return torch.stack(errs).mean()
+
+
+def class_similarity_stats(features: torch.Tensor, labels: torch.Tensor,
+                           num_classes: int) -> torch.Tensor:
+    """(B, C): mean cosine similarity of each item to the batch items of each class, min–max
+    scaled per row. ``features`` (B, d); ``labels`` (B,) in [0, C).
+
+    A class with no item in the batch gets the row's minimum (0 after scaling); a row whose
+    values are all equal becomes 0.
+    """
+    f = F.normalize(features.float(), p=2, dim=1)
+    cos = f @ f.t()                                                       # (B, B)
+    onehot = F.one_hot(labels, num_classes).to(cos.dtype)                 # (B, C)
+    counts = onehot.sum(0)
+    present = counts > 0
+    means = (cos @ onehot) / counts.clamp_min(1)
+    if not bool(present.all()):
+        row_min = means[:, present].min(dim=1, keepdim=True).values
+        means = torch.where(present.unsqueeze(0), means, row_min)
+    lo = means.min(dim=1, keepdim=True).values
+    hi = means.max(dim=1, keepdim=True).values
+    return (means - lo) / (hi - lo).clamp_min(1e-12)
+
+
+class PairwiseUncertainty(nn.Module):
+    """s_i = sigmoid(Linear(C, 1)(PReLU(Linear(2C, C)([stats_i, one-hot(y_i)])))).
+
+    ``forward(features (B, d), labels (B,)) → (B,)`` in (0, 1); low = ambiguous.
+    """
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.net = nn.Sequential(nn.Linear(2 * num_classes, num_classes), nn.PReLU(),
+                                 nn.Linear(num_classes, 1))
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        stats = class_similarity_stats(features, labels, self.num_classes)
+        onehot = F.one_hot(labels, self.num_classes).to(stats.dtype)
+        return torch.sigmoid(self.net(torch.cat([stats, onehot], dim=1)).squeeze(-1))
+
+
+class AuxiliaryBranch(nn.Module):
+    """A copy of the last stage → global average pool → dropout → Linear(F, C−1).
+
+    ``forward(h, dropout=True) → (pooled features (N, F), logits (N, C−1))``.
+    """
+
+    def __init__(self, stage: nn.Module, feature_dim: int, num_classes: int,
+                 dropout: float) -> None:
+        super().__init__()
+        self.stage = stage
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(feature_dim, num_classes - 1)
+
+    def forward(self, h: torch.Tensor, dropout: bool = True):
+        f = self.stage(h).mean(dim=(2, 3))
+        return f, self.classifier(self.dropout(f) if dropout else f)
+
+
+# --------------------------------------------------------------------------- the method
+
+class DMUE(Method):
+    """Latent distribution mining (C auxiliary branches) + pairwise uncertainty (s_i).
+
+    Needs a model split as :class:`core.models.resnet.SmallResNet18` is: ``forward_early(x)``,
+    ``layer4`` and ``forward_head(h)``.
+    """
+
+    description = ("DMUE: auxiliary branches mine latent distributions, pairwise similarity "
+                   "estimates per-item uncertainty (CVPR 2021)")
+    defaults: dict[str, Any] = {
+        "temperature": 1.2,
+        "soft_weight": 0.5,
+        "sp_weight": 1000.0,
+        "ramp_epoch": 6,
+        "aux_dropout": 0.5,
+    }
+    modalities = ("face",)
+
+    def __init__(self, model: EmotionModel, info: TrainSetInfo, method_name: str = "dmue",
+                 **params: Any) -> None:
+        params = {**self.defaults, **params}
+        super().__init__(model, info, method_name=method_name, **params)
+        missing = [a for a in ("forward_early", "layer4", "forward_head")
+                   if not hasattr(model, a)]
+        if missing:
+            raise TypeError(f"DMUE needs a model split into forward_early → layer4 → "
+                            f"forward_head (e.g. 'resnet18'); {type(model).__name__} lacks "
+                            f"{', '.join(missing)}")
+        c = int(info.num_classes)
+        if c < 3:
+            raise ValueError(f"DMUE needs at least 3 classes (its auxiliary branches are "
+                             f"(C−1)-way classifiers), got num_classes={c}")
+        if not float(params["temperature"]) > 0:
+            raise ValueError(f"temperature must be > 0, got {params['temperature']!r}")
+        if not float(params["ramp_epoch"]) > 0:
+            raise ValueError(f"ramp_epoch must be > 0, got {params['ramp_epoch']!r}")
+        for name in ("soft_weight", "sp_weight"):
+            if not float(params[name]) >= 0:
+                raise ValueError(f"{name} must be ≥ 0, got {params[name]!r}")
+        if not 0 <= float(params["aux_dropout"]) < 1:
+            raise ValueError(f"aux_dropout must be in [0, 1), got {params['aux_dropout']!r}")
+        self.num_classes = c
+        self.aux_branches = nn.ModuleList(
+            AuxiliaryBranch(copy.deepcopy(model.layer4), int(model.feature_dim), c,
+                            float(params["aux_dropout"])) for _ in range(c))
+        self.uncertainty = PairwiseUncertainty(c)
+
+    # ----------------------------------------------------------------- pieces of a step
+
+    def _labels(self, batch: dict[str, Any], device) -> torch.Tensor:
+        y = torch.as_tensor(batch["label"]).long().to(device)
+        if y.ndim != 1 or bool(((y < 0) | (y >= self.num_classes)).any()):
+            raise ValueError(f"batch['label'] must be (B,) ints in [0, {self.num_classes}), got "
+                             f"{y.tolist()[:8]}")
+        return y
+
+    def _mine_latent(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(B, C) latent distributions: branch y_i's sharpened view of item i."""
+        latent = torch.zeros(h.shape[0], self.num_classes, device=h.device)
+        with torch.no_grad():
+            for c, branch in enumerate(self.aux_branches):
+                rows = (labels == c).nonzero(as_tuple=True)[0]
+                if rows.numel():
+                    _, z = branch(h[rows], dropout=False)
+                    latent[rows] = latent_distribution(z, c, float(self.params["temperature"]))
+        return latent
+
+    def _auxiliary(self, h: torch.Tensor, labels: torch.Tensor):
+        """L_aux (mean CE over branches with items) and each branch's logits (or None)."""
+        losses, outputs = [], []
+        for c, branch in enumerate(self.aux_branches):
+            rows = (labels != c).nonzero(as_tuple=True)[0]
+            if rows.numel() == 0:
+                outputs.append(None)
+                continue
+            _, z = branch(h[rows])
+            losses.append(F.cross_entropy(z.float(), remap_labels(labels[rows], c)))
+            outputs.append(z)
+        l_aux = torch.stack(losses).mean() if losses else h.new_zeros(())
+        return l_aux, outputs
+
+    def training_step(self, batch: dict[str, Any], epoch: int, step: int) -> StepResult:
+        x = batch["x"]
+        labels = self._labels(batch, x.device)
+        h = self.model.forward_early(x)
+        out = self.model.forward_head(self.model.layer4(h))
+        l_aux, aux_out = self._auxiliary(h, labels)
+        latent = self._mine_latent(h, labels)
+        s = self.uncertainty(out.features, labels)
+        ce = F.cross_entropy(out.logits.float() * s.unsqueeze(1), labels)
+        l_soft = soft_loss(out.logits, labels, latent)
+        l_sp = similarity_preserving_loss(aux_out, out.features, labels)
+        a = float(self.params["ramp_epoch"])
+        up, down = ramp_up(epoch, a), ramp_down(epoch, a)
+        loss = (up * ce + up * (float(self.params["soft_weight"]) * l_soft
+                                + float(self.params["sp_weight"]) * l_sp) + down * l_aux)
+        parts = {"ce_scaled": ce, "soft": l_soft, "sp": l_sp, "aux": l_aux, "s_mean": s.mean()}
+        return StepResult(loss, {k: float(v.detach()) for k, v in parts.items()}
+                          | {"ramp_up": up, "ramp_down": down})
+
+    # ----------------------------------------------------------------- inference
+
+    @torch.no_grad()
+    def predict(self, batch: dict[str, Any]) -> Prediction:
+        """Target branch only. probs (B, C) from the unscaled logits; uncertainty 1 − s_i with
+        the predicted class in place of the label; latent (B, C) mined by the auxiliary
+        branches when ``batch`` has ``label`` and the branches exist, else None."""
+        x = batch["x"]
+        out = self.model(x, batch.get("lengths"))
+        probs = out.logits.float().softmax(-1)
+        s = self.uncertainty(out.features, probs.argmax(-1))
+        latent = None
+        branches = getattr(self, "aux_branches", None)
+        if "label" in batch and branches is not None and len(branches) == self.num_classes:
+            latent = self._mine_latent(self.model.forward_early(x), self._labels(batch, x.device))
+        return Prediction(probs=probs, embedding=out.embedding, uncertainty=1 - s, latent=latent)

@@ -1,0 +1,308 @@
+"""DMUE (SPEC §6): branches, latent distributions, ramps, L_sp, pairwise uncertainty, inference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from core import methods
+from core.methods.base import TrainSetInfo
+from core.methods.dmue import (
+    DMUE,
+    PairwiseUncertainty,
+    class_similarity_stats,
+    latent_distribution,
+    ramp_down,
+    ramp_up,
+    remap_labels,
+    row_normalised_gram,
+    sharpen,
+    similarity_preserving_loss,
+    soft_loss,
+)
+from core.models.convpool import ConvPool
+from core.models.resnet import SmallResNet18
+
+C, B, HW = 4, 12, 16
+
+
+def _model(seed: int = 0, dropout: float = 0.0) -> SmallResNet18:
+    torch.manual_seed(seed)
+    return SmallResNet18(num_classes=C, width=4, embedding_dim=8, dropout=dropout)
+
+
+def _info(n: int = B) -> TrainSetInfo:
+    labels = torch.arange(n) % C
+    return TrainSetInfo(n_items=n, num_classes=C, soft_labels=F.one_hot(labels, C).float(),
+                        labels=labels)
+
+
+def _batch(seed: int = 0, labels=None):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(B) % C if labels is None else torch.as_tensor(labels)
+    return {"x": torch.rand(len(labels), 1, HW, HW, generator=g), "label": labels,
+            "index": torch.arange(len(labels)), "split": "train"}
+
+
+def _method(**params) -> DMUE:
+    return DMUE(_model(), _info(), **params)
+
+
+# --------------------------------------------------------------------------- pieces
+
+def test_ramps_hand_checked():
+    a = 6
+    assert ramp_up(0, a) == pytest.approx(math.exp(-5))
+    assert ramp_up(3, a) == pytest.approx(math.exp(-1.25))
+    assert ramp_up(6, a) == 1.0 and ramp_up(9, a) == 1.0
+    assert ramp_down(0, a) == 1.0 and ramp_down(5, a) == 1.0
+    assert ramp_down(6, a) == 1.0  # exp(−(1 − 6/6)²)
+    assert ramp_down(12, a) == pytest.approx(math.exp(-0.25))
+    assert ramp_down(18, a) == pytest.approx(math.exp(-4 / 9))
+    with pytest.raises(ValueError, match="ramp epoch"):
+        ramp_up(1, 0)
+
+
+def test_sharpen_hand_checked_and_temperature_direction():
+    p = torch.tensor([[0.8, 0.2]])
+    torch.testing.assert_close(sharpen(p, 0.5), torch.tensor([[0.64 / 0.68, 0.04 / 0.68]]))
+    torch.testing.assert_close(sharpen(p, 1.0), p)
+    q = sharpen(p, 1.2)  # p^(1/1.2): exponent below 1, so T = 1.2 flattens a little
+    want = p ** (1 / 1.2)
+    torch.testing.assert_close(q, want / want.sum())
+
+    def ent(r):
+        return float(-(r * r.log()).sum())
+
+    assert ent(sharpen(p, 0.5)) < ent(p) < ent(q)
+    with pytest.raises(ValueError, match="temperature"):
+        sharpen(p, 0.0)
+
+
+@given(arrays(np.float32, st.tuples(st.integers(1, 5), st.integers(2, 6)),
+              elements=st.floats(-8, 8, width=32)), st.data(), st.floats(0.3, 3.0))
+def test_latent_distribution_properties(logits, data, temperature):
+    label = data.draw(st.integers(0, logits.shape[1]))
+    z = torch.as_tensor(logits)
+    lat = latent_distribution(z, label, temperature)
+    assert lat.shape == (z.shape[0], z.shape[1] + 1)
+    assert (lat[:, label] == 0).all()
+    torch.testing.assert_close(lat.sum(1), torch.ones(z.shape[0]))
+    others = torch.cat([lat[:, :label], lat[:, label + 1:]], dim=1)
+    torch.testing.assert_close(others, sharpen(z.softmax(-1), temperature))
+
+
+def test_latent_distribution_hand_checked_and_detached():
+    z = torch.log(torch.tensor([[0.5, 0.25, 0.25]])).requires_grad_(True)
+    lat = latent_distribution(z, 1, temperature=1.0)
+    torch.testing.assert_close(lat, torch.tensor([[0.5, 0.0, 0.25, 0.25]]))
+    assert not lat.requires_grad
+
+
+def test_remap_labels():
+    assert remap_labels(torch.tensor([0, 1, 3, 4]), 2).tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="must not contain 2"):
+        remap_labels(torch.tensor([2]), 2)
+
+
+def test_soft_loss_hand_checked():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.2]]))
+    latent = torch.tensor([[0.0, 0.5, 0.5]])
+    # zeroed softmax (0, .3, .2) − latent (0, .5, .5) → (0, −.2, −.3): mean of squares / 3
+    assert soft_loss(logits, torch.tensor([0]), latent).item() == pytest.approx(0.13 / 3)
+
+
+def _sp_by_masks(aux, target, labels, num_classes):
+    """Supplement eq. 4–5 written with the masks M^i (rows normalised over unmasked entries)."""
+    total = 0.0
+    for c in range(num_classes):
+        m = (labels != c).float()
+        mask = m[:, None] * m[None, :]
+        n_c = int(m.sum())
+        a_tar = (target @ target.t()) * mask
+        a_tar = a_tar / a_tar.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        full_aux = torch.zeros(len(labels), aux[c].shape[1])
+        full_aux[labels != c] = aux[c]
+        a_aux = (full_aux @ full_aux.t()) * mask
+        a_aux = a_aux / a_aux.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        total += float(((a_tar - a_aux) ** 2).sum()) / n_c**2
+    return total / num_classes
+
+
+def test_similarity_preserving_loss_matches_mask_formulation():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 2])
+    target = torch.rand(7, 5, generator=g)
+    aux = [torch.randn(int((labels != c).sum()), 2, generator=g) for c in range(3)]
+    got = similarity_preserving_loss(aux, target, labels).item()
+    assert got == pytest.approx(_sp_by_masks(aux, target, labels, 3), rel=1e-5)
+    assert got > 0
+
+
+def test_similarity_preserving_loss_zero_when_grams_agree():
+    g = torch.Generator().manual_seed(1)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    target = torch.rand(6, 4, generator=g)
+    # same features up to scale → same row-normalised Gram matrices
+    aux = [3.0 * target[labels != c] for c in range(3)]
+    assert similarity_preserving_loss(aux, target, labels).item() == pytest.approx(0, abs=1e-7)
+    # an orthogonal rotation of the features keeps the Gram matrix too
+    q, _ = torch.linalg.qr(torch.randn(4, 4, generator=g))
+    aux = [target[labels != c] @ q for c in range(3)]
+    assert similarity_preserving_loss(aux, target, labels).item() == pytest.approx(0, abs=1e-6)
+
+
+def test_row_normalised_gram_rows_unit_norm():
+    G = row_normalised_gram(torch.randn(5, 3))
+    torch.testing.assert_close(G.norm(dim=1), torch.ones(5))
+
+
+def test_class_similarity_stats_hand_checked():
+    f = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    labels = torch.tensor([0, 0, 1])
+    stats = class_similarity_stats(f, labels, num_classes=3)
+    # item 0: class 0 mean cos (1 + 1)/2 = 1, class 1 cos 0, class 2 absent → row min 0
+    torch.testing.assert_close(stats[0], torch.tensor([1.0, 0.0, 0.0]))
+    # item 2: class 0 mean 0, class 1 (itself) 1
+    torch.testing.assert_close(stats[2], torch.tensor([0.0, 1.0, 0.0]))
+    same = class_similarity_stats(torch.ones(3, 2), labels, 3)  # constant rows → 0
+    assert torch.equal(same, torch.zeros(3, 3))
+
+
+# --------------------------------------------------------------------------- the method
+
+def test_shapes_and_branches_are_copies_of_layer4():
+    m = _method()
+    assert len(m.aux_branches) == C
+    for br in m.aux_branches:
+        assert br.classifier.out_features == C - 1
+        assert br.stage is not m.model.layer4
+        for p, q in zip(br.stage.parameters(), m.model.layer4.parameters(), strict=True):
+            assert torch.equal(p, q) and p.data_ptr() != q.data_ptr()
+    r = m.training_step(_batch(), epoch=2, step=0)
+    assert r.loss.ndim == 0 and torch.isfinite(r.loss)
+    assert set(r.parts) >= {"ce_scaled", "soft", "sp", "aux", "s_mean", "ramp_up", "ramp_down"}
+
+
+@pytest.mark.parametrize("epoch", [0, 3, 6, 10])
+def test_loss_is_the_ramped_sum_of_its_parts(epoch):
+    m = _method()
+    r = m.training_step(_batch(), epoch=epoch, step=0)
+    p = r.parts
+    assert p["ramp_up"] == pytest.approx(ramp_up(epoch, 6))
+    assert p["ramp_down"] == pytest.approx(ramp_down(epoch, 6))
+    want = (p["ramp_up"] * p["ce_scaled"] + p["ramp_up"] * (0.5 * p["soft"] + 1000 * p["sp"])
+            + p["ramp_down"] * p["aux"])
+    assert r.loss.item() == pytest.approx(want, rel=1e-5)
+
+
+def test_aux_branch_never_gets_gradient_from_its_own_class():
+    m = _method()
+    m.eval()  # BatchNorm on running statistics: items cannot influence each other
+    batch = _batch()
+    x = batch["x"].clone().requires_grad_(True)
+    labels = batch["label"]
+    h = m.model.forward_early(x)
+    _, outs = m._auxiliary(h, labels)
+    for c in range(C):
+        x.grad = None
+        outs[c].sum().backward(retain_graph=True)
+        g = x.grad.abs().flatten(1).sum(1)
+        assert (g[labels == c] == 0).all()
+        assert (g[labels != c] > 0).all()
+
+
+def test_aux_branch_trained_only_on_other_labels_in_a_step():
+    m = _method()
+    seen: dict[int, list[tuple[bool, int]]] = {c: [] for c in range(C)}
+    for c, br in enumerate(m.aux_branches):
+        br.stage.register_forward_hook(
+            lambda mod, inp, out, c=c: seen[c].append((torch.is_grad_enabled(), inp[0].shape[0])))
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 3])
+    m.training_step(_batch(labels=labels), epoch=1, step=0)
+    for c in range(C):
+        n_c = int((labels == c).sum())
+        # one pass with gradients over the other items, one without over the label-c items
+        assert sorted(seen[c]) == sorted([(True, B - n_c), (False, n_c)])
+
+
+def test_uncertainty_module_is_trained_and_in_optimiser():
+    m = _method()
+    (opt,) = m.optimizers(1e-3, 0.0)
+    ids = {id(p) for g in opt.param_groups for p in g["params"]}
+    assert all(id(p) in ids for p in m.uncertainty.parameters())
+    assert all(id(p) in ids for p in m.aux_branches.parameters())
+    r = m.training_step(_batch(), epoch=7, step=0)
+    r.loss.backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None, name
+    assert all(p.grad.abs().sum() > 0 for p in m.uncertainty.parameters())
+    before = [p.detach().clone() for p in m.uncertainty.parameters()]
+    opt.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, m.uncertainty.parameters(),
+                                                       strict=True))
+
+
+def test_pairwise_uncertainty_in_unit_interval():
+    mod = PairwiseUncertainty(3)
+    s = mod(torch.rand(6, 5), torch.tensor([0, 1, 2, 0, 1, 1]))
+    assert s.shape == (6,) and ((s > 0) & (s < 1)).all()
+
+
+def test_latent_in_training_has_zero_at_label():
+    m = _method()
+    batch = _batch()
+    h = m.model.forward_early(batch["x"])
+    lat = m._mine_latent(h, batch["label"])
+    assert (lat[torch.arange(B), batch["label"]] == 0).all()
+    torch.testing.assert_close(lat.sum(1), torch.ones(B))
+
+
+def test_inference_ignores_auxiliary_branches():
+    m = _method()
+    m.eval()
+    batch = _batch(seed=3)
+    p = m.predict(batch)
+    torch.testing.assert_close(p.probs, m.model(batch["x"]).logits.softmax(-1))
+    assert p.latent is not None and p.latent.shape == (B, C)
+    assert ((p.uncertainty > 0) & (p.uncertainty < 1)).all()
+    m.aux_branches = None  # delete the branches
+    q = m.predict(batch)
+    torch.testing.assert_close(q.probs, p.probs)
+    torch.testing.assert_close(q.uncertainty, p.uncertainty)
+    torch.testing.assert_close(q.embedding, p.embedding)
+    assert q.latent is None
+
+
+def test_predict_without_labels_uses_predicted_class():
+    m = _method()
+    m.eval()
+    batch = _batch(seed=4)
+    p = m.predict({"x": batch["x"]})
+    assert p.latent is None
+    with torch.no_grad():
+        out = m.model(batch["x"])
+        s = m.uncertainty(out.features, out.logits.argmax(-1))
+    torch.testing.assert_close(p.uncertainty, 1 - s)
+
+
+def test_registry_and_validation():
+    m = methods.create("dmue", _model(), _info(), ramp_epoch=3)
+    assert isinstance(m, DMUE) and m.params["temperature"] == 1.2 and m.params["sp_weight"] == 1000
+    with pytest.raises(TypeError, match="forward_early"):
+        DMUE(ConvPool(num_classes=C), _info())
+    two = TrainSetInfo(n_items=4, num_classes=2, soft_labels=torch.eye(2)[[0, 1, 0, 1]],
+                       labels=torch.tensor([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match="at least 3 classes"):
+        DMUE(SmallResNet18(num_classes=2, width=4, embedding_dim=8), two)
+    with pytest.raises(ValueError, match="temperature"):
+        _method(temperature=0)
+    with pytest.raises(ValueError, match="label"):
+        _method().training_step(_batch(labels=[0, 1, C]), 0, 0)
