@@ -88,6 +88,8 @@ def train(
                                    "dotted keys reach into model_params/method_params)"),
     background: bool = typer.Option(False, help="start a background worker and return"),
     resume: bool = typer.Option(False, help="continue the run from its last checkpoint"),
+    prepare: bool = typer.Option(False, help="only write the run directory and its config, and "
+                                 "print the torchrun command for several GPUs"),
 ) -> None:
     """Train a model with a chosen method (foreground with progress, or --background)."""
     from core.engine.config import ConfigError, load_config, parse_overrides, validate_config
@@ -107,6 +109,18 @@ def train(
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    if prepare:
+        from core.engine.config import save_config
+
+        run_dir = cfg.run_dir()
+        if (run_dir / "config.yaml").exists() and not resume:
+            typer.echo(f"error: {run_dir} already holds a run (use --resume to continue it)", err=True)
+            raise typer.Exit(2)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+        typer.echo(f"wrote {run_dir / 'config.yaml'}; on N GPUs run:\n"
+                   f"  torchrun --standalone --nproc_per_node=N -m core.engine.worker {run_dir}")
+        return
     if background:
         from core.engine.jobs import launch_background
 

@@ -11,7 +11,8 @@ PATH), creates a cluster in a tmp directory, starts it on a free 127.0.0.1 port 
 socket in the same directory, and stops it at the end. As root, the cluster belongs to the
 ``postgres`` user (PostgreSQL refuses to run as root) and the commands run through ``runuser``.
 Without PostgreSQL installed the PostgreSQL half of the tests is skipped, saying why.
-``db_url`` gives each test a fresh database (SQLite file, or a new PostgreSQL database).
+``db_url`` gives each test a fresh database (SQLite file, or a new PostgreSQL schema of the one
+server, reached through the URL's ``search_path``).
 """
 
 from __future__ import annotations
@@ -83,21 +84,30 @@ class PgServer:
                        check=True, capture_output=True, timeout=90)
 
     def stop(self) -> None:
-        subprocess.run(self._cmd("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop"),
+        # immediate: a throw-away cluster needs no shutdown checkpoint (seconds saved)
+        subprocess.run(self._cmd("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w",
+                                 "stop"),
                        capture_output=True, timeout=60)
 
-    def url(self, database: str = "postgres") -> str:
+    DATABASE = "postgres"
+
+    def url(self, database: str = DATABASE) -> str:
         return f"postgresql+psycopg://{PG_USER}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self) -> str:
-        """A new empty database; returns its SQLAlchemy URL."""
+    def _connect(self):
         import psycopg
 
+        return psycopg.connect(f"host=127.0.0.1 port={self.port} user={PG_USER} "
+                               "dbname=postgres", autocommit=True)
+
+    def create_database(self) -> str:
+        """A new empty schema in the server's one database, made the connection's search path;
+        returns a SQLAlchemy URL that sees only that schema. (A schema takes milliseconds; a
+        new database copies its ~8 MB template every time.)"""
         name = f"t{os.getpid()}_{next(_counter)}"
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user={PG_USER} dbname=postgres",
-                             autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return self.url(name)
+        with self._connect() as conn:
+            conn.execute(f'CREATE SCHEMA "{name}"')
+        return f"{self.url(self.DATABASE)}?options=-csearch_path%3D{name}"
 
 
 @pytest.fixture(scope="session")

@@ -101,6 +101,18 @@ def test_cli_train_runs_eval(env):
         json.loads((env["face_run"] / "metrics.json").read_text())["test"]["uar"])
 
 
+def test_cli_train_prepare_writes_config_for_torchrun(env):
+    out = env["tmp"] / "prepared"
+    args = ["train", "--dataset", str(env["face"]), "--model", "resnet18", "--method", TINY,
+            "--epochs", "1", "--out", str(out), "--prepare"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert (out / "config.yaml").is_file() and not (out / "events.jsonl").exists()
+    assert f"core.engine.worker {out}" in res.output
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "already holds a run" in again.output
+
+
 def _predict(args):
     res = runner.invoke(app, ["predict", *map(str, args)])
     lines = [json.loads(x) for x in res.output.strip().splitlines() if x.startswith("{")]

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -41,7 +42,7 @@ from core.annotate.access import (
     invite_link,
     new_token,
 )
-from core.annotate.assign import pick_next, release
+from core.annotate.assign import CampaignRules, pick_next, release
 from core.annotate.store import (
     Assignment,
     Campaign,
@@ -176,58 +177,68 @@ class RaterProgress:
 
 class RaterSession:
     """One rater in one campaign. Obtain it from :func:`join_campaign`; it never exposes other
-    raters' ratings or other campaigns."""
+    raters' ratings or other campaigns.
 
-    def __init__(self, store: Store, campaign_id: int, rater_id: int, name: str, *,
+    Its methods run fixed Core statements (built once, see the module's ``_R_*``) on one
+    connection per call: a submit is one lookup, one insert and one conditional update; a
+    next item is one status read, the pick and one insert and update.
+    """
+
+    def __init__(self, store: Store, campaign: Campaign, rater_id: int, name: str, *,
                  _key: object = None):
         if _key is not _JOIN_KEY:
             raise TypeError("use join_campaign(store, token, name) to get a RaterSession")
-        self._store, self._campaign_id, self._rater_id = store, campaign_id, rater_id
+        self._store, self._campaign_id, self._rater_id = store, campaign.id, rater_id
+        # fixed when the campaign was created: read once, not on every call
+        self._rules = CampaignRules.of(campaign)
+        self._scales = dict(campaign.scales)
+        self._modality, self._instructions = campaign.modality, campaign.instructions
+        self._media_root = Path(campaign.media_root)
         self.name = name
         self._rng = random.Random()
 
     def __repr__(self) -> str:
         return f"RaterSession(name={self.name!r})"
 
-    def _campaign(self, session: Session) -> Campaign:
-        campaign = session.get(Campaign, self._campaign_id)
-        if campaign is None or not campaign.active:
+    def _check_open(self, conn: Connection) -> None:
+        if not conn.execute(_R_ACTIVE, {"cid": self._campaign_id}).scalar():
             raise AccessDenied("this campaign is closed")
-        return campaign
 
-    def _view(self, session: Session, campaign: Campaign, item: Item) -> ItemView:
-        rated = set(session.execute(select(Rating.scale).where(
-            Rating.rater_id == self._rater_id, Rating.item_id == item.id)).scalars())
-        return ItemView(item.item_key, Path(campaign.media_root) / item.media, campaign.modality,
-                        dict(campaign.scales), tuple(s for s in campaign.scales if s not in rated),
-                        campaign.instructions)
+    def _view(self, conn: Connection, item: Row, resumed: bool) -> ItemView:
+        rated: set[str] = set()
+        if resumed:  # a new assignment has no ratings yet (the rater never saw the item)
+            rated = set(conn.execute(_R_RATED, {"rid": self._rater_id,
+                                                "iid": item.id}).scalars())
+        return ItemView(item.item_key, self._media_root / item.media, self._modality,
+                        dict(self._scales), tuple(s for s in self._scales if s not in rated),
+                        self._instructions)
 
     def next_item(self) -> ItemView | None:
         """The item to rate now (the unfinished one first), or None when nothing is left."""
         for _ in range(3):  # a concurrent call for this same rater may win the unique slot
             try:
-                with self._store.write() as session:
-                    campaign = self._campaign(session)
-                    item = pick_next(session, campaign, self._rater_id, self._rng)
-                    return None if item is None else self._view(session, campaign, item)
+                with self._store.write_conn() as conn:
+                    self._check_open(conn)
+                    picked = pick_next(conn, self._rules, self._rater_id, self._rng)
+                    return None if picked is None else self._view(conn, *picked)
             except IntegrityError:
                 continue
         raise RuntimeError("could not assign an item (concurrent requests for this rater)")
 
-    def _assigned_item(self, session: Session, item_id: str) -> tuple[Campaign, Item, Assignment]:
+    def _lookup(self, conn: Connection, item_id: str, scale: str) -> Row:
+        """(active, item pk, assignment id, assignment status, existing value on ``scale``)
+        for ``item_id``, after the access checks."""
         if not isinstance(item_id, str):
             raise TypeError(f"item_id must be a str, got {type(item_id).__name__}")
-        campaign = self._campaign(session)
-        item = session.execute(select(Item).where(Item.campaign_id == campaign.id,
-                                                  Item.item_key == item_id)).scalar_one_or_none()
-        if item is None:
+        row = conn.execute(_R_LOOKUP, {"cid": self._campaign_id, "key": item_id,
+                                       "rid": self._rater_id, "scale": scale}).first()
+        if row is None or not row.active:
+            raise AccessDenied("this campaign is closed")
+        if row.item_pk is None:
             raise ValueError(f"item_id {item_id!r} is not an item of this campaign")
-        assignment = session.execute(select(Assignment).where(
-            Assignment.rater_id == self._rater_id, Assignment.item_id == item.id)
-        ).scalar_one_or_none()
-        if assignment is None:
+        if row.assignment_id is None:
             raise ValueError(f"item_id {item_id!r} was not given to you; call next_item()")
-        return campaign, item, assignment
+        return row
 
     def submit(self, item_id: str, scale: str, value: Any, time_spent: float | None = None
                ) -> bool:
@@ -236,31 +247,29 @@ class RaterSession:
         :class:`DuplicateRatingError` for a different value, ValueError for a skipped item."""
         time_spent = _check_time_spent(time_spent)
         try:
-            with self._store.write() as session:
-                campaign, item, assignment = self._assigned_item(session, item_id)
-                v = check_value(campaign.scales, scale, value)
-                if assignment.status == "skipped":
+            with self._store.write_conn() as conn:
+                row = self._lookup(conn, item_id, scale if isinstance(scale, str) else "")
+                v = check_value(self._scales, scale, value)
+                if row.status == "skipped":
                     raise ValueError(f"item_id {item_id!r} was skipped; it cannot be rated now")
-                existing = self._existing(session, item.id, scale)
-                if existing is not None:
-                    return self._same(existing, v, item_id, scale)
-                session.add(Rating(campaign_id=campaign.id, rater_id=self._rater_id,
-                                   item_id=item.id, scale=scale, value=v, time_spent=time_spent))
-                session.flush()
-                n_rated = session.execute(select(func.count()).select_from(Rating).where(
-                    Rating.rater_id == self._rater_id, Rating.item_id == item.id)).scalar_one()
-                if n_rated >= len(campaign.scales):
-                    assignment.status, assignment.finished_at = "done", utcnow()
+                if row.existing is not None:
+                    return self._same(row.existing, v, item_id, scale)
+                now = utcnow()
+                conn.execute(_R_INSERT, {"campaign_id": self._campaign_id,
+                                         "rater_id": self._rater_id, "item_id": row.item_pk,
+                                         "scale": scale, "value": v, "created_at": now,
+                                         "time_spent": time_spent})
+                conn.execute(_R_FINISH, {"aid": row.assignment_id, "now": now,
+                                         "rid": self._rater_id, "iid": row.item_pk,
+                                         "n_scales": len(self._scales)})
             return True
         except IntegrityError:
             # another submit of the same rating committed first: decide as for a re-submit
-            with self._store.read() as session:
-                item = session.execute(select(Item).where(
-                    Item.campaign_id == self._campaign_id, Item.item_key == item_id)).scalar_one()
-                existing = self._existing(session, item.id, scale)
-            if existing is None:
+            with self._store.read_conn() as conn:
+                row = self._lookup(conn, item_id, scale)
+            if row.existing is None:
                 raise
-            return self._same(existing, v, item_id, scale)
+            return self._same(row.existing, v, item_id, scale)
 
     def submit_all(self, item_id: str, values: Mapping[str, Any],
                    time_spent: float | None = None) -> int:
@@ -269,49 +278,32 @@ class RaterSession:
             raise ValueError("values must be a non-empty dict {scale: value}")
         return sum(self.submit(item_id, s, v, time_spent) for s, v in values.items())
 
-    def _existing(self, session: Session, item_pk: int, scale: str) -> Rating | None:
-        return session.execute(select(Rating).where(
-            Rating.rater_id == self._rater_id, Rating.item_id == item_pk,
-            Rating.scale == scale)).scalar_one_or_none()
-
     @staticmethod
-    def _same(existing: Rating, v: float, item_id: str, scale: str) -> bool:
-        if existing.value == v:
+    def _same(existing: float, v: float, item_id: str, scale: str) -> bool:
+        if existing == v:
             return False
         raise DuplicateRatingError(f"you already rated item {item_id!r} on scale {scale!r} "
-                                   f"({existing.value:g}); a rating cannot be changed")
+                                   f"({existing:g}); a rating cannot be changed")
 
     def skip(self, item_id: str) -> None:
         """Skip an item given to you: it is not shown to you again. Ratings already given for
         some of its scales stay."""
-        with self._store.write() as session:
-            _, _, assignment = self._assigned_item(session, item_id)
-            if assignment.status == "open":
-                assignment.status, assignment.finished_at = "skipped", utcnow()
-                release(session, assignment.item_id)
+        with self._store.write_conn() as conn:
+            row = self._lookup(conn, item_id, "")
+            if row.status == "open":
+                conn.execute(_R_SKIP, {"aid": row.assignment_id, "now": utcnow()})
+                release(conn, row.item_pk)
 
     def progress(self) -> RaterProgress:
-        with self._store.read() as session:
-            campaign = self._campaign(session)
-            rows = session.execute(
-                select(Assignment.status, Item.is_gold, func.count())
-                .join(Item, Item.id == Assignment.item_id)
-                .where(Assignment.rater_id == self._rater_id)
-                .group_by(Assignment.status, Item.is_gold)).all()
+        params = {"cid": self._campaign_id, "rid": self._rater_id,
+                  "n_per": self._rules.ratings_per_item}
+        with self._store.read_conn() as conn:
+            self._check_open(conn)
+            rows = conn.execute(_R_STATUS, params).all()
             done = sum(n for s, _, n in rows if s == "done")
             skipped = sum(n for s, _, n in rows if s == "skipped")
             gold = sum(n for s, g, n in rows if s == "done" and g)
-            seen = select(Assignment.item_id).where(Assignment.rater_id == self._rater_id)
-            per_item = (select(Assignment.item_id, func.count().label("n"))
-                        .where(Assignment.campaign_id == campaign.id,
-                               Assignment.status != "skipped")
-                        .group_by(Assignment.item_id).subquery())
-            remaining = session.execute(
-                select(func.count()).select_from(Item)
-                .outerjoin(per_item, per_item.c.item_id == Item.id)
-                .where(Item.campaign_id == campaign.id, Item.is_gold.is_(False),
-                       Item.id.not_in(seen),
-                       func.coalesce(per_item.c.n, 0) < campaign.ratings_per_item)).scalar_one()
+            remaining = conn.execute(_R_REMAINING, params).scalar_one()
         return RaterProgress(done=done, skipped=skipped, gold_done=gold, remaining=remaining)
 
     def my_ratings(self) -> pd.DataFrame:
@@ -324,6 +316,45 @@ class RaterSession:
                 .where(Rating.rater_id == self._rater_id).order_by(Rating.id)).all()
         return pd.DataFrame(rows, columns=["item_id", "scale", "value", "timestamp",
                                            "time_spent"])
+
+
+# The raters' statements, built once (bound parameters: cid campaign, rid rater, iid item pk).
+_c, _i, _a, _r = Campaign.__table__, Item.__table__, Assignment.__table__, Rating.__table__
+_R_ACTIVE = select(_c.c.active).where(_c.c.id == bindparam("cid"))
+_R_RATED = select(_r.c.scale).where(_r.c.rater_id == bindparam("rid"),
+                                    _r.c.item_id == bindparam("iid"))
+_R_EXISTING = (select(_r.c.value).where(_r.c.rater_id == bindparam("rid"),
+                                        _r.c.item_id == _i.c.id,
+                                        _r.c.scale == bindparam("scale"))
+               .scalar_subquery())
+_R_LOOKUP = (select(_c.c.active, _i.c.id.label("item_pk"), _a.c.id.label("assignment_id"),
+                    _a.c.status, _R_EXISTING.label("existing"))
+             .select_from(_c.outerjoin(_i, and_(_i.c.campaign_id == _c.c.id,
+                                                _i.c.item_key == bindparam("key")))
+                          .outerjoin(_a, and_(_a.c.item_id == _i.c.id,
+                                              _a.c.rater_id == bindparam("rid"))))
+             .where(_c.c.id == bindparam("cid")))
+_R_INSERT = insert(_r)
+# the assignment is done once every scale of the item is rated (counted in the same statement)
+_R_FINISH = (update(_a).where(_a.c.id == bindparam("aid"),
+                              select(func.count()).select_from(_r)
+                              .where(_r.c.rater_id == bindparam("rid"),
+                                     _r.c.item_id == bindparam("iid")).scalar_subquery()
+                              >= bindparam("n_scales"))
+             .values(status="done", finished_at=bindparam("now")))
+_R_SKIP = (update(_a).where(_a.c.id == bindparam("aid"))
+           .values(status="skipped", finished_at=bindparam("now")))
+_R_STATUS = (select(_a.c.status, _i.c.is_gold, func.count())
+             .join(_i, _i.c.id == _a.c.item_id)
+             .where(_a.c.rater_id == bindparam("rid"))
+             .group_by(_a.c.status, _i.c.is_gold))
+# regular items this rater has not seen whose live assignments (open or done, the n_live
+# counter) are still below N
+_R_REMAINING = (select(func.count()).select_from(_i)
+                .where(_i.c.campaign_id == bindparam("cid"), _i.c.is_gold.is_(False),
+                       _i.c.n_live < bindparam("n_per"),
+                       _i.c.id.not_in(select(_a.c.item_id)
+                                      .where(_a.c.rater_id == bindparam("rid")))))
 
 
 _JOIN_KEY = object()
@@ -352,7 +383,7 @@ def join_campaign(store: Store, token: str, name: str) -> RaterSession:
                     rater = Rater(campaign_id=campaign.id, name=name)
                     session.add(rater)
                     session.flush()
-                return RaterSession(store, campaign.id, rater.id, name, _key=_JOIN_KEY)
+                return RaterSession(store, campaign, rater.id, name, _key=_JOIN_KEY)
         except IntegrityError:  # the same name joined concurrently: the second pass finds it
             continue
     raise RuntimeError(f"could not join as {name!r}")

@@ -39,7 +39,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from core.paths import data_dir
@@ -227,8 +227,8 @@ class Store:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._write_lock = threading.Lock() if self.is_sqlite else nullcontext()
         self._read = sessionmaker(self.engine, expire_on_commit=False)
-        write_bind = self.engine.execution_options(affectlab_write=True)
-        self._write = sessionmaker(write_bind, expire_on_commit=False)
+        self._write_bind = self.engine.execution_options(affectlab_write=True)
+        self._write = sessionmaker(self._write_bind, expire_on_commit=False)
         if create:
             Base.metadata.create_all(self.engine)
 
@@ -247,6 +247,19 @@ class Store:
         """
         with self._write_lock, self._write() as session, session.begin():
             yield session
+
+    @contextmanager
+    def write_conn(self) -> Iterator[Connection]:
+        """Like :meth:`write`, as a Core connection (the raters' hot path: no ORM unit of work).
+        """
+        with self._write_lock, self._write_bind.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read_conn(self) -> Iterator[Connection]:
+        """A Core connection in a transaction that is rolled back at the end (reads only)."""
+        with self.engine.connect() as conn:
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Session]:

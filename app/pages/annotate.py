@@ -1,0 +1,394 @@
+"""Annotate: the rating page for raters (invite link ``?campaign=<token>``) and, without a token,
+the campaign owner's page (admin password): create campaigns, watch progress and agreement,
+preview soft labels, export.
+
+A rater's browser only ever holds a RaterSession: no owner call is reachable in rater mode.
+"""
+
+import tempfile
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from core.annotate import (
+    AccessDenied,
+    DuplicateRatingError,
+    Store,
+    default_db_url,
+    ensure_admin_password,
+    invite_link,
+    join_campaign,
+    open_owner,
+)
+from core.annotate.pageview import (
+    INVALID_LINK,
+    campaign_by_token,
+    coverage_histogram,
+    default_scales,
+    elapsed_seconds,
+    invite_base_url,
+    rater_fraction,
+    scale_options,
+    shortcut_script,
+)
+from core.data.catalog import list_datasets
+from core.paths import datasets_dir
+
+RATER = "annotate_rater"        # (token, RaterSession)
+ITEM = "annotate_item"          # the ItemView on screen
+SHOWN_AT = "annotate_shown_at"  # time.time() when it was shown
+PICKS = "annotate_picks"        # {scale: value} chosen for the item on screen
+OWNER = "annotate_owner"        # OwnerSession after the password
+INVITE = "annotate_invite"      # (campaign name, token) shown once after create / rotate
+
+
+@st.cache_resource
+def _cached_store(url: str) -> Store:
+    store = Store(url)
+    ensure_admin_password(store)  # prints a generated password on the console, once
+    return store
+
+
+def _store() -> Store:
+    """One Store (engine and connection pool) per database URL for the whole server."""
+    return _cached_store(default_db_url())
+
+
+def _pick_key(scale: str, i: int) -> str:
+    return f"pick_{scale}_{i}"
+
+
+# ------------------------------------------------------------------------------ rater view
+def _next(rater) -> None:
+    st.session_state[ITEM] = rater.next_item()
+    st.session_state[SHOWN_AT] = time.time()
+    st.session_state[PICKS] = {}
+
+
+def _submit(rater) -> None:
+    item, picks = st.session_state.get(ITEM), st.session_state.get(PICKS, {})
+    missing = [s for s in item.pending if s not in picks]
+    if missing:
+        st.session_state["annotate_msg"] = f"Choose a value for: {', '.join(missing)}"
+        return
+    spent = elapsed_seconds(st.session_state.get(SHOWN_AT), time.time())
+    try:
+        rater.submit_all(item.item_id, {s: picks[s] for s in item.pending}, time_spent=spent)
+        _next(rater)
+    except AccessDenied:
+        st.session_state["annotate_msg"] = INVALID_LINK  # closed meanwhile: rerun says so
+    except (ValueError, TypeError, DuplicateRatingError) as exc:
+        st.session_state["annotate_msg"] = f"Not saved: {exc}"
+
+
+def _skip(rater) -> None:
+    try:
+        rater.skip(st.session_state[ITEM].item_id)
+        _next(rater)
+    except AccessDenied:
+        st.session_state["annotate_msg"] = INVALID_LINK
+
+
+def _choose(scale: str, value: float) -> None:
+    st.session_state[PICKS] = {**st.session_state.get(PICKS, {}), scale: value}
+
+
+def _join(token: str, info) -> None:
+    name = st.session_state.get("annotate_name", "")
+    try:
+        rater = join_campaign(_store(), token, name)
+    except AccessDenied:
+        st.session_state["annotate_msg"] = INVALID_LINK
+        return
+    except (ValueError, TypeError) as exc:
+        st.session_state["annotate_msg"] = f"Please check your name: {exc}"
+        return
+    st.session_state[RATER] = (token, rater, info)
+    _next(rater)
+
+
+def _item_widgets(rater, item) -> None:
+    picks = st.session_state.get(PICKS, {})
+    active = next((s for s in item.pending if s not in picks), None)
+    pick_keys = ([] if active is None else
+                 [_pick_key(active, i) for i in range(len(scale_options(item.scales[active])))])
+    # keyboard shortcuts: a script that clicks the keyed buttons (see pageview); sent first, so
+    # it listens by the time the buttons appear
+    st.html(shortcut_script(pick_keys, "annotate_submit", "annotate_skip"),
+            unsafe_allow_javascript=True)
+    left, right = st.columns([3, 2])
+    with left:
+        if not item.media_path.is_file():
+            st.warning(f"Media file missing for item {item.item_id}; skip it (S).")
+        elif item.modality == "speech":
+            st.audio(str(item.media_path))
+        else:
+            st.image(str(item.media_path), width=320)
+    with right:
+        for scale in item.pending:
+            meta = item.scales[scale]
+            marker = " ← keys 1–9" if scale == active else ""
+            st.markdown(f"**{scale}**{marker}")
+            options = scale_options(meta)
+            cols = st.columns(len(options))
+            for i, (value, label) in enumerate(options):
+                key = _pick_key(scale, i)
+                chosen = picks.get(scale) == value
+                cols[i].button(label, key=key, on_click=_choose, args=(scale, value),
+                               type="primary" if chosen else "secondary",
+                               width="stretch")
+        ready = all(s in picks for s in item.pending)
+        c1, c2 = st.columns(2)
+        c1.button("Submit (Enter)", key="annotate_submit", on_click=_submit, args=(rater,),
+                  type="primary", disabled=not ready, width="stretch")
+        c2.button("Skip (S)", key="annotate_skip", on_click=_skip, args=(rater,),
+                  width="stretch")
+
+
+def rater_view(token: str) -> None:
+    held = st.session_state.get(RATER)
+    if held is not None and held[0] == token:
+        _, rater, info = held  # joined: a renewed link does not stop a rater already in
+    else:
+        rater = None
+        try:
+            info = campaign_by_token(_store(), token)
+        except AccessDenied:
+            st.error(INVALID_LINK)
+            return
+    st.title(f"Rate: {info.name}")
+    msg = st.session_state.pop("annotate_msg", None)
+    if rater is None:
+        if msg:
+            st.error(msg)
+        with st.form("annotate_join"):
+            st.text_input("Your name (used to resume later)", key="annotate_name",
+                          max_chars=64)
+            st.form_submit_button("Start rating", on_click=_join, args=(token, info))
+        return
+    if info.instructions:
+        with st.expander("Instructions", expanded=False):
+            st.markdown(info.instructions)
+    if msg:
+        st.warning(msg)
+    try:
+        item = st.session_state.get(ITEM)
+        progress = rater.progress()
+    except AccessDenied:
+        st.error(INVALID_LINK)
+        return
+    rated, available = rater_fraction(progress, item is not None)
+    st.progress(rated / available if available else 1.0,
+                text=f"{rated} of {available} items rated · {progress.skipped} skipped")
+    if item is None:
+        st.success("Nothing left to rate in this campaign. Thank you!")
+        return
+    st.caption(f"item {item.item_id} · signed in as {rater.name} · keys: 1–9 choose, "
+               "Enter submits, S skips")
+    _item_widgets(rater, item)
+
+
+# ------------------------------------------------------------------------------ owner view
+def _login() -> None:
+    try:
+        st.session_state[OWNER] = open_owner(_store(), st.session_state.get("annotate_pw", ""))
+    except (AccessDenied, TypeError):
+        st.session_state["annotate_msg"] = "Wrong admin password."
+
+
+def _login_form() -> None:
+    st.title("Annotate")
+    msg = st.session_state.pop("annotate_msg", None)
+    if msg:
+        st.error(msg)
+    st.info("Campaign owners sign in with the admin password: `admin_password` in "
+            "`.streamlit/secrets.toml`, or `$AFFECTLAB_ADMIN_PASSWORD`; otherwise the one "
+            "generated and printed on the console (terminal running `streamlit run`) at the "
+            "first start. Raters open the invite link instead.")
+    with st.form("annotate_login"):
+        st.text_input("Admin password", type="password", key="annotate_pw")
+        st.form_submit_button("Sign in", on_click=_login)
+
+
+def _settings_form(key: str) -> dict:
+    c1, c2, c3, c4 = st.columns(4)
+    n = c1.number_input("Ratings per item", 1, 50, 3, key=f"{key}_n")
+    cap = c2.number_input("Adaptive cap (max ratings)", 1, 100, int(n), key=f"{key}_cap",
+                          help="Disputed items get extra ratings up to this many.")
+    gold = c3.slider("Gold rate", 0.0, 0.5, 0.0, 0.05, key=f"{key}_gold",
+                     help="Needs items with known answers; leave at 0 otherwise.")
+    dis = c4.slider("Min. disagreement for extra ratings", 0.0, 1.0, 0.3, 0.05,
+                    key=f"{key}_dis")
+    text = st.text_area("Instructions for raters", key=f"{key}_instr",
+                        value="Rate the emotion you perceive. Use the keys 1–9, Enter, S.")
+    return {"ratings_per_item": int(n), "max_ratings": max(int(cap), int(n)),
+            "gold_rate": float(gold), "min_disagreement": float(dis), "instructions": text}
+
+
+def _create_tab(owner) -> None:
+    source = st.radio("Items from", ["A dataset in the catalog", "Uploaded files"],
+                      horizontal=True, key="annotate_source")
+    name = st.text_input("Campaign name", key="annotate_new_name")
+    if source == "A dataset in the catalog":
+        datasets = list_datasets()
+        if not datasets:
+            st.info(f"No dataset under {datasets_dir()}: generate one on the Data page or "
+                    "upload files.")
+            return
+        labels = {f"{d.name} ({d.modality}, {d.n_items or '?'} items)": d for d in datasets}
+        chosen = labels[st.selectbox("Dataset", list(labels), key="annotate_dataset")]
+        scales = st.multiselect("Scales", ["category", "valence", "activation"],
+                                default=["category"], key="annotate_scales_ds")
+        settings = _settings_form("ds")
+        if st.button("Create campaign", key="annotate_create_ds", type="primary"):
+            try:
+                invite = owner.create_campaign(name, chosen.path, scales=scales, **settings)
+            except (ValueError, TypeError, OSError) as exc:
+                st.error(f"Campaign not created: {exc}")
+                return
+            st.session_state[INVITE] = (invite.name, invite.token)
+            st.success(f"Campaign {invite.name!r} created: its invite link is in the "
+                       "Campaigns tab.")
+    else:
+        modality = st.radio("Modality", ["face", "speech"], horizontal=True,
+                            key="annotate_up_modality")
+        files = st.file_uploader("Media files (the file name is the item id)",
+                                 accept_multiple_files=True, key="annotate_files")
+        scales = st.multiselect("Scales", ["category", "valence", "activation"],
+                                default=["category"], key="annotate_scales_up")
+        settings = _settings_form("up")
+        if st.button("Create campaign", key="annotate_create_up", type="primary"):
+            try:
+                invite = owner.create_campaign_from_files(
+                    name, [(f.name, f.getvalue()) for f in files or []], modality=modality,
+                    scales=default_scales(scales), **settings)
+            except (ValueError, TypeError, OSError) as exc:
+                st.error(f"Campaign not created: {exc}")
+                return
+            st.session_state[INVITE] = (invite.name, invite.token)
+            st.success(f"Campaign {invite.name!r} created: its invite link is in the "
+                       "Campaigns tab.")
+
+
+def _invite_box(campaign: str) -> None:
+    held = st.session_state.get(INVITE)
+    try:
+        default = invite_base_url(st.context.url)
+    except (ValueError, AttributeError):
+        default = invite_base_url(None)
+    base = st.text_input("Page address for invite links", value=default,
+                         key="annotate_base_url",
+                         help="Change it when raters reach this server under another address.")
+    if held and held[0] == campaign:
+        st.markdown("**Invite link** (shown now only; only its hash is stored):")
+        st.code(invite_link(held[1], base), language=None)
+    else:
+        st.caption("The invite link is shown once, when a campaign is created or its link "
+                   "renewed. Renewing disables the old link.")
+
+
+@st.fragment(run_every=5)
+def _monitor(owner, campaign: str) -> None:
+    progress = owner.progress(campaign)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Items complete", f"{progress.n_complete}/{progress.n_items}")
+    c2.metric("Ratings", progress.n_ratings)
+    c3.metric("Raters", progress.n_raters)
+    c4.metric("Done", f"{100 * progress.fraction_complete:.0f}%")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Coverage**: items by number of finished ratings")
+        st.bar_chart(coverage_histogram(progress), x="n_ratings", y="n_items")
+    with right:
+        st.markdown("**Raters**: items done / skipped / open")
+        st.dataframe(progress.raters, hide_index=True, key="annotate_raters_table")
+    report = owner.agreement(campaign)
+    st.markdown("**Agreement** (Krippendorff's α)")
+    cols = st.columns(max(1, len(report.alpha)) + 1)
+    for col, (scale, alpha) in zip(cols, report.alpha.items(), strict=False):
+        col.metric(f"α {scale} ({report.levels[scale]})",
+                   "n/a" if alpha != alpha else f"{alpha:.3f}")
+    cols[-1].metric("α mean", "n/a" if report.alpha_mean != report.alpha_mean
+                    else f"{report.alpha_mean:.3f}")
+    st.markdown("Per rater, leave-one-out agreement (and gold score)")
+    st.dataframe(report.raters, hide_index=True, key="annotate_loo_table")
+
+
+def _export_box(owner, campaign: str, scales: list[str]) -> None:
+    st.markdown("**Soft labels**")
+    c1, c2 = st.columns(2)
+    scale = c1.selectbox("Scale", scales, key="annotate_soft_scale")
+    method = c2.selectbox("Method", ["mean", "weighted"], key="annotate_soft_method",
+                          help="mean: vote fractions / mean Likert; weighted: Dawid–Skene or "
+                               "bias-corrected means")
+    st.dataframe(owner.soft_labels(campaign, scale, method=method).head(50),
+                 key="annotate_soft_table")
+    st.markdown("**Export**")
+    target = st.text_input("Dataset name", value=f"{campaign}-ratings",
+                           key="annotate_export_name")
+    if st.button("Export to the datasets directory", key="annotate_export"):
+        try:
+            path = owner.export(campaign, datasets_dir() / target, overwrite=False)
+        except (ValueError, FileExistsError, OSError) as exc:
+            st.error(f"Not exported: {exc}")
+        else:
+            st.success(f"Exported to {path}: pick it on the Train page or "
+                       f"`affectlab train --data {path}`.")
+    if st.button("Prepare CSV / JSON-lines downloads", key="annotate_prepare"):
+        with tempfile.TemporaryDirectory() as tmp:
+            st.session_state["annotate_files_ready"] = (campaign, {
+                fmt: Path(owner.export(campaign, Path(tmp) / f"ratings.{fmt}",
+                                       format=fmt)).read_bytes()
+                for fmt in ("csv", "jsonl")})
+    ready = st.session_state.get("annotate_files_ready")
+    if ready and ready[0] == campaign:
+        d1, d2 = st.columns(2)
+        d1.download_button("ratings.csv", ready[1]["csv"], f"{campaign}.csv", "text/csv",
+                           key="annotate_dl_csv")
+        d2.download_button("items.jsonl", ready[1]["jsonl"], f"{campaign}.jsonl",
+                           "application/jsonl", key="annotate_dl_jsonl")
+
+
+def _campaign_tab(owner) -> None:
+    table = owner.campaigns()
+    if table.empty:
+        st.info("No campaign yet: create one in the first tab.")
+        return
+    st.dataframe(table, hide_index=True, key="annotate_campaigns_table")
+    names = table["name"].tolist()
+    held = st.session_state.get(INVITE)
+    index = names.index(held[0]) if held and held[0] in names else len(names) - 1
+    campaign = st.selectbox("Campaign", names, index=index, key="annotate_campaign")
+    settings = owner.settings(campaign)
+    _invite_box(campaign)
+    c1, c2 = st.columns(2)
+    if c1.button("Renew invite link", key="annotate_rotate"):
+        st.session_state[INVITE] = (campaign, owner.rotate_token(campaign))
+        st.rerun()
+    label = "Close campaign" if settings["active"] else "Reopen campaign"
+    if c2.button(label, key="annotate_toggle"):
+        owner.set_active(campaign, not settings["active"])
+        st.rerun()
+    _monitor(owner, campaign)
+    _export_box(owner, campaign, list(settings["scales"]))
+
+
+def owner_view() -> None:
+    owner = st.session_state.get(OWNER)
+    if owner is None:
+        _login_form()
+        return
+    st.title("Annotate")
+    create, manage = st.tabs(["New campaign", "Campaigns"])
+    with create:
+        _create_tab(owner)
+    with manage:
+        _campaign_tab(owner)
+
+
+token = st.query_params.get("campaign")
+if token is not None:
+    rater_view(token)
+else:
+    owner_view()

@@ -1,0 +1,368 @@
+"""Real-browser harness: a Streamlit server over a tmp data directory and a headless Chromium.
+
+No conftest: test modules import the fixtures they use by name
+(``from harness import app_url, browser, page, ...``). Session fixtures live in ONE test module
+(``test_browser_walk.py``): pytest keeps one cache per module that imports a fixture, so a second
+importing module would start a second server.
+
+- :class:`AppServer` starts ``streamlit run app/Home.py`` on a free port in its own process group
+  with ``AFFECTLAB_DATA`` pointing at a tmp directory, waits for ``/_stcore/health`` and kills
+  the group on exit. ``tests/test_app_server.py`` uses it without a browser.
+- ``app_data`` generates tiny default corpora (so Home and Data have something to show),
+  ``seeded_runs`` trains two tiny face runs through core (so Runs, Explore and Live have runs
+  without depending on the Train page's test), ``fake_media`` writes the fake camera/microphone
+  files (``media.py``) and ``browser`` launches Debian's Chromium with them.
+- Screenshots go to ``$AFFECTLAB_SCREENSHOTS`` (default ``test-artifacts/screenshots``);
+  ``scripts/screenshots.sh`` copies a fresh set into ``docs/screenshots``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+APP_ENTRY = REPO / "app" / "Home.py"
+CHROMIUM = Path(os.environ.get("AFFECTLAB_CHROMIUM", "/usr/bin/chromium"))
+VIEWPORT = {"width": 1280, "height": 800}
+# Tiny default corpora: large enough for every split to hold each class a few times.
+N_FACES, N_SPEECH = 120, 40
+SERVER_START_TIMEOUT = 90.0
+ADMIN_PASSWORD = "browser-walk-admin"  # the Annotate owner's password on the test server
+
+
+def screenshot_dir() -> Path:
+    path = Path(os.environ.get("AFFECTLAB_SCREENSHOTS", REPO / "test-artifacts" / "screenshots"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the server -------------------------------------------------------------------------------
+
+class AppServer:
+    """``streamlit run app/Home.py`` as a subprocess (own process group), for a ``with`` block.
+
+    data_dir: becomes ``AFFECTLAB_DATA`` of the server; log: where stdout/stderr go.
+    ``url`` is ``http://127.0.0.1:<port>`` once started.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike, log: str | os.PathLike,
+                 port: int | None = None, entry: Path = APP_ENTRY):
+        self.data_dir = Path(data_dir)
+        self.log_path = Path(log)
+        self.port = free_port() if port is None else int(port)
+        self.entry = Path(entry)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        streamlit = Path(sys.executable).with_name("streamlit")
+        return [str(streamlit), "run", str(self.entry),
+                "--server.port", str(self.port), "--server.address", "127.0.0.1",
+                "--server.headless", "true", "--server.fileWatcherType", "none",
+                "--browser.gatherUsageStats", "false"]
+
+    def start(self, timeout: float = SERVER_START_TIMEOUT) -> str:
+        env = dict(os.environ, AFFECTLAB_DATA=str(self.data_dir), OMP_NUM_THREADS="1",
+                   PYTHONUNBUFFERED="1", AFFECTLAB_ADMIN_PASSWORD=ADMIN_PASSWORD)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(self.command(), cwd=REPO, env=env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self.wait_healthy(timeout)
+        return self.url
+
+    def health(self) -> str | None:
+        """The body of ``/_stcore/health`` ("ok" when the server is up), None when unreachable."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
+                return r.read().decode("utf-8", "replace").strip()
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            return None
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {self.proc.returncode} before it was "
+                                   f"healthy:\n{self.log_tail()}")
+            if self.health() == "ok":
+                return
+            time.sleep(0.25)
+        raise TimeoutError(f"streamlit not healthy after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, n_chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n_chars:]
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the whole process group (streamlit and anything it spawned), then SIGKILL."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        pgid = self.proc.pid  # start_new_session: the group id is the leader's pid
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(pgid, signal.SIGKILL)
+            self.proc.wait(timeout)
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> AppServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# -- what exists ------------------------------------------------------------------------------
+
+def registered_pages() -> dict[str, Path]:
+    """Pages that ``app/Home.py`` registers with ``st.Page("<dir>/<stem>.py", ...)``:
+    stem -> file (which need not exist yet)."""
+    found = re.findall(r"""st\.Page\(\s*["']([A-Za-z0-9_/]+\.py)["']""", APP_ENTRY.read_text())
+    return {Path(rel).stem: APP_ENTRY.parent / rel for rel in found}
+
+
+def require_page(stem: str) -> None:
+    """Skip the calling test when the page is not written or not in the navigation yet."""
+    pages = registered_pages()
+    if stem not in pages:
+        on_disk = [p for p in APP_ENTRY.parent.rglob(f"{stem}.py") if p.parent != APP_ENTRY.parent]
+        where = f"{on_disk[0].relative_to(REPO)} exists but " if on_disk else ""
+        pytest.skip(f"page {stem!r}: {where}not registered in app/Home.py's navigation yet")
+    if not pages[stem].is_file():
+        pytest.skip(f"page {stem!r}: {pages[stem].relative_to(REPO)} does not exist yet")
+
+
+# -- data -------------------------------------------------------------------------------------
+
+def generate_tiny_corpora(data_dir: Path) -> list[Path]:
+    """faces-default (N_FACES items) and speech-default (N_SPEECH) under ``data_dir/datasets``."""
+    from core.data.synth.corpus import generate_corpus
+
+    out = []
+    for name, modality, n in (("faces-default", "face", N_FACES),
+                              ("speech-default", "speech", N_SPEECH)):
+        out.append(generate_corpus(modality, n=n, seed=0, out=data_dir / "datasets" / name,
+                                   name=name, progress=False, workers=1).root)
+    return out
+
+
+def train_tiny_run(data_dir: Path, name: str, method: str = "ce", epochs: int = 1) -> Path:
+    """Train mini_xception on faces-default for ``epochs`` on CPU; returns the run directory."""
+    from core.engine.config import RunConfig
+    from core.engine.trainer import train
+
+    config = RunConfig(dataset=data_dir / "datasets" / "faces-default", model="mini_xception",
+                       method=method, epochs=epochs, device="cpu", name=name,
+                       out=data_dir / "runs" / name)
+    result = train(config, progress=False)
+    if result.status != "finished":
+        raise RuntimeError(f"seed run {name} ended {result.status}")
+    return result.run_dir
+
+
+# -- fixtures (import these by name into the test module) -------------------------------------
+
+@pytest.fixture(scope="session")
+def app_data(tmp_path_factory) -> Path:
+    """A tmp ``AFFECTLAB_DATA`` with the tiny default corpora."""
+    root = tmp_path_factory.mktemp("affectlab-browser-data")
+    old = os.environ.get("AFFECTLAB_DATA")
+    os.environ["AFFECTLAB_DATA"] = str(root)  # core.paths inside this process, while generating
+    try:
+        generate_tiny_corpora(root)
+    finally:
+        if old is None:
+            os.environ.pop("AFFECTLAB_DATA", None)
+        else:
+            os.environ["AFFECTLAB_DATA"] = old
+    return root
+
+
+@pytest.fixture(scope="session")
+def app_server(app_data, tmp_path_factory) -> Iterator[AppServer]:
+    log = tmp_path_factory.mktemp("streamlit-log") / "streamlit.log"
+    with AppServer(app_data, log) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def app_url(app_server) -> str:
+    return app_server.url
+
+
+@pytest.fixture(scope="session")
+def seeded_runs(app_data) -> list[Path]:
+    """Two finished tiny runs (ce and ce+fspl-kl, 1 epoch each) under ``app_data/runs``."""
+    return [train_tiny_run(app_data, "seed-ce", "ce"),
+            train_tiny_run(app_data, "seed-fspl-kl", "ce+fspl-kl")]
+
+
+@pytest.fixture(scope="session")
+def speech_run(app_data) -> Path:
+    """A finished tiny speech run (convpool, 1 epoch) for the Live page's voice tab. Request it
+    in every Live test: the page caches its run list for 10 s."""
+    return train_tiny_speech_run(app_data)
+
+
+@pytest.fixture(scope="session")
+def fake_media(tmp_path_factory) -> tuple[Path, Path]:
+    """(camera.y4m, microphone.wav) for Chromium's fake capture devices."""
+    from media import write_fake_media
+
+    return write_fake_media(tmp_path_factory.mktemp("fake-media"))
+
+
+def chromium_args(video: Path, audio: Path) -> list[str]:
+    return ["--headless", "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+            f"--use-file-for-fake-video-capture={video}",
+            f"--use-file-for-fake-audio-capture={audio}"]
+
+
+@pytest.fixture(scope="session")
+def browser(fake_media):
+    """Debian's Chromium through Playwright (never ``playwright install``); skips when absent."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium chromium-driver, or run "
+                    "scripts/system-deps.sh)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    video, audio = fake_media
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(video, audio))
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    """A fresh browser context (own session) at 1280×800 with camera and microphone allowed."""
+    context = browser.new_context(viewport=VIEWPORT, base_url=app_url)
+    context.grant_permissions(["camera", "microphone"], origin=app_url)
+    context.set_default_timeout(30_000)
+    pg = context.new_page()
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+# -- page helpers -----------------------------------------------------------------------------
+
+def open_page(page, url_path: str = "", heading: str | None = None, timeout: float = 60_000):
+    """Go to ``/<url_path>`` and wait for the app to render (and for ``heading`` if given)."""
+    page.goto(f"/{url_path}")
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
+    if heading is not None:
+        page.get_by_role("heading", name=heading, exact=True).first.wait_for(timeout=timeout)
+    wait_idle(page, timeout)
+    return page
+
+
+def wait_idle(page, timeout: float = 60_000) -> None:
+    """Wait until the connected app has finished its script run (Streamlit marks the app root
+    with ``data-test-script-state``; "notRunning" once a run completed)."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-connection-state="CONNECTED"]'
+                           '[data-test-script-state="notRunning"]', timeout=timeout)
+
+
+def sidebar_link(page, title: str):
+    exact = re.compile(rf"(^|[^A-Za-z]){re.escape(title)}\s*$")  # after the icon
+    return page.locator('[data-testid="stSidebarNav"] a').filter(has_text=exact).first
+
+
+def shoot(page, name: str) -> Path:
+    """Save a viewport screenshot as ``<screenshot_dir>/<name>.png`` once the app is idle."""
+    wait_idle(page)
+    # let images and plotly canvases paint after the last delta
+    page.wait_for_load_state("networkidle")
+    path = screenshot_dir() / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def goto_page(page, title: str, heading: str | None = None, timeout: float = 60_000):
+    """Open the app at its root, then follow the sidebar link ``title`` as a user would (a deep
+    link would also work, but see ``test_deep_link_keeps_page_titles``)."""
+    open_page(page, "", timeout=timeout)
+    sidebar_link(page, title).click()
+    page.get_by_role("heading", name=heading or title, exact=True).first.wait_for(timeout=timeout)
+    wait_idle(page, timeout)
+    return page
+
+
+def train_tiny_speech_run(data_dir: Path, name: str = "seed-speech") -> Path:
+    """Train convpool on speech-default for one epoch on CPU; returns the run directory."""
+    from core.engine.config import RunConfig
+    from core.engine.trainer import train
+
+    config = RunConfig(dataset=data_dir / "datasets" / "speech-default", model="convpool",
+                       method="ce", epochs=1, device="cpu", name=name,
+                       out=data_dir / "runs" / name)
+    result = train(config, progress=False)
+    if result.status != "finished":
+        raise RuntimeError(f"seed run {name} ended {result.status}")
+    return result.run_dir
+
+
+# -- widgets ----------------------------------------------------------------------------------
+
+def widget(page, testid: str, label: str):
+    """The Streamlit widget ``data-testid=testid`` whose label is exactly ``label``."""
+    lab = page.locator('[data-testid="stWidgetLabel"]').filter(
+        has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+    return page.locator(f'[data-testid="{testid}"]').filter(has=lab).first
+
+
+def choose(page, label: str, option: str, multi: bool = False) -> None:
+    """Pick ``option`` (a prefix of the shown text) in the selectbox/multiselect ``label``."""
+    box = widget(page, "stMultiSelect" if multi else "stSelectbox", label)
+    box.locator("input").first.click()
+    opt = page.locator('[role="option"]').filter(
+        has_text=re.compile(rf"^\s*{re.escape(option)}")).first
+    opt.click()
+    if multi:
+        page.keyboard.press("Escape")  # close the dropdown
+    wait_idle(page)
+
+
+def set_number(page, label: str, value) -> None:
+    inp = widget(page, "stNumberInput", label).locator("input")
+    inp.fill(str(value))
+    inp.press("Enter")
+    wait_idle(page)
+
+
+def set_text(page, label: str, value: str) -> None:
+    inp = widget(page, "stTextInput", label).locator("input")
+    inp.fill(value)
+    inp.press("Enter")
+    wait_idle(page)

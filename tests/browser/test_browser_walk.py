@@ -1,0 +1,310 @@
+"""A walk through every page of the app in a real Chromium (issue 5).
+
+One server for the whole module (session fixtures from ``harness``), a fresh browser context per
+test. Each test leaves a screenshot in ``test-artifacts/screenshots/<page>.png``; a page that is
+not written yet is skipped with the reason, never faked. The Live tests feed Chromium's fake
+camera with the astronaut photo (``media.py``) and expect the shipped model to read "happy".
+"""
+
+from __future__ import annotations
+
+import re
+
+import harness
+import pytest
+from harness import (
+    ADMIN_PASSWORD,
+    N_FACES,
+    N_SPEECH,
+    VIEWPORT,
+    AppServer,
+    choose,
+    goto_page,
+    open_page,
+    require_page,
+    set_number,
+    set_text,
+    shoot,
+    wait_idle,
+    widget,
+)
+
+from core.data.synth.truth import CATEGORIES
+
+# the harness's fixtures, bound here so that pytest finds them (no conftest)
+app_data = harness.app_data
+app_server = harness.app_server
+app_url = harness.app_url
+seeded_runs = harness.seeded_runs
+speech_run = harness.speech_run
+fake_media = harness.fake_media
+browser = harness.browser
+page = harness.page
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
+
+WEBRTC_IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'
+NAV_TITLES = ["Home", "Data", "Explore", "Live", "Train", "Runs", "Annotate"]
+
+
+def _metric(page, label: str):
+    """The value element of the ``st.metric`` labelled ``label``."""
+    box = page.locator('[data-testid="stMetric"]').filter(
+        has=page.locator('[data-testid="stMetricLabel"]', has_text=re.compile(rf"^{label}$")))
+    return box.locator('[data-testid="stMetricValue"]')
+
+
+def _tab(page, name: str):
+    return page.get_by_role("tab", name=name, exact=True)
+
+
+# -- Home and Data (always present) ----------------------------------------------------------
+
+def test_home_lists_the_datasets(page, app_data):
+    open_page(page, "", heading="affectlab")
+    # the data grid draws on a canvas; its accessible table carries the cell text
+    cells = page.locator('[data-testid="stDataFrame"] [role="gridcell"]')
+    cells.first.wait_for(state="attached")
+    texts = cells.all_inner_texts()
+    assert "faces-default" in texts and "speech-default" in texts, texts
+    assert str(N_FACES) in texts and str(N_SPEECH) in texts, texts  # the item counts
+    assert page.get_by_text(str(app_data)).count() >= 1  # the data directory in the heading
+    titles = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+    assert any(t.strip().endswith("Data") for t in titles), titles
+    shoot(page, "home")
+
+
+def test_data_page_browses_the_faces_gallery(page):
+    goto_page(page, "Data")
+    page.get_by_text(f"{N_FACES} items · face", exact=False).wait_for()
+    gallery = page.get_by_role("heading", name="Gallery")
+    gallery.scroll_into_view_if_needed()
+    images = page.locator('[data-testid="stImage"] img')
+    images.first.wait_for()
+    assert images.count() == 12  # the gallery's default "Items shown"
+    # the images really loaded (a broken media URL gives naturalWidth 0)
+    widths = images.evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : -1)")
+    assert all(w == 64 for w in widths), widths
+    page.evaluate("window.scrollBy(0, -120)")
+    shoot(page, "data")
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "Streamlit 1.67, st.navigation with a directory named pages/ beside the entry script: when "
+    "a fresh server's first session opens a deep link, the sidebar lists the auto-discovered "
+    "file names (data, explore, home, live) instead of the st.Page titles"))
+def test_deep_link_keeps_page_titles(browser, app_data, tmp_path):
+    # its own server: the wrong titles appear only before any session has run app/Home.py
+    with AppServer(app_data, tmp_path / "streamlit.log") as server:
+        context = browser.new_context(viewport=VIEWPORT, base_url=server.url)
+        try:
+            pg = context.new_page()
+            open_page(pg, "data", heading="Data")
+            titles = [t.split()[-1] for t in
+                      pg.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
+        finally:
+            context.close()
+    assert titles and all(t in NAV_TITLES for t in titles), titles
+
+
+# -- Train and Runs --------------------------------------------------------------------------
+
+def test_train_launches_a_tiny_run_to_the_end(page, app_data):
+    require_page("train")
+    goto_page(page, "Train")
+    choose(page, "Dataset", "faces-default")
+    choose(page, "Model", "mini_xception")
+    choose(page, "Method", "ce")
+    set_number(page, "Epochs", 2)
+    set_text(page, "Run name", "walk-train")
+    page.get_by_role("button", name="Launch").click()
+    # a background process trains; the follow panel polls its events every 1.5 s
+    bar = page.locator('[data-testid="stProgress"]').filter(has_text="walk-train").first
+    bar.filter(has_text=re.compile(r"finished · epoch 2/2")).wait_for(timeout=240_000)
+    assert bar.get_by_role("progressbar").get_attribute("aria-valuenow") == "100"
+    page.get_by_text("Finished. Compare it with other runs").wait_for()
+    assert (app_data / "runs" / "walk-train" / "outputs" / "test.parquet").is_file()
+    bar.evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.evaluate("window.scrollBy(0, -80)")
+    shoot(page, "train")
+
+
+def test_runs_compares_two_runs(page, seeded_runs):
+    require_page("runs")
+    goto_page(page, "Runs")
+    names = [p.name for p in seeded_runs]
+    for name in names:
+        choose(page, "Runs to compare", name, multi=True)
+    page.get_by_text("Final metrics", exact=False).first.wait_for()
+    # one curve chart per default curve, each with a trace per run (the legend names them)
+    charts = page.locator('[data-testid="stPlotlyChart"]')
+    charts.first.wait_for()
+    legend = charts.first.locator(".legendtext").all_text_contents()  # SVG: no innerText
+    assert set(names) <= set(legend), legend
+    final = page.locator('[data-testid="stDataFrame"]').nth(1)
+    final.locator('[role="gridcell"]').first.wait_for(state="attached")
+    cells = final.locator('[role="gridcell"]').all_inner_texts()
+    assert all(any(n in c for c in cells) for n in names), cells
+    page.get_by_role("heading", name="Compare").scroll_into_view_if_needed()
+    shoot(page, "runs")
+
+
+# -- Explore ---------------------------------------------------------------------------------
+
+def test_explore_box_select_shows_the_items(page, seeded_runs):
+    require_page("explore")
+    goto_page(page, "Explore")
+    plot = page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first
+    plot.wait_for()
+    # Scattergl draws on WebGL canvases; plotly adds them only when WebGL initialised
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.js-plotly-plot canvas')]
+                 .some(c => c.width > 0 && c.height > 0)""")
+    page.get_by_text("Select points on the map").wait_for()
+
+    plot.hover()
+    plot.locator('.modebar-btn[data-title="Box Select"]').click()
+    area = plot.locator(".nsewdrag").first.bounding_box()
+    x0, y0 = area["x"] + 2, area["y"] + 2
+    x1, y1 = area["x"] + area["width"] - 2, area["y"] + area["height"] - 2
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
+    page.mouse.move(x1, y1, steps=5)
+    page.mouse.up()
+
+    heading = page.get_by_role("heading", name=re.compile(r"^Selected: \d+ items?"))
+    heading.wait_for(timeout=60_000)
+    wait_idle(page)
+    n_selected = int(re.search(r"\d+", heading.inner_text()).group())
+    assert n_selected >= 1
+    # the cards show the selected faces (64×64 PNGs of the dataset)
+    cards = page.locator('[data-testid="stImage"] img')
+    cards.first.wait_for()
+    assert cards.count() >= min(n_selected, 24)
+    page.get_by_role("heading", name=re.compile(r"^Nearest neighbours of ")).wait_for()
+    heading.evaluate("e => e.scrollIntoView({block: 'center'})")  # map above, cards below
+    shoot(page, "explore")
+
+
+# -- Live ------------------------------------------------------------------------------------
+
+def test_live_webcam_reads_the_astronaut_as_happy(page, speech_run):
+    require_page("live")
+    goto_page(page, "Live")
+    webrtc = page.frame_locator(WEBRTC_IFRAME).first
+    webrtc.get_by_role("button", name="START").click()
+    try:
+        # frames go browser → aiortc → FaceFrameProcessor → LatestResult → the 4 Hz readout
+        top = _metric(page, "top")
+        top.filter(has_text="happy").first.wait_for(timeout=120_000)
+        assert top.first.inner_text().strip() == "happy"
+        # the distribution's bar chart
+        page.locator('[data-testid="stVegaLiteChart"], [data-testid="stArrowVegaLiteChart"]'
+                     ).first.wait_for()
+        top.first.scroll_into_view_if_needed()
+        shoot(page, "live")
+    finally:
+        # a stream left running keeps the server's aiortc worker busy for the next tests
+        stop = webrtc.get_by_role("button", name="STOP")
+        if stop.is_visible():
+            stop.click()
+            webrtc.get_by_role("button", name="START").wait_for()
+
+
+def test_live_image_upload_shows_its_distribution(page, speech_run, tmp_path):
+    require_page("live")
+    from media import write_face_photo
+
+    photo = write_face_photo(tmp_path / "astronaut.png")
+    goto_page(page, "Live")
+    uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text="Image with a face")
+    uploader.locator('input[type="file"]').set_input_files(str(photo))
+    top = _metric(page, "top")
+    top.filter(has_text="happy").first.wait_for(timeout=120_000)
+    uncertainty = float(_metric(page, "uncertainty").first.inner_text())
+    assert 0.0 <= uncertainty <= 1.0
+    page.locator('[data-testid="stImage"] img').first.wait_for()  # the annotated photo
+    shoot(page, "live-upload")
+
+
+def _voice_tab(page):
+    goto_page(page, "Live")
+    _tab(page, "Voice").click()
+    voice = page.locator('[data-testid="stTabPanel"]').filter(has_text="Speech model").first
+    voice.get_by_text("Browser microphone", exact=True).wait_for()
+    return voice
+
+
+def test_live_voice_file_upload_shows_its_distribution(page, speech_run, fake_media):
+    require_page("live")
+    voice = _voice_tab(page)
+    _, wav = fake_media
+    voice.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(wav))
+    top = voice.locator('[data-testid="stMetric"]').filter(has_text="top")
+    top.first.wait_for(timeout=120_000)
+    label = top.first.locator('[data-testid="stMetricValue"]').inner_text().strip()
+    assert label in CATEGORIES  # a one-epoch model: any class, but a real distribution
+    voice.locator("audio").first.wait_for(state="attached")
+    shoot(page, "live-voice")
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "app/pages/live.py passes sendback_audio=False to webrtc_streamer: streamlit-webrtc 0.79 "
+    "then never pulls the processed audio track, so audio_frame_callback is never called "
+    "(the page stays at 'Listening … 0.0 s buffered'); without it the readout appears"))
+def test_live_browser_microphone_gives_a_readout(page, speech_run):
+    require_page("live")
+    voice = _voice_tab(page)
+    # the fake microphone plays generated speech (media.py) into the WebRTC stream
+    voice.frame_locator(WEBRTC_IFRAME).first.get_by_role("button", name="START").click()
+    voice.get_by_text(re.compile(r"^last \d+\.\d s of audio$")).wait_for(timeout=90_000)
+    top = voice.locator('[data-testid="stMetric"]').filter(has_text="top")
+    assert top.first.locator('[data-testid="stMetricValue"]').inner_text().strip() in CATEGORIES
+
+
+# -- Annotate --------------------------------------------------------------------------------
+
+def test_annotate_rates_an_item(page, browser, app_url):
+    require_page("annotate")
+    from playwright.sync_api import expect
+    goto_page(page, "Annotate")
+    widget(page, "stTextInput", "Admin password").locator("input").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    _tab(page, "New campaign").wait_for()
+    set_text(page, "Campaign name", "walk")
+    choose(page, "Dataset", "faces-default")
+    page.get_by_role("button", name="Create campaign").click()
+    page.get_by_text("Campaign 'walk' created").wait_for()
+    _tab(page, "Campaigns").click()
+    code = page.locator('[data-testid="stCode"]').filter(has_text="campaign=").first
+    code.wait_for()
+    link = re.search(r"https?://\S+campaign=\S+", code.inner_text()).group()
+    shoot(page, "annotate-owner")
+
+    # the rater: another browser context (another person) follows the invite link
+    rater_ctx = browser.new_context(viewport=VIEWPORT)
+    try:
+        rater = rater_ctx.new_page()
+        rater.goto(link)
+        rater.get_by_role("heading", name="Rate: walk").wait_for(timeout=60_000)
+        # inside a form: fill only (Enter would submit the form)
+        widget(rater, "stTextInput", "Your name (used to resume later)").locator(
+            "input").fill("walker")
+        rater.get_by_role("button", name="Start rating").click()
+        progress = rater.locator('[data-testid="stProgress"]').first
+        progress.filter(has_text=re.compile(r"^0 of \d+ items rated")).wait_for()
+        rater.locator('[data-testid="stImage"] img').first.wait_for()
+        rater.get_by_role("button", name="happy", exact=True).click()
+        wait_idle(rater)
+        submit = rater.get_by_role("button", name="Submit (Enter)")
+        expect(submit).to_be_enabled()  # once the pick's rerun has landed
+        shoot(rater, "annotate")
+        submit.click()
+        progress.filter(has_text=re.compile(r"^1 of \d+ items rated")).wait_for()
+    finally:
+        rater_ctx.close()
+
+    # the owner sees the rating arrive (the monitor refreshes every 5 s)
+    ratings = _metric(page, "Ratings")
+    ratings.filter(has_text=re.compile(r"^1$")).first.wait_for(timeout=30_000)

@@ -1,0 +1,384 @@
+"""The Annotate page under streamlit.testing.v1.AppTest: owner sign-in, campaign creation from a
+generated dataset, two raters through the invite link, live progress and agreement, bad
+passwords and tokens, export to a dataset the engine trains on. Plus the page's core helpers
+and the server-side latency of one submit → next item (reported, not asserted)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.annotate import AccessDenied, Store, join_campaign, open_owner
+from core.annotate.pageview import (
+    INVALID_LINK,
+    campaign_by_token,
+    coverage_histogram,
+    default_scales,
+    elapsed_seconds,
+    invite_base_url,
+    rater_fraction,
+    scale_options,
+    shortcut_script,
+)
+from core.annotate.service import CampaignProgress, RaterProgress
+from core.data.contract import load_dataset
+from core.data.synth.corpus import generate_corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = str(ROOT / "app" / "pages" / "annotate.py")
+HOME = str(ROOT / "app" / "Home.py")
+PASSWORD = "annotate-page-secret"
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    """One generated 30-item face corpus per module, in the datasets directory."""
+    root = tmp_path_factory.mktemp("annotate-page") / "affectlab-data"
+    generate_corpus(modality="face", n=30, seed=0, n_domains=2, flip_rate=0.1,
+                    out=root / "datasets" / "faces", overwrite=False, progress=False)
+    return root
+
+
+@pytest.fixture
+def env(data_root, tmp_path, monkeypatch) -> Path:
+    """A fresh store per test (its own SQLite file) over the shared corpus."""
+    monkeypatch.setenv("AFFECTLAB_DATA", str(data_root))
+    monkeypatch.setenv("AFFECTLAB_DB_URL", f"sqlite:///{tmp_path / 'store.db'}")
+    monkeypatch.setenv("AFFECTLAB_ADMIN_PASSWORD", PASSWORD)
+    return data_root
+
+
+def _run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _act(at: AppTest, _widget) -> AppTest:
+    """Run ``at`` after an interaction (click / select) queued on one of its widgets."""
+    return _run(at)
+
+
+def _owner_app() -> AppTest:
+    at = _run(AppTest.from_file(PAGE, default_timeout=TIMEOUT))
+    at.text_input(key="annotate_pw").input(PASSWORD)
+    return _act(at, at.button[0].click())
+
+
+def _create(at: AppTest, name: str = "faces-1", n: int = 2) -> str:
+    at.text_input(key="annotate_new_name").input(name)
+    at.multiselect(key="annotate_scales_ds").set_value(["category", "valence"])
+    at.number_input(key="ds_n").set_value(n)
+    _act(at, at.button(key="annotate_create_ds").click())
+    assert any("created" in s.value for s in at.success), [e.value for e in at.error]
+    link = next(c.value for c in at.code if "campaign=" in c.value)
+    return link.split("campaign=")[1]
+
+
+def _rater_app(token: str, name: str) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.query_params["campaign"] = token
+    _run(at)
+    at.text_input(key="annotate_name").input(name)
+    return _act(at, at.button[0].click())
+
+
+def _rate_current(at: AppTest, category: int, valence: int) -> None:
+    _act(at, at.button(key=f"pick_category_{category}").click())
+    _act(at, at.button(key=f"pick_valence_{valence - 1}").click())
+    _act(at, at.button(key="annotate_submit").click())
+
+
+def _metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+# ------------------------------------------------------------------------------- the page
+def test_page_is_in_the_navigation(env):
+    at = _run(AppTest.from_file(HOME, default_timeout=TIMEOUT))
+    _act(at, at.switch_page("pages/annotate.py"))
+    assert at.text_input(key="annotate_pw") is not None
+    rater = AppTest.from_file(HOME, default_timeout=TIMEOUT)
+    rater.query_params["campaign"] = "no-such-token"      # an invite link: /annotate?campaign=
+    _run(rater)
+    _act(rater, rater.switch_page("pages/annotate.py"))
+    assert [e.value for e in rater.error] == [INVALID_LINK]
+
+
+def test_wrong_password_is_refused(env):
+    at = _run(AppTest.from_file(PAGE, default_timeout=TIMEOUT))
+    assert any("AFFECTLAB_ADMIN_PASSWORD" in i.value for i in at.info)  # says where it is
+    at.text_input(key="annotate_pw").input("not it")
+    _act(at, at.button[0].click())
+    assert [e.value for e in at.error] == ["Wrong admin password."]
+    assert not at.tabs
+
+
+@pytest.mark.parametrize("token", ["nope", "x" * 43, "", "a b<script>"])
+def test_bad_token_gets_a_clear_message_and_no_owner_view(env, token):
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.query_params["campaign"] = token
+    _run(at)
+    assert [e.value for e in at.error] == [INVALID_LINK]
+    assert not at.text_input and not at.tabs and not at.button
+
+
+def test_owner_creates_raters_rate_owner_watches(env):
+    owner = _owner_app()
+    token = _create(owner)
+    assert owner.text_input(key="annotate_base_url").value.endswith("/annotate")
+
+    alice, bob = _rater_app(token, "alice"), _rater_app(token, "bob")
+    for at in (alice, bob):
+        assert at.title[0].value == "Rate: faces-1"
+        assert "0 of 30" in at.get("progress")[0].proto.text
+    first_a = alice.caption[0].value
+    _rate_current(alice, 1, 4)
+    assert "1 of 30" in alice.get("progress")[0].proto.text
+    assert alice.caption[0].value != first_a                # the next item is on screen
+    _rate_current(alice, 2, 2)
+    _rate_current(bob, 1, 5)
+    _act(bob, bob.button(key="annotate_skip").click())
+    _rate_current(bob, 0, 1)
+    assert "2 of" in bob.get("progress")[0].proto.text and "1 skipped" in \
+        bob.get("progress")[0].proto.text
+    # Enter is disabled until every scale is chosen; a missing choice is said, not stored
+    assert bob.button(key="annotate_submit").disabled
+
+    # the owner's view: 4 ratings × 2 scales stored, 2 raters, α computed
+    store = Store()
+    ratings = open_owner(store, PASSWORD).ratings("faces-1")
+    assert len(ratings) == 8 and set(ratings["rater_id"]) == {"alice", "bob"}
+    assert (ratings["time_spent"] >= 0).all()
+    _run(owner)
+    assert _metric(owner, "Raters") == "2" and _metric(owner, "Ratings") == "8"
+    assert any(m.label.startswith("α category") for m in owner.metric)
+    raters = next(d.value for d in owner.dataframe if "done" in d.value.columns)
+    assert dict(zip(raters["rater_id"], raters["done"], strict=True)) == {"alice": 2, "bob": 2}
+    # raters never see another rater's ratings: their pages show only their own progress
+    assert not alice.dataframe and not bob.dataframe
+    store.dispose()
+
+
+def test_rater_resumes_and_closed_campaign_is_refused(env):
+    owner = _owner_app()
+    token = _create(owner, "faces-2")
+    at = _rater_app(token, "carol")
+    shown = at.caption[0].value
+    again = _rater_app(token, "carol")                 # a new browser tab, same name
+    assert again.caption[0].value == shown             # the unfinished item comes back
+    _act(owner, owner.selectbox(key="annotate_campaign").select("faces-2"))
+    _act(owner, owner.button(key="annotate_rotate").click())   # renew: the old link dies
+    fresh = next(c.value for c in owner.code if "campaign=" in c.value).split("campaign=")[1]
+    assert fresh != token
+    stale = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    stale.query_params["campaign"] = token
+    assert [e.value for e in _run(stale).error] == [INVALID_LINK]
+    assert _rater_app(fresh, "dave").title[0].value == "Rate: faces-2"
+    _act(again, again.button(key="pick_valence_2").click())  # carol, already in, goes on
+    assert not again.error
+    _act(owner, owner.button(key="annotate_toggle").click())  # close it
+    _act(again, again.button(key="pick_category_0").click())    # the joined rater is stopped
+    assert INVALID_LINK in [e.value for e in again.error]
+    assert all(b.key != "annotate_submit" for b in again.button)
+    late = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    late.query_params["campaign"] = token
+    _run(late)
+    assert [e.value for e in late.error] == [INVALID_LINK]
+
+
+def test_malformed_name_gets_a_clear_message(env):
+    token = _create(_owner_app(), "faces-3")
+    at = _rater_app(token, "   ")
+    assert any("name" in e.value for e in at.error)
+    assert all(b.key != "annotate_submit" for b in at.button)
+
+
+def test_export_is_a_dataset_the_engine_trains_on(env, tmp_path):
+    owner = _owner_app()
+    token = _create(owner, "faces-4", n=1)
+    raters = [join_campaign(Store(), token, f"r{k}") for k in range(2)]
+    for k, rater in enumerate(raters):
+        i = 0
+        while (item := rater.next_item()) is not None:
+            rater.submit_all(item.item_id, {"category": (i + k) % 7, "valence": 1 + i % 5},
+                             time_spent=0.5)
+            i += 1
+    _act(owner, owner.selectbox(key="annotate_campaign").select("faces-4"))
+    owner.text_input(key="annotate_export_name").input("faces-4-out")
+    _act(owner, owner.button(key="annotate_export").click())
+    assert any("Exported" in s.value for s in owner.success), [e.value for e in owner.error]
+    _act(owner, owner.button(key="annotate_prepare").click())
+    assert len(owner.get("download_button")) == 2
+
+    ds = load_dataset(env / "datasets" / "faces-4-out")
+    assert len(ds.items) == 30 and set(ds.ratings["scale"]) == {"category", "valence"}
+    from engine_helpers import tiny_config
+
+    from core.engine.trainer import train
+
+    result = train(tiny_config(ds.root, tmp_path / "run", method="ce", epochs=1),
+                   progress=False)
+    assert result is not None and (tmp_path / "run").is_dir()
+
+
+# ------------------------------------------------------------------------- core helpers
+def test_scale_options():
+    assert scale_options({"type": "likert", "low": 1, "high": 5}) == [
+        (1.0, "1"), (2.0, "2"), (3.0, "3"), (4.0, "4"), (5.0, "5")]
+    assert scale_options({"type": "nominal", "names": ["a", "b"]}) == [(0.0, "a"), (1.0, "b")]
+    with pytest.raises(ValueError, match="meta"):
+        scale_options({"type": "likert", "low": 0.5, "high": 5})
+    with pytest.raises(ValueError, match="meta"):
+        scale_options({"names": ["a"]})
+
+
+def test_default_scales():
+    s = default_scales(["category", "activation"])
+    assert list(s) == ["category", "activation"] and len(s["category"]["names"]) == 7
+    with pytest.raises(ValueError, match="chosen"):
+        default_scales([])
+    with pytest.raises(ValueError, match="chosen"):
+        default_scales(["arousal"])
+
+
+def test_invite_base_url():
+    assert invite_base_url("http://h:8501/annotate?campaign=x#y") == "http://h:8501/annotate"
+    assert invite_base_url("https://lab.example/app/") == "https://lab.example/app/annotate"
+    assert invite_base_url(None) == "http://localhost:8501/annotate"
+    with pytest.raises(ValueError, match="page_url"):
+        invite_base_url("ftp://h/annotate")
+
+
+def test_rater_fraction_and_elapsed():
+    p = RaterProgress(done=3, skipped=1, gold_done=0, remaining=6)
+    assert rater_fraction(p, True) == (3, 10) and rater_fraction(p, False) == (3, 9)
+    assert rater_fraction(RaterProgress(0, 0, 0, 0), False) == (0, 0)
+    assert elapsed_seconds(10.0, 12.5) == 2.5 and elapsed_seconds(5.0, 4.0) == 0.0
+    assert elapsed_seconds(None, 3.0) is None
+
+
+def test_coverage_histogram_counts_regular_items():
+    items = pd.DataFrame({"item_id": list("abcde"), "is_gold": [False] * 4 + [True],
+                          "n_ratings": [0, 2, 2, 3, 9], "n_skipped": 0, "complete": False})
+    prog = CampaignProgress(4, 0, 7, 2, items, pd.DataFrame())
+    h = coverage_histogram(prog)
+    assert h["n_ratings"].tolist() == [0, 1, 2, 3] and h["n_items"].tolist() == [1, 0, 2, 1]
+
+
+def test_shortcut_script_targets_keyed_buttons():
+    html = shortcut_script([f"pick_v_{i}" for i in range(12)], "sub", "skip")
+    assert '"picks": ["pick_v_0"' in html and "pick_v_8" in html and "pick_v_9" not in html
+    assert '"submit": "sub"' in html and ".st-key-" in html and "removeEventListener" in html
+
+
+def test_campaign_by_token(tmp_path, monkeypatch):
+    from annotate_support import owner_for, tiny_dataset
+
+    store, owner = owner_for(f"sqlite:///{tmp_path / 'a.db'}", monkeypatch)
+    invite = owner.create_campaign("c", tiny_dataset(tmp_path, n=4), instructions="Go")
+    info = campaign_by_token(store, invite.token)
+    assert (info.name, info.modality, info.instructions, info.n_items) == ("c", "face", "Go", 4)
+    for bad in ("", None, 3, "x" * 300, invite.token[:-1]):
+        with pytest.raises(AccessDenied, match="not valid"):
+            campaign_by_token(store, bad)
+    owner.set_active("c", False)
+    with pytest.raises(AccessDenied, match="not valid"):
+        campaign_by_token(store, invite.token)
+    store.dispose()
+
+
+# ------------------------------------------------------------- latency (reported, not asserted)
+def test_submit_to_next_item_server_latency(tmp_path, monkeypatch, capsys):
+    """What the page does between a click on Submit and the next item on screen: submit_all,
+    next_item, progress (the page's calls), on the default SQLite store."""
+    from annotate_support import owner_for, tiny_dataset
+
+    store, owner = owner_for(f"sqlite:///{tmp_path / 'a.db'}", monkeypatch)
+    invite = owner.create_campaign("lat", tiny_dataset(tmp_path, n=120), ratings_per_item=2)
+    rater = join_campaign(store, invite.token, "solo")
+    item, times = rater.next_item(), []
+    while item is not None:
+        t0 = time.perf_counter()
+        rater.submit_all(item.item_id, {"category": 1, "valence": 4}, time_spent=1.0)
+        item = rater.next_item()
+        rater.progress()
+        times.append((time.perf_counter() - t0) * 1000)
+    assert len(times) == 120 and rater.progress().done == 120
+    p50, p95 = np.percentile(times, [50, 95])
+    with capsys.disabled():
+        print(f"\nsubmit→next (page calls, SQLite, 2 scales): p50 {p50:.1f} ms, "
+              f"p95 {p95:.1f} ms")
+    store.dispose()
+
+
+# ------------------------------------------------------------- real browser: the shortcuts
+@pytest.mark.slow
+@pytest.mark.browser
+def test_keyboard_shortcuts_in_chromium(env, tmp_path):
+    """Digits pick, Enter submits, S skips, in a real Chromium against `streamlit run`."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    chromium = Path(os.environ.get("AFFECTLAB_CHROMIUM", "/usr/bin/chromium"))
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    if not chromium.is_file():
+        pytest.skip(f"no Chromium at {chromium}")
+    store = Store()
+    token = open_owner(store, PASSWORD).create_campaign(
+        "kb", env / "datasets" / "faces", scales=["category", "valence"]).token
+    store.dispose()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app/Home.py", "--server.headless", "true",
+         "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/annotate?campaign={token}", timeout=120_000)
+            page.get_by_label("Your name (used to resume later)").fill("kim")
+            page.get_by_role("button", name="Start rating").click()
+            page.locator(".st-key-pick_category_0 button").wait_for(timeout=60_000)
+            progress = page.locator("[data-testid=stProgress]")
+            page.mouse.click(5, 300)                       # focus the page, not a text field
+            page.keyboard.press("2")
+            page.wait_for_selector(".st-key-pick_category_1 button[kind=primary]")
+            page.keyboard.press("4")
+            page.wait_for_selector(".st-key-pick_valence_3 button[kind=primary]")
+            page.keyboard.press("Enter")
+            page.wait_for_function("() => document.querySelector('[data-testid=stProgress]')"
+                                   ".innerText.startsWith('1 of')")
+            page.keyboard.press("s")
+            page.wait_for_function("() => document.querySelector('[data-testid=stProgress]')"
+                                   ".innerText.includes('1 skipped')")
+            assert progress.inner_text().startswith("1 of 29")
+            browser.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    store = Store()
+    stored = open_owner(store, PASSWORD).ratings("kb")
+    store.dispose()
+    assert sorted(zip(stored["scale"], stored["value"], strict=True)) == [
+        ("category", 1.0), ("valence", 4.0)]
