@@ -30,7 +30,7 @@ from core.data.contract import load_dataset
 from core.data.synth.corpus import generate_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "app" / "pages" / "annotate.py")
+PAGE = str(ROOT / "app" / "views" / "annotate.py")
 HOME = str(ROOT / "app" / "Home.py")
 PASSWORD = "annotate-page-secret"
 TIMEOUT = 60
@@ -102,12 +102,12 @@ def _metric(at: AppTest, label: str) -> str:
 # ------------------------------------------------------------------------------- the page
 def test_page_is_in_the_navigation(env):
     at = _run(AppTest.from_file(HOME, default_timeout=TIMEOUT))
-    _act(at, at.switch_page("pages/annotate.py"))
+    _act(at, at.switch_page("views/annotate.py"))
     assert at.text_input(key="annotate_pw") is not None
     rater = AppTest.from_file(HOME, default_timeout=TIMEOUT)
     rater.query_params["campaign"] = "no-such-token"      # an invite link: /annotate?campaign=
     _run(rater)
-    _act(rater, rater.switch_page("pages/annotate.py"))
+    _act(rater, rater.switch_page("views/annotate.py"))
     assert [e.value for e in rater.error] == [INVALID_LINK]
 
 

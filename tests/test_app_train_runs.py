@@ -59,7 +59,7 @@ def _page(name: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     assert not at.exception, at.exception
-    at.switch_page(f"pages/{name}.py").run()
+    at.switch_page(f"views/{name}.py").run()
     assert not at.exception, at.exception
     return at
 
@@ -147,9 +147,9 @@ def test_train_page_launches_and_follows_a_run(fresh_root):
     assert losses.loc[losses["name"] == "loss", "epoch"].tolist() == [1] and len(curves.steps)
 
     # leave the page and come back: still following the same run
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("views/runs.py").run()
     assert not at.exception, at.exception
-    at.switch_page("pages/train.py").run()
+    at.switch_page("views/train.py").run()
     assert not at.exception, at.exception
     assert at.session_state[RUN_KEY] == str(run_dir)
     assert "launched" in at.get("progress")[0].proto.text
@@ -252,6 +252,6 @@ def test_pages_render_with_no_data():
     at = _page("train")
     assert any("No dataset yet" in i.value for i in at.info)
     assert any("No run followed yet" in c.value for c in at.caption)
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("views/runs.py").run()
     assert not at.exception, at.exception
     assert any("No run yet" in i.value for i in at.info)

@@ -325,3 +325,17 @@ def test_engine_trained_speech_run_feeds_the_audio_processor(tmp_path):
     proc.push(_tone(2.0, 48000), 48000)
     r = proc.predict()
     assert r.probs.shape == (7,) and r.probs.sum() == pytest.approx(1.0)
+
+
+def test_silent_like_keeps_the_frame_format_and_is_silent():
+    import av
+
+    from core.live.audio import silent_like
+
+    samples = (np.random.default_rng(0).uniform(-0.5, 0.5, (1, 960 * 2)) * 32767).astype(np.int16)
+    frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="stereo")
+    frame.sample_rate = 48000
+    frame.pts = 1234
+    out = silent_like(frame)
+    assert (out.format.name, out.layout.name, out.sample_rate, out.pts) == ("s16", "stereo", 48000, 1234)
+    assert out.to_ndarray().shape == samples.shape and not out.to_ndarray().any()

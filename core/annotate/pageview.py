@@ -1,7 +1,7 @@
 """What the Annotate page shows, computed without Streamlit: button options per scale, the
 keyboard-shortcut script, progress fractions, the coverage histogram, the invite base URL.
 
-The page (``app/pages/annotate.py``) only lays these out as widgets.
+The page (``app/views/annotate.py``) only lays these out as widgets.
 """
 
 from __future__ import annotations

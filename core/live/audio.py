@@ -24,7 +24,7 @@ from core.features.fbank import CorpusNormalizer, fbank
 from core.labels import entropy
 from core.live.models import LiveModel
 
-__all__ = ["SAMPLE_RATE", "AudioResult", "AudioChunkProcessor", "av_to_samples"]
+__all__ = ["SAMPLE_RATE", "AudioResult", "AudioChunkProcessor", "av_to_samples", "silent_like"]
 
 SAMPLE_RATE = 16000
 _INT_SCALE = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
@@ -199,3 +199,21 @@ class AudioChunkProcessor:
         if len(wave) < self.min_samples:
             return None
         return self.predict_wave(wave)
+
+
+def silent_like(frame):
+    """A silent ``av.AudioFrame`` with ``frame``'s format, layout, rate and timestamp.
+
+    streamlit-webrtc only pulls (and so only processes) the microphone track when the processed
+    audio is sent back to the browser; sending silence back keeps the callback running without
+    echoing the user's voice into their speakers.
+    """
+    import av
+
+    silent = av.AudioFrame.from_ndarray(np.zeros_like(frame.to_ndarray()), format=frame.format.name,
+                                        layout=frame.layout.name)
+    silent.sample_rate = frame.sample_rate
+    silent.pts = frame.pts
+    if frame.time_base is not None:
+        silent.time_base = frame.time_base
+    return silent

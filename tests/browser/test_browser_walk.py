@@ -89,10 +89,6 @@ def test_data_page_browses_the_faces_gallery(page):
     shoot(page, "data")
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "Streamlit 1.67, st.navigation with a directory named pages/ beside the entry script: when "
-    "a fresh server's first session opens a deep link, the sidebar lists the auto-discovered "
-    "file names (data, explore, home, live) instead of the st.Page titles"))
 def test_deep_link_keeps_page_titles(browser, app_data, tmp_path):
     # its own server: the wrong titles appear only before any session has run app/Home.py
     with AppServer(app_data, tmp_path / "streamlit.log") as server:
@@ -249,10 +245,6 @@ def test_live_voice_file_upload_shows_its_distribution(page, speech_run, fake_me
     shoot(page, "live-voice")
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "app/pages/live.py passes sendback_audio=False to webrtc_streamer: streamlit-webrtc 0.79 "
-    "then never pulls the processed audio track, so audio_frame_callback is never called "
-    "(the page stays at 'Listening … 0.0 s buffered'); without it the readout appears"))
 def test_live_browser_microphone_gives_a_readout(page, speech_run):
     require_page("live")
     voice = _voice_tab(page)

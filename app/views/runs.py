@@ -88,7 +88,7 @@ target_path = Path(paths[target])
 if (target_path / "outputs" / "test.parquet").is_file():
     if c1.button("Open in Explore", key="runs_explore", on_click=_open_in_explore,
                  args=(target,)):
-        st.switch_page("pages/explore.py")
+        st.switch_page("views/explore.py")
 else:
     c1.caption("No test outputs yet (the run has not finished): nothing to explore.")
 

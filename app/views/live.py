@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.explore.projection import run_projection
 from core.explore.run_outputs import find_checkpoint, list_runs
-from core.live.audio import AudioChunkProcessor, av_to_samples
+from core.live.audio import AudioChunkProcessor, av_to_samples, silent_like
 from core.live.devices import LocalMicrophone, probe_audio
 from core.live.face import FaceFrameProcessor
 from core.live.holder import LatestResult
@@ -155,7 +155,7 @@ def _voice_tab() -> None:
         samples = av_to_samples(frame.to_ndarray(), len(frame.layout.channels),
                                 frame.format.is_planar)
         processor.push(samples, frame.sample_rate)
-        return frame
+        return silent_like(frame)  # no echo of the user's voice
 
     st.markdown("**Browser microphone**")
     playing = False
@@ -165,7 +165,7 @@ def _voice_tab() -> None:
         ctx = webrtc_streamer(key="live-mic", mode=WebRtcMode.SENDRECV,
                               rtc_configuration=RTC_CONFIG, audio_frame_callback=on_audio,
                               media_stream_constraints={"video": False, "audio": True},
-                              sendback_audio=False, async_processing=True)
+                              async_processing=True)
         playing = bool(ctx.state.playing)
     except Exception as exc:  # noqa: BLE001
         st.warning(f"Browser microphone streaming is unavailable here ({exc}).")
