@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,29 +11,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 from core.engine.events import EVENTS_FILE, read_events
+from core.fileio import read_json_dict, read_yaml_dict
 
 __all__ = ["LoadedRun", "evaluate_run", "list_runs", "load_run"]
 
 RUN_COLUMNS = ["name", "status", "progress", "dataset", "model", "method", "epochs",
                "epochs_done", "best_val_uar", "best_val_accuracy", "test_uar", "created", "path"]
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (FileNotFoundError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _is_run(path: Path) -> bool:
@@ -54,8 +38,8 @@ def list_runs(root: str | os.PathLike | None = None) -> pd.DataFrame:
     root = Path(root)
     rows = []
     for path in sorted(p for p in root.iterdir() if _is_run(p)) if root.is_dir() else []:
-        cfg = _read_yaml(path / "config.yaml")
-        metrics = _read_json(path / "metrics.json")
+        cfg = read_yaml_dict(path / "config.yaml")
+        metrics = read_json_dict(path / "metrics.json")
         events, _ = read_events(path)
         st = status(path)
         vals = [ev.get("metrics") or {} for ev in events if ev.get("type") == "epoch"]
@@ -149,8 +133,8 @@ def load_run(run_dir: str | os.PathLike, weights: str = "last",
     wpath = path / "checkpoints" / f"{weights}.pt"
     method = load_method(wpath, device) if wpath.is_file() else None
     events, _ = read_events(path)
-    return LoadedRun(path, _read_yaml(path / "config.yaml"), _read_json(path / "model.json"),
-                     _read_json(path / "metrics.json"), events, outputs, embeddings, method)
+    return LoadedRun(path, read_yaml_dict(path / "config.yaml"), read_json_dict(path / "model.json"),
+                     read_json_dict(path / "metrics.json"), events, outputs, embeddings, method)
 
 
 def evaluate_run(run_dir: str | os.PathLike, dataset_dir: str | os.PathLike,

@@ -26,7 +26,6 @@ a run has.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
+
+from core.fileio import read_json_dict, read_yaml_dict
 
 __all__ = ["DIST_ALIASES", "RunOutputs", "RunSummary", "find_checkpoint", "list_runs",
            "load_run_outputs", "run_class_names"]
@@ -123,26 +123,6 @@ class RunSummary:
     modality: str | None = None
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def list_runs(root: str | os.PathLike | None = None) -> list[RunSummary]:
     """Runs under ``root`` (default: the runs directory) that have ``outputs/test.parquet``,
     newest first."""
@@ -153,8 +133,8 @@ def list_runs(root: str | os.PathLike | None = None) -> list[RunSummary]:
     found = []
     for test in root.glob("*/outputs/test.parquet"):
         run = test.parent.parent
-        cfg = _read_yaml(run / "config.yaml")
-        info = _read_json(run / "model.json")
+        cfg = read_yaml_dict(run / "config.yaml")
+        info = read_json_dict(run / "model.json")
         found.append((test.stat().st_mtime, RunSummary(
             name=run.name, path=run, method=str(cfg.get("method", "?")),
             model=str(cfg.get("model", "?")), dataset=Path(str(cfg.get("dataset", "?"))).name,
@@ -211,7 +191,7 @@ def run_class_names(config: dict[str, Any]) -> list[str] | None:
     ds = config.get("dataset")
     if not ds:
         return None
-    meta = _read_json(Path(ds) / "meta.json")
+    meta = read_json_dict(Path(ds) / "meta.json")
     if not meta:
         return None
     scale = config.get("scale") or meta.get("label_set", {}).get("scale")
@@ -237,9 +217,9 @@ def load_run_outputs(run_dir: str | os.PathLike) -> RunOutputs:
     if "item_id" not in table.columns:
         raise ValueError(f"{test_path}: missing column 'item_id'")
     table["item_id"] = table["item_id"].astype(str)
-    config = _read_yaml(run_dir / "config.yaml")
-    metrics = _read_json(run_dir / "metrics.json")
-    info = _read_json(run_dir / "model.json")
+    config = read_yaml_dict(run_dir / "config.yaml")
+    metrics = read_json_dict(run_dir / "metrics.json")
+    info = read_json_dict(run_dir / "model.json")
 
     names = (info.get("class_names") or metrics.get("class_names")
              or run_class_names(config))

@@ -13,7 +13,6 @@ run has one.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import yaml
 
 from core.data.synth.truth import CATEGORIES
 from core.explore.run_outputs import find_checkpoint, run_class_names
+from core.fileio import read_json_dict
 
 __all__ = ["LiveModel", "load_run_model", "pretrained_face_model"]
 
@@ -122,7 +122,7 @@ def load_run_model(run_dir: str | os.PathLike) -> LiveModel:
     if not cfg_path.is_file():
         raise FileNotFoundError(f"run_dir {run_dir}: no config.yaml")
     cfg = yaml.safe_load(cfg_path.read_text()) or {}
-    info = _model_info(run_dir)
+    info = read_json_dict(run_dir / "model.json")
     name = cfg.get("model")
     specs = {s.name: s for s in available()}
     if name not in specs:
@@ -165,13 +165,3 @@ def load_run_model(run_dir: str | os.PathLike) -> LiveModel:
                      normalizers=normalizers)
 
 
-def _model_info(run_dir: Path) -> dict[str, Any]:
-    """The engine's ``model.json`` (class_names, modality, scale, normalizers), or {}."""
-    path = run_dir / "model.json"
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return {}
-    return data if isinstance(data, dict) else {}
