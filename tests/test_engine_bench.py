@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import torch
 
 from core.engine.bench import format_table, run_bench
 
@@ -40,3 +41,33 @@ def test_bench_validates_arguments():
         run_bench("video")
     with pytest.raises(ValueError, match="steps"):
         run_bench("face", steps=0)
+    with pytest.raises(ValueError, match="threads"):
+        run_bench("face", threads=0)
+
+
+def test_paired_ratio_is_the_median_of_per_round_ratios():
+    from core.engine.bench import _paired_ratio
+
+    # rounds 2 and 3 slowed by load on both sides leave their ratios at 2; per-round ratios
+    # 2, 2, 2, 4 → median 2
+    assert _paired_ratio([2.0, 8.0, 10.0, 4.0], [1.0, 4.0, 5.0, 1.0]) == pytest.approx(2.0)
+    # a burst on the method's side of one round only is outvoted
+    assert _paired_ratio([2.0, 2.0, 50.0], [1.0, 1.0, 1.0]) == pytest.approx(2.0)
+
+
+def test_interleaving_reverses_order_every_other_round():
+    from core.engine.bench import _time_interleaved
+
+    calls: list[str] = []
+
+    class Step:
+        def __init__(self, name):
+            self.name = name
+
+        def __call__(self):
+            calls.append(self.name)
+
+    times = _time_interleaved([Step("ce"), Step("m")], steps=3, warmup=1,
+                              device=torch.device("cpu"))
+    assert calls == ["ce", "m", "m", "ce", "ce", "m", "m", "ce"]
+    assert [len(t) for t in times] == [3, 3] and all(v >= 0 for t in times for v in t)

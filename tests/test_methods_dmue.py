@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -144,6 +145,22 @@ def test_similarity_preserving_loss_matches_mask_formulation():
     got = similarity_preserving_loss(aux, target, labels).item()
     assert got == pytest.approx(_sp_by_masks(aux, target, labels, 3), rel=1e-5)
     assert got > 0
+
+
+def test_similarity_preserving_loss_outputs_of_different_widths_and_a_missing_branch():
+    g = torch.Generator().manual_seed(2)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 1])
+    target = torch.rand(7, 5, generator=g)
+    aux = [torch.randn(int((labels != c).sum()), w, generator=g) for c, w in enumerate((2, 4, 3))]
+    got = similarity_preserving_loss(aux, target, labels).item()
+    assert got == pytest.approx(_sp_by_masks(aux, target, labels, 3), rel=1e-5)
+    # a branch without outputs is left out of the mean over classes
+    two = similarity_preserving_loss([aux[0], None, aux[2]], target, labels).item()
+    want = 1.5 * _sp_by_masks(aux, target, labels, 3) - 0.5 * _sp_by_masks(
+        [aux[1]], target, torch.where(labels == 1, 0, 5), 1)
+    assert two == pytest.approx(want, rel=1e-5)
+    with pytest.raises(ValueError, match=r"aux_outputs\[1\]"):
+        similarity_preserving_loss([aux[0], aux[0], aux[2]], target, labels)
 
 
 def test_similarity_preserving_loss_zero_when_grams_agree():
@@ -306,3 +323,73 @@ def test_registry_and_validation():
         _method(temperature=0)
     with pytest.raises(ValueError, match="label"):
         _method().training_step(_batch(labels=[0, 1, C]), 0, 0)
+
+
+# --------------------------------------------------------------------------- fast path vs reference
+
+def _reference_step(m: DMUE, batch, epoch: int) -> torch.Tensor:
+    """The straightforward per-branch DMUE step (SPEC §6): a training pass of branch c over the
+    items not labelled c, a no-grad latent pass over those labelled c, L_sp class by class over
+    the restricted Gram matrices, all in the default memory layout."""
+    x, labels = batch["x"], batch["label"]
+    h = m.model.forward_early(x)
+    out = m.model.forward_head(m.model.layer4(h))
+    aux_losses, aux_out = [], []
+    for c, br in enumerate(m.aux_branches):
+        rows = (labels != c).nonzero(as_tuple=True)[0]
+        if rows.numel() == 0:
+            aux_out.append(None)
+            continue
+        _, z = br(h[rows])
+        aux_losses.append(F.cross_entropy(z, remap_labels(labels[rows], c)))
+        aux_out.append(z)
+    latent = torch.zeros(len(labels), C)
+    with torch.no_grad():
+        for c, br in enumerate(m.aux_branches):
+            rows = (labels == c).nonzero(as_tuple=True)[0]
+            if rows.numel():
+                latent[rows] = latent_distribution(br(h[rows], dropout=False)[1], c, 1.2)
+    s = m.uncertainty(out.features, labels)
+    ce = F.cross_entropy(out.logits * s.unsqueeze(1), labels)
+    g_main = out.features @ out.features.t()
+    sp = []
+    for c, z in enumerate(aux_out):
+        keep = (labels != c).nonzero(as_tuple=True)[0]
+        if z is not None:
+            g_tar = F.normalize(g_main[keep][:, keep], p=2, dim=1)
+            sp.append(((row_normalised_gram(z) - g_tar) ** 2).mean())
+    l_sp = torch.stack(sp).mean()
+    l_aux = torch.stack(aux_losses).mean()
+    up, down = ramp_up(epoch, 6), ramp_down(epoch, 6)
+    return up * ce + up * (0.5 * soft_loss(out.logits, labels, latent) + 1000 * l_sp) + down * l_aux
+
+
+@pytest.mark.parametrize("labels", [
+    [0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 3],   # every class present
+    [0, 1, 1, 0, 2, 2, 0, 1, 2, 2, 1, 0],   # class 3 absent: its branch sees every item
+    [2] * B,                                # one class: branch 2 sees no item
+])
+def test_fast_step_matches_per_branch_reference(labels):
+    fast = DMUE(_model(dropout=0.2), _info())
+    ref = copy.deepcopy(fast)
+    batch = _batch(seed=5, labels=labels)
+    torch.manual_seed(11)  # same dropout masks, drawn in the same order
+    got = fast.training_step(batch, epoch=8, step=0).loss
+    torch.manual_seed(11)
+    want = _reference_step(ref, batch, epoch=8)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    got.backward()
+    want.backward()
+    ref_params = dict(ref.named_parameters())
+    for name, p in fast.named_parameters():
+        q = ref_params[name]
+        if q.grad is None:  # a branch that saw no item in this batch
+            assert p.grad is None or not p.grad.any(), name
+            continue
+        # float32 sums in another order: agree to 1e-4 of the tensor's largest gradient
+        scale = float(q.grad.abs().max())
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-4 * scale, msg=name)
+    # BatchNorm running statistics: each branch updated over the same items, in the same order
+    ref_buffers = dict(ref.named_buffers())
+    for name, b in fast.named_buffers():
+        torch.testing.assert_close(b, ref_buffers[name], rtol=1e-5, atol=1e-6, msg=name)

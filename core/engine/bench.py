@@ -3,11 +3,14 @@
 
 One step = zero_grad → ``training_step`` → backward → every optimiser's step, exactly as the
 trainer does it. Each method is built around a fresh copy of the same network (same seed) and
-timed on a synthetic in-memory training set: ``warmup`` untimed steps, then the median of
-``steps`` timed steps (CUDA is synchronised around each). Each method's steps alternate with
-those of a ``ce`` built on the same network and batch, so load from other processes hits both
-alike and every ratio compares like with like. A method with its own batch sampler (f-SPL
-triplets, SGM class-balanced batches) is timed on the first batch its sampler gives.
+timed on a synthetic in-memory training set: ``warmup`` untimed rounds, then ``steps`` timed
+rounds (CUDA is synchronised around each step). A round is one step of the method and one of a
+``ce`` built on the same network and batch, back to back, their order reversed every other
+round; ``step_ms`` is the median step time and ``ratio`` the median over rounds of the method's
+step time over ce's in the same round, so load from other processes on a shared machine hits
+both sides of every ratio alike and a round that a burst of load hit unevenly is outvoted. A
+method with its own batch sampler (f-SPL triplets, SGM class-balanced batches) is timed on the
+first batch its sampler gives.
 
 Set-up choices: the synthetic set is marked ordinal so the ordinal-only EMD² methods can be
 timed (only their arithmetic matters here); LDLVA's memory bank is filled before timing (the
@@ -110,19 +113,30 @@ class _Stepper:
 
 
 def _time_interleaved(steppers: list[_Stepper], steps: int, warmup: int,
-                      device: torch.device) -> list[float]:
-    """Median seconds per step of each stepper, their steps taken in turn (ABAB…) so that
-    load from other processes hits all of them alike."""
+                      device: torch.device) -> list[list[float]]:
+    """Seconds of each timed step of each stepper (``steps`` per stepper, after ``warmup``).
+
+    Each round takes one step of every stepper, the order reversed every other round (ABBA…),
+    so a burst of load from other processes hits neighbouring steps alike and no stepper is
+    always first."""
     times: list[list[float]] = [[] for _ in steppers]
     for i in range(warmup + steps):
-        for k, step in enumerate(steppers):
+        order = range(len(steppers)) if i % 2 == 0 else reversed(range(len(steppers)))
+        for k in order:
             _sync(device)
             t0 = time.perf_counter()
-            step()
+            steppers[k]()
             _sync(device)
             if i >= warmup:
                 times[k].append(time.perf_counter() - t0)
-    return [statistics.median(t) for t in times]
+    return times
+
+
+def _paired_ratio(times: list[float], reference: list[float]) -> float:
+    """Median over rounds of a step's time over the reference's step in the same round: steps
+    taken back to back share the machine's load, so their ratio cancels slow drifts, and the
+    median drops the rounds that a burst of load hit unevenly."""
+    return statistics.median(a / b for a, b in zip(times, reference, strict=True))
 
 
 def _target(name: str) -> tuple[float | None, str]:
@@ -135,17 +149,18 @@ def _target(name: str) -> tuple[float | None, str]:
 def run_bench(modality: str = "face", steps: int = 10, batch_size: int = 32, warmup: int = 3,
               device: str = "auto", num_classes: int = 7, seed: int = 0,
               methods_filter: list[str] | None = None,
-              model_params: dict[str, Any] | None = None) -> pd.DataFrame:
+              model_params: dict[str, Any] | None = None,
+              threads: int | None = None) -> pd.DataFrame:
     """Time one training step of every registered method against ``ce``.
 
     Returns one row per method (plus ``ldlva (exact)``) with columns: ``method``, ``items``
-    (batch items per step), ``step_ms`` (median), ``samples_per_s``, ``ratio`` (step time /
-    ce's on the same batch), ``target`` (text), ``meets`` (bool or None), ``note``.
-    ``methods_filter`` restricts the run to those names (``ce`` is always timed);
-    ``model_params`` override the network's defaults (e.g. a narrower ResNet for a quick run).
+    (batch items per step), ``step_ms`` (median), ``samples_per_s``, ``ratio`` (median over
+    rounds of step time / ce's step time on the same batch in the same round), ``target``
+    (text), ``meets`` (bool or None), ``note``. ``methods_filter`` restricts the run to those
+    names (``ce`` is always timed); ``model_params`` override the network's defaults (e.g. a
+    narrower ResNet for a quick run); ``threads`` sets torch's intra-op threads for the run
+    (restored afterwards; one thread gives the steadiest ratios on a shared machine).
     """
-    from core import methods, models
-
     if modality not in _MODELS:
         raise ValueError(f"modality must be one of {sorted(_MODELS)}, got {modality!r}")
     for name, value in (("steps", steps), ("batch_size", batch_size)):
@@ -153,6 +168,24 @@ def run_bench(modality: str = "face", steps: int = 10, batch_size: int = 32, war
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if not isinstance(warmup, int) or warmup < 0:
         raise ValueError(f"warmup must be a non-negative int, got {warmup!r}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _run(modality, steps, batch_size, warmup, device, num_classes, seed,
+                    methods_filter, model_params)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run(modality: str, steps: int, batch_size: int, warmup: int, device: str,
+         num_classes: int, seed: int, methods_filter: list[str] | None,
+         model_params: dict[str, Any] | None) -> pd.DataFrame:
+    """run_bench's body, its arguments validated."""
+    from core import methods, models
+
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
                        else ("cpu" if device == "auto" else device))
     model_name, defaults = _MODELS[modality]
@@ -202,16 +235,18 @@ def run_bench(modality: str = "face", steps: int = 10, batch_size: int = 32, war
             exact.attach_dataset(items)
             steppers.append(_Stepper(exact, batch))
         times = _time_interleaved(steppers, steps, warmup, dev)
-        row(name, idx, times[1], times[1] / times[0], note)
+        med = [statistics.median(t) for t in times]
+        row(name, idx, med[1], _paired_ratio(times[1], times[0]), note)
         if name == "ldlva":
-            over = times[2] / times[1]
-            row("ldlva (exact)", idx, times[2], times[2] / times[0],
+            over = _paired_ratio(times[2], times[1])
+            row("ldlva (exact)", idx, med[2], _paired_ratio(times[2], times[0]),
                 f"{over:.2f}× ldlva (bank)", target=f"≥ {EXACT_OVER_BANK:g}× ldlva (bank)",
                 meets=bool(over >= EXACT_OVER_BANK))
     frame = pd.DataFrame(rows, columns=["method", "items", "step_ms", "samples_per_s", "ratio",
                                         "target", "meets", "note"])
     frame.attrs.update({"modality": modality, "device": str(dev), "model": model_name,
-                        "batch_size": batch_size, "steps": steps, "warmup": warmup})
+                        "batch_size": batch_size, "steps": steps, "warmup": warmup,
+                        "threads": torch.get_num_threads()})
     return frame
 
 
@@ -220,7 +255,8 @@ def format_table(frame: pd.DataFrame) -> str:
     a = frame.attrs
     head = (f"bench: modality={a.get('modality')} model={a.get('model')} "
             f"device={a.get('device')} batch_size={a.get('batch_size')} "
-            f"steps={a.get('steps')} (median, after {a.get('warmup')} warm-up)")
+            f"threads={a.get('threads')} steps={a.get('steps')} (medians, after "
+            f"{a.get('warmup')} warm-up; ratio = median of per-round ratios to ce)")
     body = frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}")
     return f"{head}\n{body}"
 
@@ -234,9 +270,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--methods", nargs="*", default=None, help="only these (ce always)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (1 gives the steadiest ratios)")
     args = parser.parse_args(argv)
     frame = run_bench(args.modality, args.steps, args.batch_size, args.warmup, args.device,
-                      methods_filter=args.methods)
+                      methods_filter=args.methods, threads=args.threads)
     print(format_table(frame))
 
 

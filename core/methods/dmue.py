@@ -33,6 +33,19 @@ uncertainty is 1 − s_i with the predicted class standing in for the label (bot
 and in the per-class grouping), so it needs no labels; like s_i in training, it depends on the
 other items of the batch. The latent distribution is returned when the batch carries labels and
 the auxiliary branches are present.
+
+Speed (what a step costs and why it is done this way): the branches run one after the other,
+each on its own rows, in channels-last memory order (the same arithmetic; oneDNN skips its
+layout reorders), with one host sync for all branches' row sets, and L_sp is one batched
+computation over the masks of supplement eq. 4–5. On CPU the step is convolution-bound: the
+branches must see Σ_c (B − n_c) = (C − 1)·B items with gradients plus B items without, i.e. six
+more passes of ``layer4`` forward and backward at C = 7, and those convolutions already run at
+the core's peak, which puts one step at about 2.1× ce's (one thread, batch 32, width 32). Running
+the branches as one grouped convolution (input replicated, ``groups=C``) costs C·B items, not
+(C − 1)·B, and oneDNN's grouped kernels measured about 40 % slower than separate ones; sharing one
+forward between a branch's training and latent passes would add a backward over the label-c
+rows (two forwards' worth) to save one forward, and would need two sets of batch-norm statistics
+per branch. Both stay as they are, so each branch's BatchNorm sees exactly the items above.
 """
 
 from __future__ import annotations
@@ -136,21 +149,43 @@ def similarity_preserving_loss(aux_outputs: list[torch.Tensor | None],
     ``aux_outputs[c]``: (N_c, ·) outputs of branch c for the items not labelled c (in batch
     order), or None when there are none; ``target_features`` (B, d); ``labels`` (B,). G_tar is
     restricted to those items before its rows are normalised (as the authors' code does).
+
+    All classes are done in one batched computation with the masks M_c of eq. 4–5: branch c's
+    outputs are placed in a (B, ·) matrix with zero rows at the items labelled c, so both Gram
+    matrices are zero outside M_c and row-normalising the masked B×B matrices equals
+    row-normalising the N_c×N_c restrictions.
     """
-    errs = []
-    g_main = target_features.float() @ target_features.float().t()
+    if target_features.ndim != 2 or labels.shape != target_features.shape[:1]:
+        raise ValueError(f"target_features must be (B, d) and labels (B,), got "
+                         f"{tuple(target_features.shape)} and {tuple(labels.shape)}")
+    n = labels.shape[0]
+    # one host sync for all classes' counts
+    n_labelled = (labels.unsqueeze(0) == torch.arange(len(aux_outputs), device=labels.device)
+                  .unsqueeze(1)).sum(1).tolist()
+    classes, parts = [], []
     for c, out in enumerate(aux_outputs):
-        keep = (labels != c).nonzero(as_tuple=True)[0]
-        if out is None or keep.numel() == 0:
+        n_keep = n - n_labelled[c]
+        if out is None or n_keep == 0:
             continue
-        if out.shape[0] != keep.numel():
+        if out.ndim != 2 or out.shape[0] != n_keep:
             raise ValueError(f"aux_outputs[{c}] must have one row per item not labelled {c} "
-                             f"({keep.numel()}), got {out.shape[0]}")
-        g_tar = F.normalize(g_main[keep][:, keep], p=2, dim=1)
-        errs.append(F.mse_loss(row_normalised_gram(out), g_tar))
-    if not errs:
+                             f"({n_keep}), got shape {tuple(out.shape)}")
+        classes.append(c)
+        parts.append(out.float())
+    if not parts:
         return target_features.new_zeros(())
-    return torch.stack(errs).mean()
+    width = max(p.shape[1] for p in parts)  # zero columns leave a Gram matrix unchanged
+    parts = [F.pad(p, (0, width - p.shape[1])) for p in parts]
+    keep = labels.unsqueeze(0) != torch.tensor(classes, device=labels.device).unsqueeze(1)
+    aux = target_features.new_zeros(len(classes), n, width, dtype=torch.float32)
+    aux = aux.index_put((keep,), torch.cat(parts))  # (P, B, K); rows in batch order per class
+    m = keep.float()                                                      # (P, B)
+    f = target_features.float()
+    g_tar = (f @ f.t()).unsqueeze(0) * (m.unsqueeze(2) * m.unsqueeze(1))  # (P, B, B)
+    g_aux = aux @ aux.transpose(1, 2)                                     # (P, B, B)
+    diff = F.normalize(g_aux, p=2, dim=2) - F.normalize(g_tar, p=2, dim=2)
+    per_class = (diff ** 2).sum(dim=(1, 2)) / m.sum(1) ** 2
+    return per_class.mean()
 
 
 def class_similarity_stats(features: torch.Tensor, labels: torch.Tensor,
@@ -211,6 +246,13 @@ class AuxiliaryBranch(nn.Module):
         return f, self.classifier(self.dropout(f) if dropout else f)
 
 
+def _channels_last(h: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) in channels-last memory order: the same values, laid out so that oneDNN's
+    convolutions skip their layout reorders (the branches' stages run about 7 % faster on CPU);
+    row indexing keeps the layout."""
+    return h.contiguous(memory_format=torch.channels_last) if h.ndim == 4 else h
+
+
 # --------------------------------------------------------------------------- the method
 
 class DMUE(Method):
@@ -258,6 +300,7 @@ class DMUE(Method):
         self.aux_branches = nn.ModuleList(
             AuxiliaryBranch(copy.deepcopy(model.layer4), int(model.feature_dim), c,
                             float(params["aux_dropout"])) for _ in range(c))
+        self.aux_branches.to(memory_format=torch.channels_last)
         self.uncertainty = PairwiseUncertainty(c)
 
     # ----------------------------------------------------------------- pieces of a step
@@ -269,12 +312,22 @@ class DMUE(Method):
                              f"{y.tolist()[:8]}")
         return y
 
+    def _branch_rows(self, labels: torch.Tensor, own: bool) -> list[torch.Tensor]:
+        """Per class c, the batch indices labelled c (``own``) or not labelled c (else)."""
+        classes = torch.arange(self.num_classes, device=labels.device).unsqueeze(1)
+        match = labels.unsqueeze(0) == classes if own else labels.unsqueeze(0) != classes
+        counts = match.sum(1).tolist()  # one host sync instead of one per branch
+        rows = match.nonzero(as_tuple=True)[1]
+        return list(torch.split(rows, counts))
+
     def _mine_latent(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """(B, C) latent distributions: branch y_i's sharpened view of item i."""
         latent = torch.zeros(h.shape[0], self.num_classes, device=h.device)
+        h = _channels_last(h)
         with torch.no_grad():
-            for c, branch in enumerate(self.aux_branches):
-                rows = (labels == c).nonzero(as_tuple=True)[0]
+            for c, (branch, rows) in enumerate(zip(self.aux_branches,
+                                                   self._branch_rows(labels, own=True),
+                                                   strict=True)):
                 if rows.numel():
                     _, z = branch(h[rows], dropout=False)
                     latent[rows] = latent_distribution(z, c, float(self.params["temperature"]))
@@ -283,13 +336,17 @@ class DMUE(Method):
     def _auxiliary(self, h: torch.Tensor, labels: torch.Tensor):
         """L_aux (mean CE over branches with items) and each branch's logits (or None)."""
         losses, outputs = [], []
-        for c, branch in enumerate(self.aux_branches):
-            rows = (labels != c).nonzero(as_tuple=True)[0]
+        h = _channels_last(h)
+        for c, (branch, rows) in enumerate(zip(self.aux_branches,
+                                               self._branch_rows(labels, own=False),
+                                               strict=True)):
             if rows.numel() == 0:
                 outputs.append(None)
                 continue
             _, z = branch(h[rows])
-            losses.append(F.cross_entropy(z.float(), remap_labels(labels[rows], c)))
+            # labels ≠ c remapped onto 0..C−2 (remap_labels without its check: rows exclude c)
+            target = labels[rows]
+            losses.append(F.cross_entropy(z.float(), target - (target > c).long()))
             outputs.append(z)
         l_aux = torch.stack(losses).mean() if losses else h.new_zeros(())
         return l_aux, outputs
