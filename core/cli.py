@@ -193,6 +193,8 @@ def bench(
     steps: int = typer.Option(10, min=1, help="methods: timed steps per method (median)"),
     batch_size: int = typer.Option(32, min=2, help="methods: items per step"),
     device: str = typer.Option("auto", help="methods: auto, cpu or cuda"),
+    threads: int = typer.Option(None, min=1, help="methods: torch CPU threads (1 gives the steadiest "
+                                "ratios on a shared machine)"),
     faces: int = typer.Option(10_000, min=0, help="corpus: faces to generate"),
     utterances: int = typer.Option(2_000, min=0, help="corpus: utterances to generate"),
     db_url: str = typer.Option(None, help="annotate: database URL (default: a temporary SQLite file)"),
@@ -204,7 +206,7 @@ def bench(
     if BenchPart.methods in what:
         from core.engine.bench import format_table, run_bench
 
-        typer.echo(format_table(run_bench(modality, steps, batch_size, device=device)))
+        typer.echo(format_table(run_bench(modality, steps, batch_size, device=device, threads=threads)))
     if BenchPart.corpus in what:
         from core.engine.bench_extra import bench_corpus
 
