@@ -17,6 +17,9 @@ from core.explore.run_outputs import list_runs, load_run_outputs
 from core.explore.selection import group_rows, item_cards, selection_rows
 
 MAX_CARDS = 24
+# Up to this many points the map is SVG (go.Scatter): crisp, and drawn without WebGL (which a
+# browser may lack, e.g. a VM without GPU); beyond it WebGL (go.Scattergl) keeps panning fast.
+SVG_MAX_POINTS = 5_000
 
 
 def _stamp(run_path) -> float:
@@ -69,12 +72,13 @@ def _umap_watch(path: str, was_ready: bool) -> None:
 
 def _figure(xy: np.ndarray, colouring, traces, hover: np.ndarray) -> go.Figure:
     fig = go.Figure()
+    trace_type = go.Scatter if len(xy) <= SVG_MAX_POINTS else go.Scattergl
     for name, rows in traces:
         marker = {"size": 6, "opacity": 0.8}
         if not colouring.categorical:
             marker.update(color=colouring.values[rows], colorscale="Viridis", showscale=True,
                           colorbar={"title": colouring.name})
-        fig.add_trace(go.Scattergl(
+        fig.add_trace(trace_type(
             x=xy[rows, 0], y=xy[rows, 1], mode="markers", name=name, marker=marker,
             customdata=rows, text=hover[rows],
             hovertemplate="%{text}<extra>%{fullData.name}</extra>"))

@@ -65,8 +65,10 @@ def _map(run_path: str, position: np.ndarray | None) -> None:
     xy = _run_map(run_path)
     if xy is None or position is None:
         return
-    fig = go.Figure([go.Scattergl(x=xy[:, 0], y=xy[:, 1], mode="markers", name="test items",
-                                  marker={"size": 4, "color": "lightgray"}),
+    # SVG for small maps (no WebGL needed), WebGL beyond the Explore page's threshold
+    trace_type = go.Scatter if len(xy) <= 5_000 else go.Scattergl
+    fig = go.Figure([trace_type(x=xy[:, 0], y=xy[:, 1], mode="markers", name="test items",
+                                marker={"size": 4, "color": "lightgray"}),
                      go.Scatter(x=[position[0]], y=[position[1]], mode="markers", name="now",
                                 marker={"size": 14, "color": "crimson", "symbol": "x"})])
     fig.update_layout(height=260, margin={"l": 0, "r": 0, "t": 20, "b": 0}, showlegend=False)

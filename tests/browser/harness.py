@@ -262,9 +262,25 @@ def browser(fake_media):
             b.close()
 
 
+def artifact_dir() -> Path:
+    """Where each test's last view goes (for a failure's post-mortem; CI can upload it)."""
+    path = Path(os.environ.get("AFFECTLAB_ARTIFACTS", REPO / "test-artifacts")) / "last-view"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save_last_view(pg, name: str) -> None:
+    """Screenshot of whatever the page shows now, best effort (never raises)."""
+    try:
+        pg.screenshot(path=str(artifact_dir() / f"{name}.png"), timeout=10_000)
+    except Exception:  # noqa: BLE001 - a post-mortem must not mask the test's own outcome
+        pass
+
+
 @pytest.fixture
-def page(browser, app_url):
-    """A fresh browser context (own session) at 1280×800 with camera and microphone allowed."""
+def page(browser, app_url, request):
+    """A fresh browser context (own session) at 1280×800 with camera and microphone allowed.
+    At teardown the page's last view goes to ``test-artifacts/last-view/<test>.png``."""
     context = browser.new_context(viewport=VIEWPORT, base_url=app_url)
     context.grant_permissions(["camera", "microphone"], origin=app_url)
     context.set_default_timeout(30_000)
@@ -272,6 +288,7 @@ def page(browser, app_url):
     try:
         yield pg
     finally:
+        save_last_view(pg, request.node.name)
         context.close()
 
 
@@ -299,13 +316,66 @@ def sidebar_link(page, title: str):
     return page.locator('[data-testid="stSidebarNav"] a').filter(has_text=exact).first
 
 
-def shoot(page, name: str) -> Path:
-    """Save a viewport screenshot as ``<screenshot_dir>/<name>.png`` once the app is idle."""
-    wait_idle(page)
-    # let images and plotly canvases paint after the last delta
-    page.wait_for_load_state("networkidle")
-    path = screenshot_dir() / f"{name}.png"
-    page.screenshot(path=str(path))
+def scroll_to(locator, margin: int = 70) -> None:
+    """Scroll so that ``locator``'s top sits ``margin`` px below the viewport's top (under the
+    app's header). Streamlit scrolls its main section, not the window: ``window.scrollBy``
+    does nothing there, so this moves the element's nearest scrolling ancestor."""
+    locator.evaluate(
+        """(e, margin) => {
+             e.scrollIntoView({block: 'start'});
+             let p = e.parentElement;
+             while (p && !(p.scrollHeight > p.clientHeight
+                           && /auto|scroll/.test(getComputedStyle(p).overflowY))) {
+               p = p.parentElement;
+             }
+             (p || document.scrollingElement).scrollBy(0, -margin);
+           }""", margin)
+
+
+def settle(page, timeout: float = 15_000) -> bool:
+    """Best effort before a screenshot: the script run is over, fonts are loaded and every image
+    has decoded, then a short pause for plotly and vega to paint. Bounded; True when all of it
+    held in time. Never waits for network idleness: a WebRTC stream and ``st.fragment``
+    polling keep the network busy for as long as the page is open."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    ok = True
+    try:
+        wait_idle(page, timeout)
+    except PlaywrightError:
+        ok = False  # a fragment polling at 4 Hz may rerun right then: shoot anyway
+    try:
+        page.wait_for_function(
+            """() => document.fonts.status === 'loaded'
+                     && [...document.images].every(i => i.complete)""", timeout=timeout)
+    except PlaywrightError:
+        ok = False
+    page.wait_for_timeout(400)  # settle: charts animate their first draw
+    return ok
+
+
+def shoot(page, name: str, height: int | None = None) -> Path | None:
+    """Save a viewport screenshot as ``<screenshot_dir>/<name>.png`` once the page has settled;
+    ``height``: a taller viewport for this shot only (a page whose main content does not fit
+    800 px). A screenshot never fails the test: a failure to take it is reported as a warning
+    and None is returned (``scripts/screenshots.sh`` then reports the missing file)."""
+    import warnings
+
+    from playwright.sync_api import Error as PlaywrightError
+
+    size = page.viewport_size
+    if height is not None:
+        page.set_viewport_size({"width": size["width"], "height": height})
+    try:
+        settle(page)
+        path = screenshot_dir() / f"{name}.png"
+        page.screenshot(path=str(path), timeout=30_000)
+    except PlaywrightError as exc:
+        warnings.warn(f"screenshot {name!r} not taken: {exc}", stacklevel=2)
+        return None
+    finally:
+        if height is not None:
+            page.set_viewport_size(size)
     return path
 
 
@@ -366,3 +436,34 @@ def set_text(page, label: str, value: str) -> None:
     inp.fill(value)
     inp.press("Enter")
     wait_idle(page)
+
+
+def upload(page, uploader, path: str | os.PathLike, attempts: int = 3,
+           timeout: float = 15_000) -> None:
+    """Put the file ``path`` into the ``st.file_uploader`` located by ``uploader`` and wait until
+    the uploader lists it. Retried: a rerun that lands while the upload starts (a component's
+    first value, a fragment) can remount the uploader, which then forgets the file."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    name = Path(path).name
+    for attempt in range(attempts):
+        wait_idle(page)
+        uploader.locator('input[type="file"]').set_input_files(str(path))
+        try:
+            uploader.get_by_text(name, exact=True).wait_for(timeout=timeout)
+            wait_idle(page)
+            return
+        except PlaywrightError:
+            if attempt == attempts - 1:
+                raise
+
+
+def wait_components(page, timeout: float = 60_000) -> None:
+    """Wait until every custom component iframe on the page has loaded and drawn a button, then
+    until the reruns their first values trigger are over."""
+    frames = page.locator('iframe[title^="streamlit_"]')
+    for i in range(frames.count()):
+        frame = page.frame_locator('iframe[title^="streamlit_"]').nth(i)
+        frame.locator("button").first.wait_for(state="attached", timeout=timeout)
+    page.wait_for_timeout(300)  # the component's setComponentValue → a rerun request
+    wait_idle(page, timeout)

@@ -22,9 +22,12 @@ from harness import (
     goto_page,
     open_page,
     require_page,
+    scroll_to,
     set_number,
     set_text,
     shoot,
+    upload,
+    wait_components,
     wait_idle,
     widget,
 )
@@ -78,14 +81,13 @@ def test_data_page_browses_the_faces_gallery(page):
     goto_page(page, "Data")
     page.get_by_text(f"{N_FACES} items · face", exact=False).wait_for()
     gallery = page.get_by_role("heading", name="Gallery")
-    gallery.scroll_into_view_if_needed()
+    scroll_to(gallery)  # the gallery's faces (and images load once on screen)
     images = page.locator('[data-testid="stImage"] img')
     images.first.wait_for()
     assert images.count() == 12  # the gallery's default "Items shown"
     # the images really loaded (a broken media URL gives naturalWidth 0)
     widths = images.evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : -1)")
     assert all(w == 64 for w in widths), widths
-    page.evaluate("window.scrollBy(0, -120)")
     shoot(page, "data")
 
 
@@ -120,8 +122,7 @@ def test_train_launches_a_tiny_run_to_the_end(page, app_data):
     assert bar.get_by_role("progressbar").get_attribute("aria-valuenow") == "100"
     page.get_by_text("Finished. Compare it with other runs").wait_for()
     assert (app_data / "runs" / "walk-train" / "outputs" / "test.parquet").is_file()
-    bar.evaluate("e => e.scrollIntoView({block: 'start'})")
-    page.evaluate("window.scrollBy(0, -80)")
+    scroll_to(bar, margin=80)  # the finished run's bar and its curves
     shoot(page, "train")
 
 
@@ -131,17 +132,26 @@ def test_runs_compares_two_runs(page, seeded_runs):
     names = [p.name for p in seeded_runs]
     for name in names:
         choose(page, "Runs to compare", name, multi=True)
-    page.get_by_text("Final metrics", exact=False).first.wait_for()
-    # one curve chart per default curve, each with a trace per run (the legend names them)
+    # one curve chart per default curve, each with a trace per run (the legend names them);
+    # wait on the content: the page reruns once per pick, so the first chart may still hold
+    # one run when it first appears
     charts = page.locator('[data-testid="stPlotlyChart"]')
-    charts.first.wait_for()
+    for name in names:
+        charts.first.locator(".legendtext", has_text=name).first.wait_for(state="attached")
     legend = charts.first.locator(".legendtext").all_text_contents()  # SVG: no innerText
     assert set(names) <= set(legend), legend
+    # the final-metrics grid (a canvas; its accessible table carries the cell text): one row
+    # per run
     final = page.locator('[data-testid="stDataFrame"]').nth(1)
-    final.locator('[role="gridcell"]').first.wait_for(state="attached")
+    for name in names:
+        final.locator('[role="gridcell"]', has_text=name).first.wait_for(state="attached")
     cells = final.locator('[role="gridcell"]').all_inner_texts()
     assert all(any(n in c for c in cells) for n in names), cells
-    page.get_by_role("heading", name="Compare").scroll_into_view_if_needed()
+    # the bar chart of the final metrics, one bar colour per run
+    bars = page.locator('[data-testid="stPlotlyChart"]').last
+    for name in names:
+        bars.locator(".legendtext", has_text=name).first.wait_for(state="attached")
+    scroll_to(page.get_by_role("heading", name="Compare"))
     shoot(page, "runs")
 
 
@@ -152,10 +162,12 @@ def test_explore_box_select_shows_the_items(page, seeded_runs):
     goto_page(page, "Explore")
     plot = page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first
     plot.wait_for()
-    # Scattergl draws on WebGL canvases; plotly adds them only when WebGL initialised
+    # a small map is SVG (go.Scatter): one path.point per item, drawn without WebGL
+    caption = page.get_by_text(re.compile(r"^\d+ items · (PCA|UMAP) of "))
+    n_items = int(re.match(r"\d+", caption.inner_text()).group())
     page.wait_for_function(
-        """() => [...document.querySelectorAll('.js-plotly-plot canvas')]
-                 .some(c => c.width > 0 && c.height > 0)""")
+        "n => document.querySelectorAll('.js-plotly-plot .scatterlayer path.point').length >= n",
+        arg=n_items)
     page.get_by_text("Select points on the map").wait_for()
 
     plot.hover()
@@ -179,7 +191,8 @@ def test_explore_box_select_shows_the_items(page, seeded_runs):
     cards.first.wait_for()
     assert cards.count() >= min(n_selected, 24)
     page.get_by_role("heading", name=re.compile(r"^Nearest neighbours of ")).wait_for()
-    heading.evaluate("e => e.scrollIntoView({block: 'center'})")  # map above, cards below
+    # the map with its selection, and the selected items' heading just below it
+    scroll_to(plot, margin=80)
     shoot(page, "explore")
 
 
@@ -188,6 +201,7 @@ def test_explore_box_select_shows_the_items(page, seeded_runs):
 def test_live_webcam_reads_the_astronaut_as_happy(page, speech_run):
     require_page("live")
     goto_page(page, "Live")
+    wait_components(page)  # the WebRTC components' first values rerun the page
     webrtc = page.frame_locator(WEBRTC_IFRAME).first
     webrtc.get_by_role("button", name="START").click()
     try:
@@ -198,8 +212,9 @@ def test_live_webcam_reads_the_astronaut_as_happy(page, speech_run):
         # the distribution's bar chart
         page.locator('[data-testid="stVegaLiteChart"], [data-testid="stArrowVegaLiteChart"]'
                      ).first.wait_for()
-        top.first.scroll_into_view_if_needed()
-        shoot(page, "live")
+        # the streamed frame (face box and label drawn on it) and the readout below it
+        scroll_to(page.locator(WEBRTC_IFRAME).first)
+        shoot(page, "live", height=1120)
     finally:
         # a stream left running keeps the server's aiortc worker busy for the next tests
         stop = webrtc.get_by_role("button", name="STOP")
@@ -214,14 +229,16 @@ def test_live_image_upload_shows_its_distribution(page, speech_run, tmp_path):
 
     photo = write_face_photo(tmp_path / "astronaut.png")
     goto_page(page, "Live")
+    wait_components(page)  # the WebRTC components' first values rerun the page
     uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text="Image with a face")
-    uploader.locator('input[type="file"]').set_input_files(str(photo))
+    upload(page, uploader, photo)
     top = _metric(page, "top")
     top.filter(has_text="happy").first.wait_for(timeout=120_000)
     uncertainty = float(_metric(page, "uncertainty").first.inner_text())
     assert 0.0 <= uncertainty <= 1.0
     page.locator('[data-testid="stImage"] img').first.wait_for()  # the annotated photo
-    shoot(page, "live-upload")
+    scroll_to(uploader, margin=100)  # the photo and the bars below it
+    shoot(page, "live-upload", height=900)
 
 
 def _voice_tab(page):
@@ -229,6 +246,7 @@ def _voice_tab(page):
     _tab(page, "Voice").click()
     voice = page.locator('[data-testid="stTabPanel"]').filter(has_text="Speech model").first
     voice.get_by_text("Browser microphone", exact=True).wait_for()
+    wait_components(page)  # the WebRTC components' first values rerun the page
     return voice
 
 
@@ -236,12 +254,14 @@ def test_live_voice_file_upload_shows_its_distribution(page, speech_run, fake_me
     require_page("live")
     voice = _voice_tab(page)
     _, wav = fake_media
-    voice.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(wav))
+    upload(page, voice.locator('[data-testid="stFileUploader"]').filter(
+        has_text="Speech recording"), wav)
     top = voice.locator('[data-testid="stMetric"]').filter(has_text="top")
     top.first.wait_for(timeout=120_000)
     label = top.first.locator('[data-testid="stMetricValue"]').inner_text().strip()
     assert label in CATEGORIES  # a one-epoch model: any class, but a real distribution
     voice.locator("audio").first.wait_for(state="attached")
+    scroll_to(voice.get_by_text("Audio file", exact=True))  # upload, player, bars
     shoot(page, "live-voice")
 
 
