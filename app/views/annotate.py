@@ -117,7 +117,7 @@ def _item_widgets(rater, item) -> None:
     # it listens by the time the buttons appear
     st.html(shortcut_script(pick_keys, "annotate_submit", "annotate_skip"),
             unsafe_allow_javascript=True)
-    left, right = st.columns([3, 2])
+    left, right = st.columns([2, 3])
     with left:
         if not item.media_path.is_file():
             st.warning(f"Media file missing for item {item.item_id}; skip it (S).")
@@ -131,13 +131,15 @@ def _item_widgets(rater, item) -> None:
             marker = " ← keys 1–9" if scale == active else ""
             st.markdown(f"**{scale}**{marker}")
             options = scale_options(meta)
-            cols = st.columns(len(options))
+            per_row = len(options) if len(options) <= 5 else 4  # class names need room to show
             for i, (value, label) in enumerate(options):
+                if i % per_row == 0:
+                    cols = st.columns(per_row)
                 key = _pick_key(scale, i)
                 chosen = picks.get(scale) == value
-                cols[i].button(label, key=key, on_click=_choose, args=(scale, value),
-                               type="primary" if chosen else "secondary",
-                               width="stretch")
+                cols[i % per_row].button(label, key=key, on_click=_choose, args=(scale, value),
+                                         type="primary" if chosen else "secondary",
+                                         width="stretch")
         ready = all(s in picks for s in item.pending)
         c1, c2 = st.columns(2)
         c1.button("Submit (Enter)", key="annotate_submit", on_click=_submit, args=(rater,),
