@@ -329,6 +329,7 @@ def test_keyboard_shortcuts_in_chromium(env, tmp_path):
     import subprocess
     import sys
     import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
 
     chromium = Path(os.environ.get("AFFECTLAB_CHROMIUM", "/usr/bin/chromium"))
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
@@ -353,27 +354,34 @@ def test_keyboard_shortcuts_in_chromium(env, tmp_path):
                 break
             except OSError:
                 time.sleep(0.5)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{port}/annotate?campaign={token}", timeout=120_000)
-            page.get_by_label("Your name (used to resume later)").fill("kim")
-            page.get_by_role("button", name="Start rating").click()
-            page.locator(".st-key-pick_category_0 button").wait_for(timeout=60_000)
-            progress = page.locator("[data-testid=stProgress]")
-            page.mouse.click(5, 300)                       # focus the page, not a text field
-            page.keyboard.press("2")
-            page.wait_for_selector(".st-key-pick_category_1 button[kind=primary]")
-            page.keyboard.press("4")
-            page.wait_for_selector(".st-key-pick_valence_3 button[kind=primary]")
-            page.keyboard.press("Enter")
-            page.wait_for_function("() => document.querySelector('[data-testid=stProgress]')"
-                                   ".innerText.startsWith('1 of')")
-            page.keyboard.press("s")
-            page.wait_for_function("() => document.querySelector('[data-testid=stProgress]')"
-                                   ".innerText.includes('1 skipped')")
-            assert progress.inner_text().startswith("1 of 29")
-            browser.close()
+
+        def drive() -> None:
+            # in a fresh thread: AppTest runs earlier in this module can leave an asyncio loop
+            # running in the main thread, where Playwright's sync API refuses to start
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{port}/annotate?campaign={token}", timeout=120_000)
+                page.get_by_label("Your name (used to resume later)").fill("kim")
+                page.get_by_role("button", name="Start rating").click()
+                page.locator(".st-key-pick_category_0 button").wait_for(timeout=60_000)
+                progress = page.locator("[data-testid=stProgress]")
+                page.mouse.click(5, 300)                       # focus the page, not a text field
+                page.keyboard.press("2")
+                page.wait_for_selector(".st-key-pick_category_1 button[kind=primary]")
+                page.keyboard.press("4")
+                page.wait_for_selector(".st-key-pick_valence_3 button[kind=primary]")
+                page.keyboard.press("Enter")
+                page.wait_for_function("() => document.querySelector('[data-testid=stProgress]')"
+                                       ".innerText.startsWith('1 of')")
+                page.keyboard.press("s")
+                page.wait_for_function("() => document.querySelector('[data-testid=stProgress]')"
+                                       ".innerText.includes('1 skipped')")
+                assert progress.inner_text().startswith("1 of 29")
+                browser.close()
+
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(drive).result()
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
