@@ -20,6 +20,23 @@ IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "webp"]
 AUDIO_TYPES = ["wav", "flac", "ogg"]
 
 
+def _stream(key: str, media: str, unavailable: str, **callbacks) -> bool:
+    """A streamlit-webrtc stream of ``media`` ("video" or "audio") through ``callbacks``;
+    whether it is playing. The component must never take the page down: any failure becomes
+    the ``unavailable`` message (``{}`` receives the reason)."""
+    try:
+        from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+        ctx = webrtc_streamer(key=key, mode=WebRtcMode.SENDRECV, rtc_configuration=RTC_CONFIG,
+                              media_stream_constraints={"video": media == "video",
+                                                        "audio": media == "audio"},
+                              async_processing=True, **callbacks)
+        return bool(ctx.state.playing)
+    except Exception as exc:  # noqa: BLE001
+        st.warning(unavailable.format(exc))
+        return False
+
+
 @st.cache_resource(show_spinner="Loading the face model …")
 def _face_processor(run_path: str) -> FaceFrameProcessor:
     """Shared by all sessions: the model is read-only and the processor is stateless."""
@@ -101,17 +118,8 @@ def _face_tab() -> None:
         holder.put(result)
         return av.VideoFrame.from_ndarray(result.annotated, format="bgr24")
 
-    playing = False
-    try:
-        from streamlit_webrtc import WebRtcMode, webrtc_streamer
-
-        ctx = webrtc_streamer(key="live-face", mode=WebRtcMode.SENDRECV,
-                              rtc_configuration=RTC_CONFIG, video_frame_callback=on_frame,
-                              media_stream_constraints={"video": True, "audio": False},
-                              async_processing=True)
-        playing = bool(ctx.state.playing)
-    except Exception as exc:  # noqa: BLE001 - the component must never take the page down
-        st.warning(f"Webcam streaming is unavailable here ({exc}); use an image upload.")
+    playing = _stream("live-face", "video", "Webcam streaming is unavailable here ({}); use an "
+                      "image upload.", video_frame_callback=on_frame)
 
     def readout() -> None:
         result, _, _ = holder.get()
@@ -160,17 +168,8 @@ def _voice_tab() -> None:
         return silent_like(frame)  # no echo of the user's voice
 
     st.markdown("**Browser microphone**")
-    playing = False
-    try:
-        from streamlit_webrtc import WebRtcMode, webrtc_streamer
-
-        ctx = webrtc_streamer(key="live-mic", mode=WebRtcMode.SENDRECV,
-                              rtc_configuration=RTC_CONFIG, audio_frame_callback=on_audio,
-                              media_stream_constraints={"video": False, "audio": True},
-                              async_processing=True)
-        playing = bool(ctx.state.playing)
-    except Exception as exc:  # noqa: BLE001
-        st.warning(f"Browser microphone streaming is unavailable here ({exc}).")
+    playing = _stream("live-mic", "audio", "Browser microphone streaming is unavailable here ({}).",
+                      audio_frame_callback=on_audio)
 
     st.markdown("**Local microphone**")
     mic: LocalMicrophone | None = st.session_state.get("live_local_mic")
