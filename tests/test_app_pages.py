@@ -121,6 +121,8 @@ def test_explore_page_renders_and_recolours(world):
         at.selectbox(key="explore_colour").set_value(option).run()
         assert not at.exception, (option, at.exception)
     assert at.radio(key="explore_layout").options == ["PCA"]  # no UMAP layout yet
+    # the last option was sub-class: the items nearest each sub-class centre are shown
+    assert any("nearest each centre" in h.value for h in at.subheader)
 
 
 def test_explore_page_shows_a_selection_and_neighbours(world):

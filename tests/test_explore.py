@@ -305,6 +305,25 @@ def test_subclass_colouring_names_each_items_class(world):
         assert name.split(" / ")[0] == CATEGORIES[label]
 
 
+def test_subclass_medoids_are_each_subclass_items_nearest_its_centre(world):
+    from core.explore.colour import subclass_labels, subclass_medoids
+
+    _, _, run = world
+    out = load_run_outputs(run)
+    names = subclass_labels(out)
+    groups = subclass_medoids(out, k=3)
+    assert groups and all(1 <= len(rows) <= 3 for _, rows in groups)
+    for name, rows in groups:
+        members = np.flatnonzero(names == name)
+        assert set(rows.tolist()) <= set(members.tolist())
+        centre = out.embeddings[members].mean(axis=0)
+        dist = np.linalg.norm(out.embeddings[members] - centre, axis=1)
+        # the medoid is the member nearest the mixture component's mean, which is close to but
+        # not exactly the members' mean: so it must at least be nearer than the median member
+        d_medoid = np.linalg.norm(out.embeddings[rows[0]] - centre)
+        assert d_medoid <= np.median(dist) * (1 + 1e-5) + 1e-6  # float32 embeddings
+
+
 def test_join_items_follows_test_order(world):
     _, ds, run = world
     out = load_run_outputs(run)

@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.data.contract import ContractError, load_dataset
-from core.explore.colour import colour_options, colour_values
+from core.explore.colour import colour_options, colour_values, subclass_medoids
 from core.explore.projection import (
     ensure_umap_async,
     load_umap,
@@ -55,6 +55,11 @@ def _colouring(path: str, stamp: float, keep: tuple[int, ...], by: str, dataset:
     ds = _dataset(dataset) if dataset else None
     out = _outputs(path, stamp).take(np.asarray(keep, dtype=np.int64))
     return colour_values(out, by, ds.items if ds is not None else None)
+
+
+@st.cache_resource(show_spinner="Finding sub-class centres …", max_entries=8)
+def _medoids(path: str, stamp: float, keep: tuple[int, ...]):
+    return subclass_medoids(_outputs(path, stamp).take(np.asarray(keep, dtype=np.int64)), k=4)
 
 
 @st.fragment(run_every=2.0)
@@ -171,3 +176,9 @@ if len(rows):
     st.caption("distances: " + ", ".join(f"{d:.3f}" for d in dist))
 else:
     st.info("Select points on the map (box, lasso or click) to see the items behind them.")
+
+if colour_by == "sub-class":
+    st.subheader("Sub-classes: the items nearest each centre (medoid first)")
+    for name, medoid_rows in _medoids(path, stamp, tuple(keep.tolist())):
+        st.markdown(f"**{name}**")
+        _cards(item_cards(outputs, medoid_rows.tolist(), items, root), modality)

@@ -22,7 +22,8 @@ import pandas as pd
 from core.explore.run_outputs import RunOutputs
 from core.labels import entropy
 
-__all__ = ["Colouring", "colour_options", "colour_values", "join_items", "subclass_labels"]
+__all__ = ["Colouring", "colour_options", "colour_values", "join_items", "subclass_labels",
+           "subclass_medoids"]
 
 
 @dataclass(frozen=True)
@@ -99,11 +100,10 @@ def colour_options(outputs: RunOutputs, items: pd.DataFrame | None = None) -> li
     return opts
 
 
-def subclass_labels(outputs: RunOutputs) -> np.ndarray:
-    """Sub-class of each test item: :class:`core.explore.subclasses.SubclassDiscovery` (a
-    Gaussian mixture per class, SPEC §4) fitted on the test embeddings within each item's
-    class (the dataset label, else the predicted class). Returns (n,) names such as
-    "happy / 2" (class, 1-based component)."""
+def _fit_subclasses(outputs: RunOutputs):
+    """:class:`core.explore.subclasses.SubclassDiscovery` (a Gaussian mixture per class, SPEC §4)
+    fitted on the embeddings within each item's class (the dataset label, else the predicted
+    class)."""
     from core.explore.subclasses import SubclassDiscovery
 
     if outputs.embeddings is None:
@@ -115,9 +115,21 @@ def subclass_labels(outputs: RunOutputs) -> np.ndarray:
         if dist is None:
             raise ValueError("the run has no labels or distributions to group items by class")
         classes = np.argmax(dist, axis=1)
-    disc = SubclassDiscovery(class_names=list(outputs.class_names))
-    disc.fit(outputs.embeddings, classes)
+    return SubclassDiscovery(class_names=list(outputs.class_names)).fit(outputs.embeddings, classes)
+
+
+def subclass_labels(outputs: RunOutputs) -> np.ndarray:
+    """Sub-class of each item: (n,) names such as "happy / 2" (class, 1-based component)."""
+    disc = _fit_subclasses(outputs)
     return np.asarray(disc.subclass_names(disc.labels_), dtype=object)
+
+
+def subclass_medoids(outputs: RunOutputs, k: int = 4) -> list[tuple[str, np.ndarray]]:
+    """For each discovered sub-class, its name and the rows of its up to ``k`` items nearest
+    its centre, the medoid first (SPEC §4: "each sub-class shows the items nearest its
+    centroid"). Sub-classes without members are left out."""
+    disc = _fit_subclasses(outputs)
+    return [(disc.names_[s], rows) for s, rows in disc.medoids(k).items() if len(rows)]
 
 
 def colour_values(outputs: RunOutputs, by: str, items: pd.DataFrame | None = None
