@@ -3,21 +3,17 @@ dataset and a fake run in a temporary data directory (conftest sets AFFECTLAB_DA
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 import yaml
+from app_support import APP, TIMEOUT, open_page
 from explore_fakes import make_dataset, make_fake_run
 from streamlit.testing.v1 import AppTest
 
 from core.data.browse import filter_items, item_table
 from core.live.devices import probe_audio
 from core.paths import data_dir
-
-APP = str(Path(__file__).resolve().parents[1] / "app" / "Home.py")
-TIMEOUT = 120  # the first run imports torch and the webrtc stack on a shared 2-core machine
 
 
 @pytest.fixture
@@ -32,13 +28,6 @@ def world(monkeypatch):
     return ds, run, calls
 
 
-def _page(name: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception, at.exception
-    at.switch_page(f"views/{name}.py").run()
-    assert not at.exception, at.exception
-    return at
 
 
 def test_home_renders(world):
@@ -53,7 +42,7 @@ def test_home_renders(world):
 
 def test_data_page_browses_a_dataset(world):
     ds, _, _ = world
-    at = _page("data")
+    at = open_page("data")
     assert at.selectbox(key="browse_dataset").value == ds.name
     table = at.dataframe[0].value
     assert len(table) == len(ds.items)
@@ -68,7 +57,7 @@ def test_data_page_browses_a_dataset(world):
 
 
 def test_data_page_generates_a_corpus(world):
-    at = _page("data")
+    at = open_page("data")
     at.number_input(key="gen_n").set_value(10)
     at.text_input(key="gen_name").set_value("tiny-gen")
     at.button(key="FormSubmitter:generate-Generate").click().run()
@@ -86,7 +75,7 @@ def test_data_page_generates_a_corpus(world):
 
 
 def test_data_page_import_reports_a_bad_source(world, tmp_path):
-    at = _page("data")
+    at = open_page("data")
     assert at.selectbox(key="imp_format").options  # from the importers' registry
     at.text_input(key="imp_src").set_value(str(tmp_path / "nowhere"))
     at.text_input(key="imp_name").set_value("imported")
@@ -100,7 +89,7 @@ def test_data_page_import_reports_a_bad_source(world, tmp_path):
 @pytest.mark.slow
 def test_data_page_plays_speech(world):
     make_dataset(data_dir(), name="tiny-speech", modality="speech", n=10)
-    at = _page("data")
+    at = open_page("data")
     at.selectbox(key="browse_dataset").set_value("tiny-speech").run()
     assert not at.exception, at.exception
     assert len(at.get("audio")) >= 1
@@ -110,7 +99,7 @@ def test_data_page_plays_speech(world):
 
 def test_explore_page_renders_and_recolours(world):
     _, run, calls = world
-    at = _page("explore")
+    at = open_page("explore")
     assert calls == [str(run)]  # UMAP requested in the background, the page did not wait
     assert len(at.get("plotly_chart")) == 1
     colour = at.selectbox(key="explore_colour")
@@ -126,7 +115,7 @@ def test_explore_page_renders_and_recolours(world):
 
 
 def test_explore_page_shows_a_selection_and_neighbours(world):
-    at = _page("explore")
+    at = open_page("explore")
     splits = at.multiselect(key="explore_splits")
     assert splits.value == ["test"]  # the engine saves val items too; test is the default
     splits.set_value(["train", "val", "test"]).run()
@@ -144,14 +133,14 @@ def test_explore_page_shows_a_selection_and_neighbours(world):
 
 
 def test_explore_page_without_runs(monkeypatch):
-    at = _page("explore")
+    at = open_page("explore")
     assert "No finished run" in at.info[0].value
 
 
 # -- Live ----------------------------------------------------------------------------------
 
 def test_live_page_renders_with_upload_and_device_message(world):
-    at = _page("live")
+    at = open_page("live")
     assert at.selectbox(key="live_face_model").value.startswith("pretrained mini_xception")
     uploads = at.get("file_uploader")
     assert any(u.label == "Image with a face" for u in uploads)
@@ -172,7 +161,7 @@ def test_live_page_offers_a_trained_face_run(world):
             np.random.default_rng(0).normal(size=(len(ds.items), 128)).astype(np.float32))
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["model"] == "mini_xception"
-    at = _page("live")
+    at = open_page("live")
     box = at.selectbox(key="live_face_model")
     assert run.name in box.options
     box.set_value(run.name).run()
@@ -190,7 +179,7 @@ def test_live_page_voice_tab_with_a_trained_speech_run(world):
     cfg = RunConfig(dataset=ds.root, model="convpool", method="ce", epochs=1,
                     out=root / "runs" / "speech-run")
     assert train(cfg, progress=False).status == "finished"
-    at = _page("live")
+    at = open_page("live")
     assert at.selectbox(key="live_speech_model").value == "speech-run"
     assert any(u.label == "Speech recording" for u in at.get("file_uploader"))
     status = probe_audio()

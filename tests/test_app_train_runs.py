@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from app_support import open_page
 from streamlit.testing.v1 import AppTest
 
 from core.data.synth.corpus import generate_corpus
@@ -18,8 +19,6 @@ from core.engine.follow import RunFollower
 from core.engine.form import method_choices
 from core.engine.trainer import train
 
-APP = str(Path(__file__).resolve().parents[1] / "app" / "Home.py")
-TIMEOUT = 120  # the first script run imports torch and plotly on a shared 2-core machine
 RUN_KEY = "train_run_dir"
 
 
@@ -55,13 +54,6 @@ def fresh_root(world, tmp_path, monkeypatch):
     return root
 
 
-def _page(name: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception, at.exception
-    at.switch_page(f"views/{name}.py").run()
-    assert not at.exception, at.exception
-    return at
 
 
 def _by_label(widgets, label: str):
@@ -77,7 +69,7 @@ def _charts(at: AppTest) -> list[dict]:
 # -- Train ---------------------------------------------------------------------------------
 
 def test_train_page_offers_the_registry_methods(data_root):
-    at = _page("train")
+    at = open_page("train")
     assert any(describe_device() in c.value for c in at.caption)
     assert _by_label(at.selectbox, "Dataset").value == "tiny"
     method = _by_label(at.selectbox, "Method")
@@ -93,7 +85,7 @@ def test_train_page_offers_the_registry_methods(data_root):
 
 
 def test_train_page_generates_parameter_widgets(data_root):
-    at = _page("train")
+    at = open_page("train")
     _by_label(at.selectbox, "Model").set_value("mini_xception").run()
     assert _by_label(at.checkbox, "Pretrained weights").value is False  # it ships weights
     _by_label(at.selectbox, "Model").set_value("resnet18").run()
@@ -108,7 +100,7 @@ def test_train_page_generates_parameter_widgets(data_root):
 
 
 def test_train_page_reports_an_invalid_config(data_root):
-    at = _page("train")
+    at = open_page("train")
     at.number_input(key="train_lr_ce").set_value(0.0)
     at.button(key="train_launch").click().run()
     assert not at.exception, at.exception
@@ -118,7 +110,7 @@ def test_train_page_reports_an_invalid_config(data_root):
 
 @pytest.mark.slow  # a real background worker: imports torch in a subprocess, then trains
 def test_train_page_launches_and_follows_a_run(fresh_root):
-    at = _page("train")
+    at = open_page("train")
     _by_label(at.selectbox, "Model").set_value("resnet18").run()
     at.number_input(key="train_modelp_resnet18_width").set_value(4)
     at.number_input(key="train_epochs").set_value(1)
@@ -158,7 +150,7 @@ def test_train_page_launches_and_follows_a_run(fresh_root):
 # -- Runs ----------------------------------------------------------------------------------
 
 def test_runs_page_lists_and_compares_runs(data_root, world):
-    at = _page("runs")
+    at = open_page("runs")
     table = at.dataframe[0].value
     assert set(table["name"]) == {"run-ce", "run-emd2"}
     assert set(table["status"]) == {"finished"}
@@ -178,7 +170,7 @@ def test_runs_page_lists_and_compares_runs(data_root, world):
 
 def test_runs_page_opens_a_run_in_explore(data_root, monkeypatch):
     monkeypatch.setattr("core.explore.projection.ensure_umap_async", lambda path: "running")
-    at = _page("runs")
+    at = open_page("runs")
     at.selectbox(key="runs_target").set_value("run-emd2").run()
     at.button(key="runs_explore").click().run()
     assert not at.exception, at.exception
@@ -186,7 +178,7 @@ def test_runs_page_opens_a_run_in_explore(data_root, monkeypatch):
 
 
 def test_runs_page_deletes_after_confirmation(fresh_root):
-    at = _page("runs")
+    at = open_page("runs")
     at.selectbox(key="runs_target").set_value("run-ce").run()
     at.button(key="runs_delete").click().run()
     assert any("cannot be undone" in w.value for w in at.warning)
@@ -234,7 +226,7 @@ def fake_live_run(fresh_root):
 
 
 def test_train_page_follows_a_picked_running_run_and_cancels_it(fake_live_run):
-    at = _page("train")  # nothing launched from this session: the running run is followed
+    at = open_page("train")  # nothing launched from this session: the running run is followed
     pick = _by_label(at.selectbox, "Run to follow")
     assert pick.options == ["in-progress"]  # shown by name; the running run is offered
     assert at.session_state[RUN_KEY] == str(fake_live_run)
@@ -249,7 +241,7 @@ def test_train_page_follows_a_picked_running_run_and_cancels_it(fake_live_run):
 
 def test_pages_render_with_no_data():
     """conftest's empty data directory: both pages say what to do instead of failing."""
-    at = _page("train")
+    at = open_page("train")
     assert any("No dataset yet" in i.value for i in at.info)
     assert any("No run followed yet" in c.value for c in at.caption)
     at.switch_page("views/runs.py").run()

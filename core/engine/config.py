@@ -40,6 +40,13 @@ class ConfigError(ValueError):
     """A run config is invalid; the message names the file (when there is one) and the field."""
 
 
+def _registered(value: str, kind: str, known: list[str]) -> str:
+    """``value`` if it names a registered ``kind`` (method / model), else the list of names."""
+    if value not in known:
+        raise ValueError(f"unknown {kind} {value!r}; known {kind}s: {', '.join(known)}")
+    return value
+
+
 def _known_methods() -> list[str]:
     from core.methods import available
 
@@ -94,18 +101,12 @@ class RunConfig(BaseModel):
     @field_validator("method")
     @classmethod
     def _method_known(cls, value: str) -> str:
-        known = _known_methods()
-        if value not in known:
-            raise ValueError(f"unknown method {value!r}; known methods: {', '.join(known)}")
-        return value
+        return _registered(value, "method", _known_methods())
 
     @field_validator("model")
     @classmethod
     def _model_known(cls, value: str) -> str:
-        known = _known_models()
-        if value not in known:
-            raise ValueError(f"unknown model {value!r}; known models: {', '.join(known)}")
-        return value
+        return _registered(value, "model", _known_models())
 
     @field_validator("name")
     @classmethod
