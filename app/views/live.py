@@ -130,15 +130,17 @@ def _face_tab() -> None:
     else:
         st.caption("Press **START** to stream your webcam (the browser asks for permission). "
                    "No camera, or permission denied? Upload a photo instead.")
-        upload = st.file_uploader("Image with a face", type=IMAGE_TYPES, key="live_image")
-        if upload is not None:
-            try:
-                result = processor.process_image_bytes(upload.getvalue())
-            except ValueError as exc:
-                st.error(str(exc))
-                return
-            st.image(result.annotated, width=320)
-            _face_result(result, run_path)
+    # always rendered, so a change of stream state never removes it (and its file) mid-upload
+    st.markdown("**Image file**")
+    upload = st.file_uploader("Image with a face", type=IMAGE_TYPES, key="live_image")
+    if upload is not None:
+        try:
+            result = processor.process_image_bytes(upload.getvalue())
+        except ValueError as exc:
+            st.error(str(exc))
+            return
+        st.image(result.annotated, width=320)
+        _face_result(result, run_path)
 
 
 def _mic_processor(run_path: str) -> AudioChunkProcessor:

@@ -438,7 +438,7 @@ def set_text(page, label: str, value: str) -> None:
     wait_idle(page)
 
 
-def upload(page, uploader, path: str | os.PathLike, attempts: int = 3,
+def upload(page, uploader, path: str | os.PathLike, attempts: int = 5,
            timeout: float = 15_000) -> None:
     """Put the file ``path`` into the ``st.file_uploader`` located by ``uploader`` and wait until
     the uploader lists it. Retried: a rerun that lands while the upload starts (a component's
@@ -447,6 +447,8 @@ def upload(page, uploader, path: str | os.PathLike, attempts: int = 3,
 
     name = Path(path).name
     for attempt in range(attempts):
+        if attempt:  # let the reruns that swallowed the last try settle first
+            wait_components(page)
         wait_idle(page)
         uploader.locator('input[type="file"]').set_input_files(str(path))
         try:
