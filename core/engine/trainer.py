@@ -107,11 +107,18 @@ def _rng_state() -> dict[str, Any]:
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
+    """Restore :func:`_rng_state`'s output. The generators want CPU byte tensors: a checkpoint
+    loaded with ``map_location="cuda"`` has moved them to the GPU."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])  # noqa: NPY002
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        cuda_states = [s.cpu() for s in state["cuda"]]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+        else:  # resumed on a machine with another number of GPUs: keep what matches
+            for i, s in enumerate(cuda_states[:torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(s, i)
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:

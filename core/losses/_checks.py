@@ -3,18 +3,60 @@ expected). Each check is one reduction on the tensor, so it is affordable inside
 
 from __future__ import annotations
 
+import contextlib
+import functools
+
 import torch
 
 # Rows of a distribution may drift from 1 by this much (float32 softmax, averaged ratings).
 DIST_ATOL = 1e-4
 
 
+@contextlib.contextmanager
+def no_autocast():
+    """Switch autocast off, inside the block, on every device where it is on (a no-op, one
+    check per device, where it is off)."""
+    active = [d for d in ("cuda", "cpu") if torch.is_autocast_enabled(d)]
+    with contextlib.ExitStack() as stack:
+        for device_type in active:
+            stack.enter_context(torch.autocast(device_type, enabled=False))
+        yield
+
+
+def float32_loss(fn):
+    """Run ``fn`` under :func:`no_autocast`.
+
+    Under mixed precision (the trainer's CUDA autocast) matrix products would otherwise be done
+    in float16 even on float32 inputs: squared distances and Gram matrices of 256-d features
+    overflow float16's 65504, and soft-label rows lose their sum. The network's forward stays in
+    reduced precision; the loss arithmetic, which is cheap, runs in float32 (inputs are upcast
+    by :func:`as_float_tensor`).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with no_autocast():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def as_float_tensor(x, name: str, *, ndim: int | tuple[int, ...] | None = None,
                     min_ndim: int | None = None) -> torch.Tensor:
-    """``x`` as a floating tensor (tensors keep dtype/device, anything else becomes float64),
-    checked for dimensionality, NaN and infinity."""
+    """``x`` as a floating tensor (tensors keep device and dtype, except that float16/bfloat16
+    become float32; anything else becomes float64), checked for dimensionality, NaN and
+    infinity.
+
+    The upcast is what mixed-precision training wants from a loss: under CUDA autocast the
+    network's outputs are float16, and a softmax, a log or a row sum of targets in float16 is off
+    by about 1e-3, more than the distribution checks allow."""
     if isinstance(x, torch.Tensor):
-        t = x if x.is_floating_point() else x.to(torch.get_default_dtype())
+        if not x.is_floating_point():
+            t = x.to(torch.get_default_dtype())
+        elif x.dtype in (torch.float16, torch.bfloat16):
+            t = x.float()
+        else:
+            t = x
     else:
         try:
             t = torch.as_tensor(x, dtype=torch.float64)

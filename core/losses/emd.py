@@ -15,6 +15,7 @@ from core.losses._checks import (
     check_distribution,
     check_reduction,
     check_same_shape,
+    float32_loss,
     reduce,
 )
 
@@ -28,6 +29,7 @@ def _cdf_gap(p, t) -> torch.Tensor:
     return torch.cumsum(pp, dim=-1) - torch.cumsum(tt, dim=-1)
 
 
+@float32_loss
 def emd2(p, t) -> torch.Tensor:
     """Per-sample EMD²: Σ_i (CDF_i(p) − CDF_i(t))².
 
@@ -37,6 +39,7 @@ def emd2(p, t) -> torch.Tensor:
     return (_cdf_gap(p, t) ** 2).sum(dim=-1)
 
 
+@float32_loss
 def emd1(p, t) -> torch.Tensor:
     """Per-sample l = 1 variant Σ_i |CDF_i(p) − CDF_i(t)|: the 1-D Wasserstein distance with
     ground cost |i − j| between class positions. ``p``, ``t``: (..., K). Returns (...,)."""

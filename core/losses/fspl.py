@@ -24,6 +24,7 @@ from core.losses._checks import (
     check_range,
     check_reduction,
     check_same_shape,
+    float32_loss,
     reduce,
 )
 
@@ -78,6 +79,7 @@ def _check_similarities(S, C) -> tuple[torch.Tensor, torch.Tensor]:
     return s, c.to(s)
 
 
+@float32_loss
 def fspl(S, C, divergence: str) -> torch.Tensor:
     """Element-wise f-SPL(S, C) from the SPEC table.
 
@@ -144,6 +146,7 @@ def fspg(S: torch.Tensor, C: torch.Tensor, fdiv: FDivergence) -> torch.Tensor:
     return C * u - fdiv.f_conj(u)
 
 
+@float32_loss
 def fspl_generic(S, C, divergence: str) -> torch.Tensor:
     """f-SPL(S, C) = f-SPG(C, C) − f-SPG(S, C) from (f, f′, f*), at the same shifted arguments
     as :func:`fspl`, so the two agree to rounding. Slower and less exact near S = C than the
@@ -161,6 +164,7 @@ def _clip_keep_grad(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
     return x + (x.clamp(low, high) - x).detach()
 
 
+@float32_loss
 def embedding_similarity(g_a, g_b) -> torch.Tensor:
     """S = 2 − √2·‖ĝ_a − ĝ_b‖ with ĝ = g / ‖g‖ (last axis), SPEC §2.
 
@@ -184,6 +188,7 @@ def embedding_similarity(g_a, g_b) -> torch.Tensor:
     return _clip_keep_grad(2.0 - _SQRT2 * dist, 0.0, 2.0)
 
 
+@float32_loss
 def torch_label_similarity(y_a, y_b) -> torch.Tensor:
     """C = 2 − 2·TV(y_a, y_b) = 2 − Σ|y_a − y_b| over the last axis, for torch tensors.
 

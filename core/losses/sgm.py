@@ -17,7 +17,13 @@ import math
 import torch
 from torch import nn
 
-from core.losses._checks import as_float_tensor, as_soft_targets, check_reduction, reduce
+from core.losses._checks import (
+    as_float_tensor,
+    as_soft_targets,
+    check_reduction,
+    float32_loss,
+    reduce,
+)
 
 
 def _check_positive(value, name: str) -> float:
@@ -32,6 +38,7 @@ def _check_weight(value, name: str) -> float:
     return float(value)
 
 
+@float32_loss
 def sgm_centres(z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Soft-weighted class means of a batch.
 
@@ -44,6 +51,7 @@ def sgm_centres(z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return mu, present
 
 
+@float32_loss
 def sgm_posterior(z: torch.Tensor, mu: torch.Tensor, present: torch.Tensor,
                   sigma: float = 0.5) -> torch.Tensor:
     """P(w_j | z) ∝ exp(−‖z − μ_j‖² / (2σ²)), equal priors, over the present classes.
@@ -56,6 +64,7 @@ def sgm_posterior(z: torch.Tensor, mu: torch.Tensor, present: torch.Tensor,
     return torch.softmax(logits, dim=1)
 
 
+@float32_loss
 def sgm_loss(z, target, sigma: float = 0.5, norm_weight: float = 0.0,
              reduction: str = "mean") -> torch.Tensor:
     """L = mean_i ‖P(w | zᵢ) − yᵢ‖² + norm_weight · mean_i ‖zᵢ‖₂ (Algorithm 1; the authors'

@@ -12,6 +12,7 @@ from core.losses._checks import (
     as_soft_targets,
     check_distribution,
     check_reduction,
+    float32_loss,
     reduce,
 )
 
@@ -36,6 +37,7 @@ def class_weights_from_soft_labels(labels) -> torch.Tensor:
     return torch.where(empty, torch.zeros_like(mass), n / (k * mass.clamp(min=1e-300)))
 
 
+@float32_loss
 def soft_cross_entropy(logits: torch.Tensor, target, weight=None,
                        reduction: str = "mean") -> torch.Tensor:
     """−Σ_c w_c · y_c · log softmax(logits)_c per sample.

@@ -65,6 +65,15 @@ class Prediction:
     latent: torch.Tensor | None = None
 
 
+def adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
+    """Adam; its fused kernel where every parameter is on a GPU (one launch for all tensors
+    instead of several per tensor, which matters for DMUE's eight copies of the last stage)."""
+    params = list(params)
+    on_cuda = bool(params) and all(p.is_cuda for p in params)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay,
+                            fused=True if on_cuda else None)
+
+
 class Method(nn.Module):
     """Base class. ``params`` are the method's hyper-parameters (the papers' defaults).
 
@@ -102,7 +111,7 @@ class Method(nn.Module):
 
     def optimizers(self, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
         """Default: one Adam over every trainable parameter of the method (model included)."""
-        return [torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)]
+        return [adam(self.parameters(), lr=lr, weight_decay=weight_decay)]
 
     @torch.no_grad()
     def predict(self, batch: dict[str, Any]) -> Prediction:

@@ -47,7 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.methods.base import Method, Prediction, StepResult, TrainSetInfo
+from core.losses import no_autocast
+from core.methods.base import Method, Prediction, StepResult, TrainSetInfo, adam
 from core.models.base import EmotionModel
 
 __all__ = [
@@ -307,7 +308,7 @@ class LDLVA(Method):
     def optimizers(self, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
         """[Adam(model + calibration MLP), SGD(θ, lr=lambda_lr)]."""
         main = [p for n, p in self.named_parameters() if n != "theta" and p.requires_grad]
-        return [torch.optim.Adam(main, lr=lr, weight_decay=weight_decay),
+        return [adam(main, lr=lr, weight_decay=weight_decay),
                 torch.optim.SGD([self.theta], lr=float(self.params["lambda_lr"]))]
 
     # ----------------------------------------------------------------- training
@@ -375,13 +376,17 @@ class LDLVA(Method):
         idx = self._indices(batch)
         labels = self.labels[idx]
         out = self.model(batch["x"], batch.get("lengths"))
-        v = out.features
+        with no_autocast():  # the network ran in the step's precision; the rest in float32
+            return self._step_from_outputs(idx, labels, out)
+
+    def _step_from_outputs(self, idx, labels, out) -> StepResult:
+        v = out.features.float()
         d, lam, _ = self._targets(idx, labels, v)
         logp = out.logits.float().log_softmax(-1)
         ce = -(d * logp).sum(-1)
         l_cls = (self.class_weight[labels] * ce).mean()
         conf = (1 - lam).detach()
-        centre = 0.5 * (conf * (v.float() - self.centres[labels]).pow(2).sum(-1)).mean()
+        centre = 0.5 * (conf * (v - self.centres[labels]).pow(2).sum(-1)).mean()
         repulsion = centre_repulsion(self.centres)
         l_d = centre + repulsion
         loss = l_cls + float(self.params["gamma"]) * l_d
@@ -406,7 +411,8 @@ class LDLVA(Method):
         probs = out.logits.float().softmax(-1)
         if batch.get("split") == "train":
             idx = self._indices(batch)
-            d, lam, _ = self._targets(idx, self.labels[idx], out.features)
+            with no_autocast():
+                d, lam, _ = self._targets(idx, self.labels[idx], out.features.float())
             return Prediction(probs=probs, embedding=out.embedding, uncertainty=lam, latent=d)
         entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1)
         return Prediction(probs=probs, embedding=out.embedding, uncertainty=entropy)

@@ -79,7 +79,8 @@ def knn_soft_vote(query: torch.Tensor, ref_z: torch.Tensor, ref_y: torch.Tensor,
         m -= 1 if rows.numel() else 0
     k = max(1, min(k, m))
     nn_idx = dist.topk(k, dim=1, largest=False).indices  # (B, k)
-    return ref_y[nn_idx].to(query.dtype).mean(dim=1)
+    # at least float32: under autocast the query embeddings are float16
+    return ref_y[nn_idx].to(torch.promote_types(query.dtype, torch.float32)).mean(dim=1)
 
 
 @dataclass
@@ -189,7 +190,7 @@ class SGMMethod(Method):
             y = batch["y"]
         else:
             y = self.targets.to(z.device)[batch["index"].to(z.device)]
-        loss = sgm_loss(z, y.to(z), sigma=self.sigma, norm_weight=self.norm_weight)
+        loss = sgm_loss(z, y.to(z.device), sigma=self.sigma, norm_weight=self.norm_weight)
         return StepResult(loss, {"sgm": float(loss.detach()), "level": float(self.level)})
 
     # -- reference bank -------------------------------------------------------------------

@@ -73,7 +73,7 @@ class _LogitsMethod(Method):
         return self.model(batch["x"], batch.get("lengths")).logits
 
     def _ce(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return soft_cross_entropy(logits, y.to(logits), self.class_weight.to(logits))
+        return soft_cross_entropy(logits, y.to(logits.device), self.class_weight)
 
 
 class SoftCE(_LogitsMethod):
@@ -112,7 +112,7 @@ class EMD2Method(_LogitsMethod):
         self.emd2 = EMD2Loss()
 
     def _emd2(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.emd2(logits, y.to(logits))
+        return self.emd2(logits, y.to(logits.device))
 
     def training_step(self, batch: dict[str, Any], epoch: int, step: int) -> StepResult:
         emd = self._emd2(self._logits(batch), batch["y"])

@@ -1,0 +1,109 @@
+"""The CUDA path of the engine (issue 4): training with mixed precision for every method, resume,
+a GPU-trained run used on the CPU, the bench on the GPU.
+
+These run only where a CUDA GPU is present (CI has none; the lent GPU machine runs them with
+``pytest tests/test_cuda.py``); everywhere else they are skipped, and the CPU tests cover the same
+code with ``device="cpu"``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from engine_helpers import isolated_data_env, make_corpus, tiny_config
+
+from core.engine.events import read_events
+from core.engine.trainer import train
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+_ALL_METHODS = ["ce", "ce+fspl-kl", "ce+fspl-rkl", "ce+fspl-pearson", "ce+fspl-hellinger",
+                "ce+fspl-js", "emd2", "ce+emd2", "sgm", "ldlva", "dmue"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cuda")
+    mp = isolated_data_env(tmp)
+    yield {"tmp": tmp, "face": make_corpus(tmp, "face", 80), "speech": make_corpus(tmp, "speech", 60)}
+    mp.__exit__(None, None, None)
+
+
+def _extra(name: str) -> dict:
+    extra: dict = {"method_params": {"n_per_class": 4}} if name == "sgm" else {}
+    if name in ("emd2", "ce+emd2"):
+        extra["scale"] = "intensity"
+    return extra
+
+
+def _check_finished_on_cuda(result) -> dict:
+    assert result.status == "finished"
+    start = read_events(result.run_dir)[0][0]
+    assert start["device"].startswith("cuda") and start["amp"] is True
+    outputs = pd.read_parquet(result.run_dir / "outputs" / "test.parquet")
+    embeddings = np.load(result.run_dir / "outputs" / "embeddings.npy")
+    assert len(embeddings) == len(outputs) > 0
+    assert np.isfinite(embeddings).all() and np.isfinite(outputs["uncertainty"]).all()
+    return start
+
+
+@pytest.mark.parametrize("name", _ALL_METHODS)
+def test_every_method_trains_on_cuda_with_mixed_precision(env, name):
+    cfg = tiny_config(env["face"], env["tmp"] / f"face-{name}", method=name, device="cuda",
+                      **_extra(name))
+    result = train(cfg, progress=False)
+    _check_finished_on_cuda(result)
+    ckpt = torch.load(result.run_dir / "checkpoints" / "last.pt", map_location="cpu",
+                      weights_only=False)
+    assert ckpt["epoch"] == 2
+    assert all(t.device.type == "cpu" for t in ckpt["method_state"].values()
+               if isinstance(t, torch.Tensor))
+
+
+@pytest.mark.parametrize("name", ["ce", "ce+fspl-rkl", "ldlva"])
+def test_speech_methods_train_on_cuda(env, name):
+    cfg = tiny_config(env["speech"], env["tmp"] / f"speech-{name}", modality="speech",
+                      method=name, device="cuda")
+    _check_finished_on_cuda(train(cfg, progress=False))
+
+
+def test_a_cancelled_cuda_run_resumes_to_the_end(env):
+    cfg = tiny_config(env["face"], env["tmp"] / "resume", method="dmue", device="cuda", epochs=3)
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > 6
+
+    assert train(cfg, progress=False, should_stop=stop).status == "cancelled"
+    resumed = train(cfg, progress=False, resume=True)
+    assert resumed.status == "finished" and resumed.epochs_done == 3
+    starts = [e for e in read_events(resumed.run_dir)[0] if e["type"] == "start"]
+    assert [s["start_epoch"] for s in starts][-1] >= 1
+
+
+def test_a_cuda_trained_run_predicts_on_the_cpu(env):
+    from core.engine.inference import Predictor
+
+    cfg = tiny_config(env["face"], env["tmp"] / "for-cpu", method="ce", device="cuda", epochs=1)
+    run_dir = train(cfg, progress=False).run_dir
+    predictor = Predictor.from_name_or_run(run_dir)
+    assert all(p.device.type == "cpu" for p in predictor.method.parameters())
+    media = sorted((env["face"]).rglob("*.png"))[:3]
+    results = predictor.predict_files(media)
+    assert [r.error for r in results] == [None] * 3
+    assert all(abs(sum(r.distribution.values()) - 1) < 1e-4 for r in results)
+
+
+def test_bench_times_every_method_on_cuda():
+    from core.engine.bench import run_bench
+
+    frame = run_bench("face", steps=2, batch_size=16, warmup=1, device="cuda",
+                      model_params={"width": 8, "embedding_dim": 16})
+    assert frame.attrs["device"].startswith("cuda")
+    timed = frame.dropna(subset=["ratio"])
+    assert set(_ALL_METHODS) <= set(timed["method"])
+    assert (timed["step_ms"] > 0).all()
