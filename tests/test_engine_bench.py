@@ -15,7 +15,12 @@ TINY = {"width": 4, "embedding_dim": 8}
 def test_bench_rows_ratios_and_exact_variant():
     frame = run_bench("face", steps=1, batch_size=8, warmup=0, device="cpu",
                       methods_filter=["ldlva", "dmue"], model_params=TINY)
-    assert list(frame["method"]) == ["ce", "ldlva", "ldlva (exact)", "dmue"]
+    from core.engine.bench import _dmue_branches_in_bfloat16
+
+    expected = ["ce", "ldlva", "ldlva (exact)", "dmue"]
+    if _dmue_branches_in_bfloat16(torch.device("cpu")):
+        expected.append("dmue (float32 branches)")
+    assert list(frame["method"]) == expected
     timed = frame.set_index("method")
     assert (timed["items"] == 8).all()
     assert (timed["step_ms"] > 0).all() and (timed["ratio"] > 0).all()
@@ -26,7 +31,7 @@ def test_bench_rows_ratios_and_exact_variant():
     assert "ldlva (bank)" in timed.loc["ldlva (exact)", "note"]
     assert isinstance(timed.loc["ldlva", "meets"], bool)
     text = format_table(frame)
-    assert "device=cpu" in text and "ldlva (exact)" in text
+    assert "device=cpu" in text and "amp=False" in text and "ldlva (exact)" in text
 
 
 def test_bench_notes_methods_it_cannot_build():
@@ -71,3 +76,18 @@ def test_interleaving_reverses_order_every_other_round():
                               device=torch.device("cpu"))
     assert calls == ["ce", "m", "m", "ce", "ce", "m", "m", "ce"]
     assert [len(t) for t in times] == [3, 3] and all(v >= 0 for t in times for v in t)
+
+
+def test_bench_times_float32_dmue_branches_where_the_default_is_bfloat16(monkeypatch):
+    from core.methods import dmue
+
+    monkeypatch.setattr(dmue, "cpu_computes_bfloat16", lambda: True)
+    frame = run_bench("face", steps=1, batch_size=8, warmup=0, device="cpu",
+                      methods_filter=["dmue"], model_params=TINY)
+    timed = frame.set_index("method")
+    assert list(timed.index) == ["ce", "dmue", "dmue (float32 branches)"]
+    assert "× dmue" in timed.loc["dmue (float32 branches)", "note"]
+    monkeypatch.setattr(dmue, "cpu_computes_bfloat16", lambda: False)
+    frame = run_bench("face", steps=1, batch_size=8, warmup=0, device="cpu",
+                      methods_filter=["dmue"], model_params=TINY)
+    assert list(frame["method"]) == ["ce", "dmue"]

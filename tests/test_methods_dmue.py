@@ -18,6 +18,7 @@ from core.methods.base import TrainSetInfo
 from core.methods.dmue import (
     DMUE,
     PairwiseUncertainty,
+    branch_stage_precision,
     class_similarity_stats,
     latent_distribution,
     ramp_down,
@@ -370,7 +371,7 @@ def _reference_step(m: DMUE, batch, epoch: int) -> torch.Tensor:
     [2] * B,                                # one class: branch 2 sees no item
 ])
 def test_fast_step_matches_per_branch_reference(labels):
-    fast = DMUE(_model(dropout=0.2), _info())
+    fast = DMUE(_model(dropout=0.2), _info(), branch_precision="float32")
     ref = copy.deepcopy(fast)
     batch = _batch(seed=5, labels=labels)
     torch.manual_seed(11)  # same dropout masks, drawn in the same order
@@ -393,3 +394,65 @@ def test_fast_step_matches_per_branch_reference(labels):
     ref_buffers = dict(ref.named_buffers())
     for name, b in fast.named_buffers():
         torch.testing.assert_close(b, ref_buffers[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+# --------------------------------------------------------------------------- branch precision
+
+def test_branch_stage_precision_choices(monkeypatch):
+    from core.methods import dmue as dmue_module
+
+    cpu = torch.device("cpu")
+    with branch_stage_precision("float32", cpu)():
+        assert not torch.is_autocast_enabled("cpu")
+    with branch_stage_precision("bfloat16", cpu)():
+        assert torch.is_autocast_enabled("cpu")
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+    monkeypatch.setattr(dmue_module, "cpu_computes_bfloat16", lambda: False)
+    with branch_stage_precision("auto", cpu)():
+        assert not torch.is_autocast_enabled("cpu")  # emulated bfloat16 would be slower
+    monkeypatch.setattr(dmue_module, "cpu_computes_bfloat16", lambda: True)
+    with branch_stage_precision("auto", cpu)():
+        assert torch.is_autocast_enabled("cpu")
+    # inside an outer float16 autocast, "float32" switches it off for the branch stages
+    with torch.autocast("cpu", dtype=torch.float16), branch_stage_precision("float32", cpu)():
+        assert not torch.is_autocast_enabled("cpu")
+    with pytest.raises(ValueError, match="branch_precision"):
+        branch_stage_precision("fp8", cpu)
+    with pytest.raises(ValueError, match="branch_precision"):
+        _method(branch_precision="half")
+
+
+def test_bfloat16_branches_stay_close_to_float32_branches():
+    """The branches' convolutions in bfloat16 (the default on CPUs that compute it natively)
+    change the step only by rounding: the same loss parts to a few parts in a thousand, the
+    same latent distributions to 0.01, gradients pointing the same way."""
+    exact = DMUE(_model(), _info(), branch_precision="float32")
+    rounded = copy.deepcopy(exact)
+    rounded.params["branch_precision"] = "bfloat16"
+    batch = _batch(seed=3, labels=[0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 3])
+    results = []
+    for m in (exact, rounded):
+        torch.manual_seed(7)  # same dropout masks
+        r = m.training_step(batch, epoch=8, step=0)
+        r.loss.backward()
+        results.append(r)
+    for part in ("ce_scaled", "soft", "aux", "s_mean"):
+        assert results[1].parts[part] == pytest.approx(results[0].parts[part], rel=2e-2), part
+    assert results[1].parts["sp"] == pytest.approx(results[0].parts["sp"], rel=0.1, abs=1e-4)
+    h = exact.model.forward_early(batch["x"])
+    lat_exact = exact._mine_latent(h, batch["label"])
+    lat_rounded = rounded._mine_latent(h, batch["label"])
+    assert torch.allclose(lat_rounded.sum(1), torch.ones(B), atol=1e-5)
+    assert (lat_rounded - lat_exact).abs().max() < 0.01
+    grads_exact = dict(exact.named_parameters())
+    cosines = []
+    for name, p in rounded.named_parameters():
+        q = grads_exact[name]
+        if p.grad is None or not q.grad.any():
+            continue
+        cosines.append(float(F.cosine_similarity(p.grad.flatten(), q.grad.flatten(), dim=0)))
+    # bfloat16 keeps 8 bits of mantissa: each tensor's gradient within ~15° of float32's,
+    # most of them within ~5°
+    assert min(cosines) > 0.95 and float(np.median(cosines)) > 0.995
+    # the target branch (the inference network) computes in float32 either way
+    assert all(p.dtype == torch.float32 for p in rounded.parameters())

@@ -15,7 +15,9 @@ first batch its sampler gives.
 Set-up choices: the synthetic set is marked ordinal so the ordinal-only EMD² methods can be
 timed (only their arithmetic matters here); LDLVA's memory bank is filled before timing (the
 steady state after the first epoch); "ldlva (exact)" runs the authors' 8 extra forward passes
-per item, fetching the neighbours' inputs from the in-memory set. Methods the registry cannot
+per item, fetching the neighbours' inputs from the in-memory set. Where DMUE's auxiliary
+branches default to bfloat16 (a CPU that computes it natively), "dmue (float32 branches)" is
+timed as well, so the table shows what the default saves. Methods the registry cannot
 build for the modality (DMUE needs the face ResNet) are listed with a note instead of a time.
 """
 
@@ -94,21 +96,26 @@ def _sync(device: torch.device) -> None:
 
 
 class _Stepper:
-    """One method's full training step (zero_grad → step → backward → optimisers)."""
+    """One method's full training step (zero_grad → step → backward → optimisers), with the
+    trainer's mixed precision (float16 autocast and a gradient scaler) when ``amp``."""
 
-    def __init__(self, method, batch: dict[str, Any]) -> None:
-        self.method, self.batch = method, batch
+    def __init__(self, method, batch: dict[str, Any], amp: bool = False) -> None:
+        self.method, self.batch, self.amp = method, batch, amp
+        self.device_type = batch["x"].device.type
         self.opts = method.optimizers(1e-3, 0.0)
+        self.scaler = torch.amp.GradScaler(self.device_type, enabled=amp)
         self.i = 0
         method.train()
 
     def __call__(self) -> None:
         for o in self.opts:
             o.zero_grad(set_to_none=True)
-        result = self.method.training_step(self.batch, 0, self.i)
-        result.loss.backward()
+        with torch.autocast(device_type=self.device_type, dtype=torch.float16, enabled=self.amp):
+            result = self.method.training_step(self.batch, 0, self.i)
+        self.scaler.scale(result.loss).backward()
         for o in self.opts:
-            o.step()
+            self.scaler.step(o)
+        self.scaler.update()
         self.i += 1
 
 
@@ -139,6 +146,16 @@ def _paired_ratio(times: list[float], reference: list[float]) -> float:
     return statistics.median(a / b for a, b in zip(times, reference, strict=True))
 
 
+def _dmue_branches_in_bfloat16(device: torch.device) -> bool:
+    """Whether DMUE's default branch precision is bfloat16 on ``device`` (then the bench also
+    times float32 branches, for comparison)."""
+    from core.methods.dmue import branch_stage_precision
+
+    with branch_stage_precision("auto", device)():
+        return torch.is_autocast_enabled(device.type) and \
+            torch.get_autocast_dtype(device.type) == torch.bfloat16
+
+
 def _target(name: str) -> tuple[float | None, str]:
     for pred, bound, text in TARGETS:
         if pred(name):
@@ -150,7 +167,7 @@ def run_bench(modality: str = "face", steps: int = 10, batch_size: int = 32, war
               device: str = "auto", num_classes: int = 7, seed: int = 0,
               methods_filter: list[str] | None = None,
               model_params: dict[str, Any] | None = None,
-              threads: int | None = None) -> pd.DataFrame:
+              threads: int | None = None, amp: bool | None = None) -> pd.DataFrame:
     """Time one training step of every registered method against ``ce``.
 
     Returns one row per method (plus ``ldlva (exact)``) with columns: ``method``, ``items``
@@ -159,7 +176,8 @@ def run_bench(modality: str = "face", steps: int = 10, batch_size: int = 32, war
     (text), ``meets`` (bool or None), ``note``. ``methods_filter`` restricts the run to those
     names (``ce`` is always timed); ``model_params`` override the network's defaults (e.g. a
     narrower ResNet for a quick run); ``threads`` sets torch's intra-op threads for the run
-    (restored afterwards; one thread gives the steadiest ratios on a shared machine).
+    (restored afterwards; one thread gives the steadiest ratios on a shared machine); ``amp``
+    mixed precision as the trainer has it (None: on exactly when the device is CUDA).
     """
     if modality not in _MODELS:
         raise ValueError(f"modality must be one of {sorted(_MODELS)}, got {modality!r}")
@@ -175,19 +193,20 @@ def run_bench(modality: str = "face", steps: int = 10, batch_size: int = 32, war
         torch.set_num_threads(threads)
     try:
         return _run(modality, steps, batch_size, warmup, device, num_classes, seed,
-                    methods_filter, model_params)
+                    methods_filter, model_params, amp)
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _run(modality: str, steps: int, batch_size: int, warmup: int, device: str,
          num_classes: int, seed: int, methods_filter: list[str] | None,
-         model_params: dict[str, Any] | None) -> pd.DataFrame:
+         model_params: dict[str, Any] | None, amp: bool | None) -> pd.DataFrame:
     """run_bench's body, its arguments validated."""
     from core import methods, models
 
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
                        else ("cpu" if device == "auto" else device))
+    amp = dev.type == "cuda" if amp is None else bool(amp and dev.type == "cuda")
     model_name, defaults = _MODELS[modality]
     model_params = {**defaults, **(model_params or {})}
     n_items = max(4 * batch_size, 8 * num_classes, 64)
@@ -227,13 +246,15 @@ def _run(modality: str, steps: int, batch_size: int, warmup: int, device: str,
         idx = [int(i) for i in next(iter(sampled))] if sampled is not None else plain
         batch = items.batch(idx, dev)
         note = "own batch sampler; ce timed on the same batch" if sampled is not None else ""
-        steppers = [_Stepper(build("ce"), batch), _Stepper(method, batch)]
+        steppers = [_Stepper(build("ce"), batch, amp), _Stepper(method, batch, amp)]
         if name == "ldlva":
             method.fill_bank(items.batch(range(s, min(s + batch_size, n_items)), dev)
                              for s in range(0, n_items, batch_size))
             exact = build("ldlva", neighbour_mode="exact")
             exact.attach_dataset(items)
-            steppers.append(_Stepper(exact, batch))
+            steppers.append(_Stepper(exact, batch, amp))
+        if name == "dmue" and _dmue_branches_in_bfloat16(dev):
+            steppers.append(_Stepper(build("dmue", branch_precision="float32"), batch, amp))
         times = _time_interleaved(steppers, steps, warmup, dev)
         med = [statistics.median(t) for t in times]
         row(name, idx, med[1], _paired_ratio(times[1], times[0]), note)
@@ -242,11 +263,16 @@ def _run(modality: str, steps: int, batch_size: int, warmup: int, device: str,
             row("ldlva (exact)", idx, med[2], _paired_ratio(times[2], times[0]),
                 f"{over:.2f}× ldlva (bank)", target=f"≥ {EXACT_OVER_BANK:g}× ldlva (bank)",
                 meets=bool(over >= EXACT_OVER_BANK))
+        if name == "dmue" and len(steppers) == 3:
+            over = _paired_ratio(times[2], times[1])
+            row("dmue (float32 branches)", idx, med[2], _paired_ratio(times[2], times[0]),
+                f"{over:.2f}× dmue; the default runs the branches in bfloat16 here",
+                target="-", meets=None)
     frame = pd.DataFrame(rows, columns=["method", "items", "step_ms", "samples_per_s", "ratio",
                                         "target", "meets", "note"])
     frame.attrs.update({"modality": modality, "device": str(dev), "model": model_name,
                         "batch_size": batch_size, "steps": steps, "warmup": warmup,
-                        "threads": torch.get_num_threads()})
+                        "threads": torch.get_num_threads(), "amp": amp})
     return frame
 
 
@@ -255,7 +281,7 @@ def format_table(frame: pd.DataFrame) -> str:
     a = frame.attrs
     head = (f"bench: modality={a.get('modality')} model={a.get('model')} "
             f"device={a.get('device')} batch_size={a.get('batch_size')} "
-            f"threads={a.get('threads')} steps={a.get('steps')} (medians, after "
+            f"threads={a.get('threads')} amp={a.get('amp')} steps={a.get('steps')} (medians, after "
             f"{a.get('warmup')} warm-up; ratio = median of per-round ratios to ce)")
     body = frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}")
     return f"{head}\n{body}"
