@@ -107,3 +107,18 @@ def test_bench_times_every_method_on_cuda():
     timed = frame.dropna(subset=["ratio"])
     assert set(_ALL_METHODS) <= set(timed["method"])
     assert (timed["step_ms"] > 0).all()
+
+
+def test_image_networks_train_in_channels_last_order_on_cuda(env):
+    from core.engine.device import to_device_layout, use_channels_last
+    from core.engine.runs import load_run
+
+    assert use_channels_last(torch.device("cuda")) and not use_channels_last(torch.device("cpu"))
+    x = torch.rand(2, 1, 8, 8, device="cuda")
+    assert to_device_layout(x, x.device).is_contiguous(memory_format=torch.channels_last)
+    cfg = tiny_config(env["face"], env["tmp"] / "layout", method="ce", device="cuda", epochs=1)
+    run_dir = train(cfg, progress=False).run_dir
+    # the saved weights load into a CPU model in its ordinary layout, with the same values
+    method = load_run(run_dir).method
+    conv = next(m for m in method.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.device.type == "cpu" and torch.isfinite(conv.weight).all()

@@ -293,3 +293,17 @@ def test_ldlva_exact_neighbour_passes_train_through_the_engine(env):
     cfg = tiny_config(env["face"], env["tmp"] / "ldlva-exact", method="ldlva",
                       method_params={"neighbour_mode": "exact"}, epochs=1)
     assert train(cfg, progress=False).status == "finished"
+
+
+def test_batches_keep_their_layout_on_the_cpu():
+    """Channels-last order is for CUDA (cuDNN's NHWC kernels); on the CPU a batch is moved as
+    it comes."""
+    from core.engine.device import to_device_layout, use_channels_last
+    from core.engine.evaluate import move_batch
+
+    x = torch.rand(2, 1, 8, 8)
+    assert not use_channels_last(torch.device("cpu"))
+    assert to_device_layout(x, torch.device("cpu")) is x
+    moved = move_batch({"x": x, "y": torch.rand(2, 3)}, torch.device("cpu"), "train")
+    assert moved["x"].is_contiguous() and moved["split"] == "train"
+    assert to_device_layout(torch.rand(2, 5, 40), torch.device("cuda")).is_contiguous()  # 3-D: speech

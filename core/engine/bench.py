@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from core.engine.device import to_device_layout, use_channels_last
+
 __all__ = ["TARGETS", "main", "run_bench"]
 
 # (method-name predicate, bound, description); ratios are step time / ce step time
@@ -63,7 +65,7 @@ class _Items:
 
     def batch(self, idx, device: torch.device) -> dict[str, Any]:
         idx = torch.as_tensor(list(idx), dtype=torch.long)
-        out = {"x": self.x[idx].to(device), "y": self.soft[idx].to(device),
+        out = {"x": to_device_layout(self.x[idx].to(device), device), "y": self.soft[idx].to(device),
                "label": self.labels[idx].to(device), "index": idx.to(device), "split": "train"}
         if self.lengths is not None:
             out["lengths"] = self.lengths[idx].to(device)
@@ -217,7 +219,10 @@ def _run(modality: str, steps: int, batch_size: int, warmup: int, device: str,
     rows: list[dict[str, Any]] = []
 
     def build(name: str, **params):
-        return methods.create(name, copy.deepcopy(base_model), info, **params).to(dev)
+        method = methods.create(name, copy.deepcopy(base_model), info, **params).to(dev)
+        if use_channels_last(dev):  # as the trainer lays the network out
+            method.to(memory_format=torch.channels_last)
+        return method
 
     def row(name: str, idx: list[int] | None, seconds: float | None, ratio: float | None,
             note: str = "", target: str | None = None, meets: bool | None = None) -> None:

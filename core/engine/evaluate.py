@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from core import metrics as M
+from core.engine.device import to_device_layout
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ def move_batch(batch: dict[str, Any], device: torch.device, split: str) -> dict[
     for key, value in batch.items():
         if isinstance(value, torch.Tensor):
             out[key] = value.to(device, non_blocking=True)
+            if key == "x":
+                out[key] = to_device_layout(out[key], device)
         elif isinstance(value, dict):
             out[key] = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
                         for k, v in value.items()}

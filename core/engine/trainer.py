@@ -48,6 +48,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from core.engine.config import ConfigError, RunConfig, save_config
+from core.engine.device import use_channels_last
 from core.engine.evaluate import SplitPredictions, compute_metrics, move_batch, predict_split
 from core.engine.events import EVENTS_FILE, EventWriter
 
@@ -399,6 +400,8 @@ def _train(config: RunConfig, run_dir: Path, d: _Dist, progress: bool, resume: b
         if hasattr(method, "attach_dataset"):  # LDLVA's exact mode re-reads neighbours' inputs
             method.attach_dataset(train_ds)
         method.to(device)
+        if use_channels_last(device):
+            method.to(memory_format=torch.channels_last)
         optimizers = method.optimizers(config.lr, config.weight_decay)
         scaler = torch.amp.GradScaler("cuda", enabled=amp)
         if d.active:
