@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.engine.device import to_device_layout, use_channels_last
+from core.engine.device import place_on_device, to_device_layout
 
 __all__ = ["TARGETS", "main", "run_bench"]
 
@@ -151,11 +151,9 @@ def _paired_ratio(times: list[float], reference: list[float]) -> float:
 def _dmue_branches_in_bfloat16(device: torch.device) -> bool:
     """Whether DMUE's default branch precision is bfloat16 on ``device`` (then the bench also
     times float32 branches, for comparison)."""
-    from core.methods.dmue import branch_stage_precision
+    from core.methods.dmue import branch_dtype
 
-    with branch_stage_precision("auto", device)():
-        return torch.is_autocast_enabled(device.type) and \
-            torch.get_autocast_dtype(device.type) == torch.bfloat16
+    return branch_dtype("auto", device) == torch.bfloat16
 
 
 def _target(name: str) -> tuple[float | None, str]:
@@ -219,10 +217,9 @@ def _run(modality: str, steps: int, batch_size: int, warmup: int, device: str,
     rows: list[dict[str, Any]] = []
 
     def build(name: str, **params):
-        method = methods.create(name, copy.deepcopy(base_model), info, **params).to(dev)
-        if use_channels_last(dev):  # as the trainer lays the network out
-            method.to(memory_format=torch.channels_last)
-        return method
+        # on the device and in the memory layout the trainer gives it
+        return place_on_device(methods.create(name, copy.deepcopy(base_model), info, **params),
+                               dev)
 
     def row(name: str, idx: list[int] | None, seconds: float | None, ratio: float | None,
             note: str = "", target: str | None = None, meets: bool | None = None) -> None:
@@ -258,7 +255,8 @@ def _run(modality: str, steps: int, batch_size: int, warmup: int, device: str,
             exact = build("ldlva", neighbour_mode="exact")
             exact.attach_dataset(items)
             steppers.append(_Stepper(exact, batch, amp))
-        if name == "dmue" and _dmue_branches_in_bfloat16(dev):
+        float32_dmue = name == "dmue" and _dmue_branches_in_bfloat16(dev)
+        if float32_dmue:
             steppers.append(_Stepper(build("dmue", branch_precision="float32"), batch, amp))
         times = _time_interleaved(steppers, steps, warmup, dev)
         med = [statistics.median(t) for t in times]
@@ -268,7 +266,7 @@ def _run(modality: str, steps: int, batch_size: int, warmup: int, device: str,
             row("ldlva (exact)", idx, med[2], _paired_ratio(times[2], times[0]),
                 f"{over:.2f}× ldlva (bank)", target=f"≥ {EXACT_OVER_BANK:g}× ldlva (bank)",
                 meets=bool(over >= EXACT_OVER_BANK))
-        if name == "dmue" and len(steppers) == 3:
+        if float32_dmue:
             over = _paired_ratio(times[2], times[1])
             row("dmue (float32 branches)", idx, med[2], _paired_ratio(times[2], times[0]),
                 f"{over:.2f}× dmue; the default runs the branches in bfloat16 here",

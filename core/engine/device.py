@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["describe_device", "to_device_layout", "use_channels_last"]
+__all__ = ["describe_device", "place_on_device", "to_device_layout", "use_channels_last"]
 
 
 def use_channels_last(device: Any) -> bool:
@@ -13,6 +13,17 @@ def use_channels_last(device: Any) -> bool:
     batch norms work in NHWC, and an NCHW network spends its step converting layouts (measured
     on an H100, resnet18 at batch 256 with mixed precision: 27.7 → 13.8 ms per ce step)."""
     return getattr(device, "type", str(device)) == "cuda"
+
+
+def place_on_device(module: Any, device: Any) -> Any:
+    """``module`` moved to ``device``, its 4-D weights in the layout of :func:`use_channels_last`
+    there; returns it."""
+    import torch
+
+    module.to(device)
+    if use_channels_last(device):
+        module.to(memory_format=torch.channels_last)
+    return module
 
 
 def to_device_layout(x: Any, device: Any) -> Any:

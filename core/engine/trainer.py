@@ -48,7 +48,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from core.engine.config import ConfigError, RunConfig, save_config
-from core.engine.device import use_channels_last
+from core.engine.device import place_on_device
 from core.engine.evaluate import SplitPredictions, compute_metrics, move_batch, predict_split
 from core.engine.events import EVENTS_FILE, EventWriter
 
@@ -399,9 +399,7 @@ def _train(config: RunConfig, run_dir: Path, d: _Dist, progress: bool, resume: b
         _check_compatible(method, data.modality, ordinal, config)
         if hasattr(method, "attach_dataset"):  # LDLVA's exact mode re-reads neighbours' inputs
             method.attach_dataset(train_ds)
-        method.to(device)
-        if use_channels_last(device):
-            method.to(memory_format=torch.channels_last)
+        place_on_device(method, device)
         optimizers = method.optimizers(config.lr, config.weight_decay)
         scaler = torch.amp.GradScaler("cuda", enabled=amp)
         if d.active:

@@ -82,6 +82,8 @@ __all__ = [
     "DMUE",
     "AuxiliaryBranch",
     "BRANCH_PRECISIONS",
+    "branch_dtype",
+    "branch_stage_precision",
     "PairwiseUncertainty",
     "class_similarity_stats",
     "latent_distribution",
@@ -276,9 +278,10 @@ class AuxiliaryBranch(nn.Module):
         return f, self.classifier(self.dropout(f) if dropout else f)
 
 
+@functools.cache
 def cpu_computes_bfloat16() -> bool:
     """Whether oneDNN runs bfloat16 convolutions natively on this CPU (AVX512-BF16 or AMX);
-    elsewhere they are emulated and slower than float32."""
+    elsewhere they are emulated and slower than float32. Asked once per process."""
     try:
         return bool(torch.backends.mkldnn.is_available()
                     and torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -286,21 +289,36 @@ def cpu_computes_bfloat16() -> bool:
         return False
 
 
-def branch_stage_precision(choice: str, device: torch.device) -> Callable[[], AbstractContextManager]:
-    """The precision of the auxiliary branches' stage convolutions, as a context factory.
-
-    ``float32``: autocast off. ``bfloat16``: bfloat16 autocast on ``device``. ``auto``: bfloat16
-    on a CPU that computes it natively, else the step's own precision (on CUDA that is the
-    trainer's float16 mixed precision; on other CPUs float32).
-    """
+def check_branch_precision(choice: str) -> str:
     if choice not in BRANCH_PRECISIONS:
         raise ValueError(f"branch_precision must be one of {', '.join(BRANCH_PRECISIONS)}, got "
                          f"{choice!r}")
-    if choice == "float32":
-        return no_autocast
+    return choice
+
+
+def branch_dtype(choice: str, device: torch.device) -> torch.dtype | None:
+    """The dtype of the auxiliary branches' stage convolutions on ``device``: float32,
+    bfloat16, or None for the step's own precision.
+
+    ``float32`` and ``bfloat16`` are what they say. ``auto``: bfloat16 on a CPU that computes it
+    natively, else None (on CUDA the trainer's float16 mixed precision; on other CPUs float32).
+    """
+    if check_branch_precision(choice) == "float32":
+        return torch.float32
     if choice == "bfloat16" or (device.type == "cpu" and cpu_computes_bfloat16()):
-        return functools.partial(torch.autocast, device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext
+        return torch.bfloat16
+    return None
+
+
+def branch_stage_precision(choice: str, device: torch.device) -> Callable[[], AbstractContextManager]:
+    """:func:`branch_dtype` as a context factory: autocast off for float32, a bfloat16
+    autocast on ``device`` for bfloat16, nothing for the step's own precision."""
+    dtype = branch_dtype(choice, device)
+    if dtype is None:
+        return contextlib.nullcontext
+    if dtype == torch.float32:
+        return no_autocast
+    return functools.partial(torch.autocast, device.type, dtype=dtype)
 
 
 def _channels_last(h: torch.Tensor) -> torch.Tensor:
@@ -355,9 +373,7 @@ class DMUE(Method):
                 raise ValueError(f"{name} must be ≥ 0, got {params[name]!r}")
         if not 0 <= float(params["aux_dropout"]) < 1:
             raise ValueError(f"aux_dropout must be in [0, 1), got {params['aux_dropout']!r}")
-        if params["branch_precision"] not in BRANCH_PRECISIONS:
-            raise ValueError(f"branch_precision must be one of {', '.join(BRANCH_PRECISIONS)}, "
-                             f"got {params['branch_precision']!r}")
+        check_branch_precision(params["branch_precision"])
         self.num_classes = c
         self.aux_branches = nn.ModuleList(
             AuxiliaryBranch(copy.deepcopy(model.layer4), int(model.feature_dim), c,
