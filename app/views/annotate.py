@@ -244,14 +244,8 @@ def _create_tab(owner) -> None:
                                 default=["category"], key="annotate_scales_ds")
         settings = _settings_form("ds")
         if st.button("Create campaign", key="annotate_create_ds", type="primary"):
-            try:
-                invite = owner.create_campaign(name, chosen.path, scales=scales, **settings)
-            except (ValueError, TypeError, OSError) as exc:
-                st.error(f"Campaign not created: {exc}")
-                return
-            st.session_state[INVITE] = (invite.name, invite.token)
-            st.success(f"Campaign {invite.name!r} created: its invite link is in the "
-                       "Campaigns tab.")
+            _create_campaign(lambda: owner.create_campaign(name, chosen.path, scales=scales,
+                                                           **settings))
     else:
         modality = st.radio("Modality", ["face", "speech"], horizontal=True,
                             key="annotate_up_modality")
@@ -261,16 +255,21 @@ def _create_tab(owner) -> None:
                                 default=["category"], key="annotate_scales_up")
         settings = _settings_form("up")
         if st.button("Create campaign", key="annotate_create_up", type="primary"):
-            try:
-                invite = owner.create_campaign_from_files(
-                    name, [(f.name, f.getvalue()) for f in files or []], modality=modality,
-                    scales=default_scales(scales), **settings)
-            except (ValueError, TypeError, OSError) as exc:
-                st.error(f"Campaign not created: {exc}")
-                return
-            st.session_state[INVITE] = (invite.name, invite.token)
-            st.success(f"Campaign {invite.name!r} created: its invite link is in the "
-                       "Campaigns tab.")
+            _create_campaign(lambda: owner.create_campaign_from_files(
+                name, [(f.name, f.getvalue()) for f in files or []], modality=modality,
+                scales=default_scales(scales), **settings))
+
+
+def _create_campaign(create) -> None:
+    """Run ``create()`` (→ Invite); on success keep its invite for the Campaigns tab and say so,
+    else show why nothing was created."""
+    try:
+        invite = create()
+    except (ValueError, TypeError, OSError) as exc:
+        st.error(f"Campaign not created: {exc}")
+        return
+    st.session_state[INVITE] = (invite.name, invite.token)
+    st.success(f"Campaign {invite.name!r} created: its invite link is in the Campaigns tab.")
 
 
 def _invite_box(campaign: str) -> None:
