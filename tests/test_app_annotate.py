@@ -148,8 +148,14 @@ def test_owner_creates_raters_rate_owner_watches(env):
     _rate_current(bob, 0, 1)
     assert "2 of" in bob.get("progress")[0].proto.text and "1 skipped" in \
         bob.get("progress")[0].proto.text
-    # Enter is disabled until every scale is chosen; a missing choice is said, not stored
-    assert bob.button(key="annotate_submit").disabled
+    # Submit is highlighted only once every scale is chosen; an early one names what is missing
+    # and stores nothing
+    assert bob.button(key="annotate_submit").proto.type == "secondary"
+    _act(bob, bob.button(key="pick_category_0").click())
+    assert bob.button(key="annotate_submit").proto.type == "secondary"
+    _act(bob, bob.button(key="annotate_submit").click())
+    assert any("Choose a value for: valence" in w.value for w in bob.warning)
+    assert "2 of" in bob.get("progress")[0].proto.text
 
     # the owner's view: 4 ratings × 2 scales stored, 2 raters, α computed
     store = Store()

@@ -142,8 +142,10 @@ def _item_widgets(rater, item) -> None:
                                          width="stretch")
         ready = all(s in picks for s in item.pending)
         c1, c2 = st.columns(2)
+        # never disabled: a quick digit-then-Enter reaches the browser before the rerun that
+        # would enable it, and a disabled button swallows the click; _submit names what is missing
         c1.button("Submit (Enter)", key="annotate_submit", on_click=_submit, args=(rater,),
-                  type="primary", disabled=not ready, width="stretch")
+                  type="primary" if ready else "secondary", width="stretch")
         c2.button("Skip (S)", key="annotate_skip", on_click=_skip, args=(rater,),
                   width="stretch")
 
