@@ -307,10 +307,12 @@ def test_annotate_rates_an_item(page, browser, app_url):
         progress = rater.locator('[data-testid="stProgress"]').first
         progress.filter(has_text=re.compile(r"^0 of \d+ items rated")).wait_for()
         rater.locator('[data-testid="stImage"] img').first.wait_for()
-        rater.get_by_role("button", name="happy", exact=True).click()
+        happy = rater.get_by_role("button", name="happy", exact=True)
+        happy.click()
         wait_idle(rater)
+        expect(happy).to_have_attribute("kind", "primary")  # once the pick's rerun has landed
         submit = rater.get_by_role("button", name="Submit (Enter)")
-        expect(submit).to_be_enabled()  # once the pick's rerun has landed
+        expect(submit).to_have_attribute("kind", "primary")
         shoot(rater, "annotate")
         submit.click()
         progress.filter(has_text=re.compile(r"^1 of \d+ items rated")).wait_for()
