@@ -44,6 +44,33 @@ def test_out_of_range_values_name_the_field(field, value):
         validate_config({**BASE, field: value})
 
 
+@pytest.mark.parametrize("method,params,expected", [
+    ("ce+fspl-kl", {"alpah": 3.0}, r"method_params: .*no parameter\(s\) \['alpah'\]; valid: .*'alpha'"),
+    ("ce+fspl-kl", {"alpha": "abc"}, "method_params: .*alpha must be a finite number, got 'abc'"),
+    ("ce+fspl-kl", {"alpha": float("nan")}, "alpha must be a finite number"),
+    ("ce+fspl-kl", {"class_weights": 1}, "class_weights must be true or false"),
+    ("sgm", {"k": 2.5}, "k must be an integer"),
+    ("sgm", {"k": True}, "k must be an integer"),
+    ("dmue", {"branch_precision": "fp8"}, "branch_precision must be one of auto, float32, bfloat16"),
+    ("ldlva", {"neighbour_mode": 3}, "neighbour_mode must be text"),
+])
+def test_bad_method_params_are_refused_at_config_time(method, params, expected):
+    with pytest.raises(ConfigError, match=expected) as err:
+        validate_config({**BASE, "method": method, "method_params": params})
+    assert "Value error" not in str(err.value)
+
+
+def test_good_method_params_pass_and_ints_count_as_floats():
+    cfg = validate_config({**BASE, "method": "dmue",
+                           "method_params": {"sp_weight": 10, "branch_precision": "float32"}})
+    assert cfg.method_params == {"sp_weight": 10, "branch_precision": "float32"}
+
+
+def test_unknown_model_param_is_named():
+    with pytest.raises(ConfigError, match=r"model_params: .*\['widht'\]; valid: .*'width'"):
+        validate_config({**BASE, "model_params": {"widht": 8}})
+
+
 def test_missing_required_field_is_named():
     with pytest.raises(ConfigError, match="dataset: Field required"):
         validate_config({"model": "resnet18"})

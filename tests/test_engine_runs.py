@@ -111,6 +111,10 @@ def test_cli_train_prepare_writes_config_for_torchrun(env):
     assert f"core.engine.worker {out}" in res.output
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "already holds a run" in again.output
+    bad = runner.invoke(app, [*args[:-3], "--out", str(env["tmp"] / "bad"), "--set",
+                              "method_params.weight=maybe", "--prepare"])
+    assert bad.exit_code == 2 and "weight must be a finite number, got 'maybe'" in bad.output
+    assert not (env["tmp"] / "bad").exists()
 
 
 def _predict(args):

@@ -96,7 +96,7 @@ def test_unknown_param_and_bad_values_rejected():
         methods.create("ce", TinyMLP(), info, alpha=3)
     with pytest.raises(ValueError, match="alpha"):
         methods.create("ce+fspl-kl", TinyMLP(), info, alpha=-1.0)
-    with pytest.raises(TypeError, match="class_weights"):
+    with pytest.raises(ValueError, match="class_weights must be true or false"):
         methods.create("ce", TinyMLP(), info, class_weights="yes")
     with pytest.raises(ValueError, match="method_name"):
         CEFSPL(TinyMLP(), info, method_name="ce+fspl-xx")

@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 __all__ = ["ConfigError", "METHOD_DEFAULTS", "RunConfig", "load_config", "parse_overrides",
            "save_config"]
@@ -116,6 +124,26 @@ class RunConfig(BaseModel):
                              f"got {value!r}")
         return value
 
+    # parameters are checked here, so train --prepare and the app's form tell of a bad one, not
+    # the worker once started; info.data lacks the name when the name itself was refused
+    @field_validator("method_params")
+    @classmethod
+    def _method_params_known(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        from core.methods import method_class
+
+        if "method" in info.data:
+            method_class(info.data["method"]).check_params(info.data["method"], value)
+        return value
+
+    @field_validator("model_params")
+    @classmethod
+    def _model_params_known(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        from core.models import check_params
+
+        if "model" in info.data:
+            check_params(info.data["model"], value)
+        return value
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> RunConfig:
         defaults = METHOD_DEFAULTS.get(self.method, _GENERIC_DEFAULTS)
@@ -150,6 +178,8 @@ def _format_errors(exc: ValidationError, source: str | None) -> str:
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling; see RunConfig for the valid fields)"
+        elif err["type"] == "value_error" and "error" in err.get("ctx", {}):
+            msg = str(err["ctx"]["error"])              # our own message, without "Value error, "
         lines.append(f"{field}: {msg}")
     where = f"{source}: " if source else ""
     return where + "invalid run config: " + "; ".join(lines)

@@ -67,13 +67,10 @@ def available() -> list[MethodSpec]:
 
 
 def create(name: str, model, info: TrainSetInfo, **params: Any) -> Method:
-    """Build method ``name`` around ``model``; unknown parameters get an error listing valid ones."""
+    """Build method ``name`` around ``model``; bad parameters get an error (see ``check_params``)."""
     cls = method_class(name)
-    defaults = cls.default_params(name)
-    unknown = sorted(set(params) - set(defaults))
-    if unknown:
-        raise ValueError(f"method {name!r} has no parameter(s) {unknown}; valid: {sorted(defaults)}")
-    return cls(model, info, method_name=name, **{**defaults, **params})
+    cls.check_params(name, params)
+    return cls(model, info, method_name=name, **{**cls.default_params(name), **params})
 
 
 __all__ = ["Method", "MethodSpec", "Prediction", "StepResult", "TrainSetInfo", "available",

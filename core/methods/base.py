@@ -12,6 +12,7 @@ memory banks and per-item parameters are keyed by it), optional ``truth``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +94,39 @@ class Method(nn.Module):
     @classmethod
     def describe(cls, name: str) -> str:
         return cls.description
+
+    @classmethod
+    def check_params(cls, name: str, params: dict[str, Any]) -> None:
+        """Refuse what can be told before training: unknown parameter names, a value whose type
+        differs from its default's (a number given as text, a flag as a number) and a value
+        outside ``param_choices``. Ranges are checked when the method is built."""
+        defaults = cls.default_params(name)
+        unknown = sorted(set(params) - set(defaults))
+        if unknown:
+            raise ValueError(f"method {name!r} has no parameter(s) {unknown}; valid: {sorted(defaults)}")
+        choices = getattr(cls, "param_choices", None) or {}
+        for key, value in params.items():
+            default = defaults[key]
+            if isinstance(default, bool):
+                ok = isinstance(value, bool)
+                wanted = "true or false"
+            elif isinstance(default, int):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+                wanted = "an integer"
+            elif isinstance(default, float):
+                ok = (isinstance(value, int | float) and not isinstance(value, bool)
+                      and math.isfinite(value))
+                wanted = "a finite number"
+            elif isinstance(default, str):
+                ok = isinstance(value, str)
+                wanted = "text"
+            else:
+                continue
+            if not ok:
+                raise ValueError(f"method {name!r}: {key} must be {wanted}, got {value!r}")
+            if key in choices and value not in choices[key]:
+                raise ValueError(f"method {name!r}: {key} must be one of "
+                                 f"{', '.join(map(str, choices[key]))}, got {value!r}")
 
     def __init__(self, model: EmotionModel, info: TrainSetInfo, method_name: str = "",
                  **params: Any) -> None:

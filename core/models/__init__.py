@@ -77,11 +77,18 @@ def create(name: str, pretrained: bool = False, **kw: Any) -> EmotionModel:
     if pretrained and not spec.has_pretrained:
         raise ValueError(f"model {name!r} has no pretrained weights (only: "
                          f"{', '.join(n for n, (s, _) in _REGISTRY.items() if s.has_pretrained)})")
-    valid = _defaults(cls_path)
-    unknown = sorted(set(kw) - set(valid))
-    if unknown:
-        raise ValueError(f"model {name!r} has no parameter(s) {unknown}; valid: {sorted(valid)}")
+    check_params(name, kw)
     return spec.factory(pretrained=pretrained, **kw)
 
 
-__all__ = ["EmotionModel", "ModelOutput", "ModelSpec", "available", "create"]
+def check_params(name: str, kw: dict[str, Any]) -> None:
+    """Refuse an unknown model name or parameter name, listing the valid ones."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
+    valid = _defaults(_REGISTRY[name][1])
+    unknown = sorted(set(kw) - set(valid))
+    if unknown:
+        raise ValueError(f"model {name!r} has no parameter(s) {unknown}; valid: {sorted(valid)}")
+
+
+__all__ = ["EmotionModel", "ModelOutput", "ModelSpec", "available", "check_params", "create"]
