@@ -122,3 +122,33 @@ def test_image_networks_train_in_channels_last_order_on_cuda(env):
     method = load_run(run_dir).method
     conv = next(m for m in method.model.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.device.type == "cpu" and torch.isfinite(conv.weight).all()
+
+
+@pytest.mark.parametrize("name", ["ce", "ce+fspl-kl", "ce+fspl-js", "emd2", "ce+emd2", "sgm"])
+def test_a_gpu_step_does_not_wait_for_the_gpu_until_it_is_read(name):
+    """Under the trainer's settings (AMP, value checks skipped) the forward and backward of a step
+    queue kernels without reading anything back; the one read is StepResult.logged()."""
+    from core import methods, models
+    from core.engine.bench import _synthetic
+    from core.engine.device import place_on_device
+    from core.losses import skip_value_checks
+
+    cuda = torch.device("cuda")
+    items, info = _synthetic("face", 128, 7, 0)
+    model = models.create("resnet18", num_classes=7, width=8, embedding_dim=16)
+    params = {"n_per_class": 4} if name == "sgm" else {}
+    method = place_on_device(methods.create(name, model, info, **params), cuda)
+    sampled = method.batch_sampler(8, 0, 0)
+    batch = items.batch(sampled[0] if sampled is not None else range(24), cuda)
+    method.train()
+    for step in range(2):  # the first step may allocate and autotune
+        with torch.autocast("cuda", dtype=torch.float16), skip_value_checks():
+            torch.cuda.synchronize()
+            if step == 1:
+                torch.cuda.set_sync_debug_mode("error")
+            try:
+                result = method.training_step(batch, 0, step)
+                result.loss.backward()
+            finally:
+                torch.cuda.set_sync_debug_mode(0)
+    assert set(result.logged()) == {"loss", *result.parts}

@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 
 from core.engine.device import place_on_device, to_device_layout
+from core.engine.step import forward_and_read
 
 __all__ = ["TARGETS", "main", "run_bench"]
 
@@ -112,8 +113,7 @@ class _Stepper:
     def __call__(self) -> None:
         for o in self.opts:
             o.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=self.device_type, dtype=torch.float16, enabled=self.amp):
-            result = self.method.training_step(self.batch, 0, self.i)
+        result, _ = forward_and_read(self.method, self.batch, 0, self.i, amp=self.amp)
         self.scaler.scale(result.loss).backward()
         for o in self.opts:
             self.scaler.step(o)

@@ -51,6 +51,7 @@ from core.engine.config import ConfigError, RunConfig, save_config
 from core.engine.device import place_on_device
 from core.engine.evaluate import SplitPredictions, compute_metrics, move_batch, predict_split
 from core.engine.events import EVENTS_FILE, EventWriter
+from core.engine.step import forward_and_read
 
 logger = logging.getLogger(__name__)
 
@@ -459,11 +460,7 @@ def _train(config: RunConfig, run_dir: Path, d: _Dist, progress: bool, resume: b
                 batch = move_batch(raw, device, "train")
                 for opt in optimizers:
                     opt.zero_grad(set_to_none=True)
-                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-                    result = method.training_step(batch, epoch, global_step)
-                if not torch.isfinite(result.loss.detach()):
-                    raise FloatingPointError(f"loss became {result.loss.item()} at epoch "
-                                             f"{epoch + 1}, step {step + 1}: {result.parts}")
+                result, losses = forward_and_read(method, batch, epoch, global_step, amp=amp)
                 scaler.scale(result.loss).backward()
                 if d.active:
                     _average_gradients(params, d)
@@ -474,7 +471,6 @@ def _train(config: RunConfig, run_dir: Path, d: _Dist, progress: bool, resume: b
                 steps_run += 1
                 n_batch = int(raw["y"].shape[0])
                 samples_seen += n_batch
-                losses = {"loss": float(result.loss.detach()), **result.parts}
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
                 elapsed = max(time.time() - t_start, 1e-9)

@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from core.losses._checks import float32_loss, no_autocast
+from core.losses._checks import float32_loss, no_autocast, skip_value_checks, value_checks_on
 from core.losses.emd import EMD2Loss, emd1, emd2
 from core.losses.fspl import (
     DIVERGENCES,
@@ -39,7 +39,7 @@ from core.losses.triplets import BalancedTripletSampler, Triplets
 __all__ = [
     "BalancedTripletSampler", "ClassBalancedBatchSampler", "EMD2Loss", "FSPLLoss", "LossSpec",
     "SGMLoss", "SoftCrossEntropyLoss", "Triplets", "available", "class_weights_from_soft_labels",
-    "float32_loss", "no_autocast",
+    "float32_loss", "no_autocast", "skip_value_checks", "value_checks_on",
     "create", "embedding_similarity", "emd1", "emd2", "fspl", "fspl_generic", "sgm_loss",
     "soft_cross_entropy", "torch_label_similarity",
 ]

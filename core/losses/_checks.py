@@ -1,15 +1,42 @@
 """Cheap input checks for the torch losses (scikit-learn style: name the argument and what was
-expected). Each check is one reduction on the tensor, so it is affordable inside a training step."""
+expected). Each check is one reduction on the tensor, so it is affordable inside a training step
+on the CPU.
+
+On a GPU each value check (NaN, range, rows summing to 1) reads a result back to the host and so
+waits for the device: a dozen of them per step keep a small network's GPU idle while the host
+waits. The trainer therefore runs CUDA steps inside :func:`skip_value_checks`: shape checks stay,
+value checks are skipped (the data were checked when the dataset was loaded, and the trainer
+checks the loss once per step).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 
 import torch
 
 # Rows of a distribution may drift from 1 by this much (float32 softmax, averaged ratings).
 DIST_ATOL = 1e-4
+
+_VALUE_CHECKS = contextvars.ContextVar("affectlab_value_checks", default=True)
+
+
+@contextlib.contextmanager
+def skip_value_checks(skip: bool = True):
+    """Inside the block (when ``skip``), checks that read tensor values are skipped; shape and
+    type checks still run."""
+    token = _VALUE_CHECKS.set(not skip)
+    try:
+        yield
+    finally:
+        _VALUE_CHECKS.reset(token)
+
+
+def value_checks_on() -> bool:
+    """False inside :func:`skip_value_checks`."""
+    return _VALUE_CHECKS.get()
 
 
 @contextlib.contextmanager
@@ -71,6 +98,8 @@ def as_float_tensor(x, name: str, *, ndim: int | tuple[int, ...] | None = None,
     if min_ndim is not None and t.ndim < min_ndim:
         raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape "
                          f"{tuple(t.shape)}")
+    if not _VALUE_CHECKS.get():
+        return t
     finite = torch.isfinite(t.detach())
     if not bool(finite.all()):
         if bool(torch.isnan(t).any()):
@@ -82,7 +111,7 @@ def as_float_tensor(x, name: str, *, ndim: int | tuple[int, ...] | None = None,
 
 def check_range(t: torch.Tensor, name: str, low: float, high: float, *, tol: float = 0.0) -> None:
     """All entries of ``t`` in [low - tol, high + tol]."""
-    if t.numel() == 0:
+    if t.numel() == 0 or not _VALUE_CHECKS.get():
         return
     t = t.detach()
     lo, hi = float(t.min()), float(t.max())
@@ -102,7 +131,7 @@ def check_distribution(p: torch.Tensor, name: str, *, atol: float = DIST_ATOL) -
     if p.ndim < 1 or p.shape[-1] < 1:
         raise ValueError(f"{name} must have at least one class on its last axis, got shape "
                          f"{tuple(p.shape)}")
-    if p.numel() == 0:
+    if p.numel() == 0 or not _VALUE_CHECKS.get():
         return
     p = p.detach()
     if float(p.min()) < -atol:
@@ -133,7 +162,8 @@ def as_soft_targets(target, name: str, n_classes: int, ref: torch.Tensor) -> tor
     """Targets as (N, K) distributions: integer class indices (N,) are one-hot encoded, soft
     targets (N, K) are checked to be distributions. Result has ``ref``'s dtype and device."""
     if isinstance(target, torch.Tensor) and not target.is_floating_point() and target.ndim == 1:
-        if target.numel() and (int(target.min()) < 0 or int(target.max()) >= n_classes):
+        if target.numel() and _VALUE_CHECKS.get() and (int(target.min()) < 0
+                                                        or int(target.max()) >= n_classes):
             raise ValueError(f"{name} class indices must lie in [0, {n_classes - 1}], got "
                              f"[{int(target.min())}, {int(target.max())}]")
         return torch.nn.functional.one_hot(target.long(), n_classes).to(ref)

@@ -13,7 +13,7 @@ memory banks and per-item parameters are keyed by it), optional ``truth``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -42,12 +42,44 @@ class TrainSetInfo:
     ordinal: bool = False
 
 
-@dataclass
 class StepResult:
-    """The loss to back-propagate and its named parts (floats, for the events log)."""
+    """The loss to back-propagate and its named parts for the events log.
 
-    loss: torch.Tensor
-    parts: dict[str, float] = field(default_factory=dict)
+    Methods pass parts as detached 0-d tensors (or floats) and they are read back together, on
+    first use: on a GPU each ``float(tensor)`` waits for the device, and one wait per step
+    instead of one per part keeps the host launching kernels ahead of it.
+    """
+
+    __slots__ = ("loss", "_parts", "_floats")
+
+    def __init__(self, loss: torch.Tensor, parts: dict[str, Any] | None = None) -> None:
+        self.loss = loss
+        self._parts = dict(parts or {})
+        self._floats: dict[str, float] | None = None
+
+    @property
+    def parts(self) -> dict[str, float]:
+        """The parts as floats."""
+        return {k: v for k, v in self.logged().items() if k in self._parts}
+
+    def logged(self) -> dict[str, float]:
+        """``{"loss": …, **parts}`` as floats, read from the device in one transfer."""
+        if self._floats is None:
+            names = ["loss", *self._parts]
+            values = [self.loss, *self._parts.values()]
+            tensors = [i for i, v in enumerate(values) if isinstance(v, torch.Tensor)]
+            out = [float(v) if i not in tensors else 0.0 for i, v in enumerate(values)]
+            if tensors:
+                dev = self.loss.device
+                read = torch.stack([values[i].detach().reshape(()).to(dev, torch.float64)
+                                    for i in tensors]).tolist()
+                for i, v in zip(tensors, read, strict=True):
+                    out[i] = v
+            self._floats = dict(zip(names, out, strict=True))
+        return dict(self._floats)
+
+    def __repr__(self) -> str:
+        return f"StepResult(loss={self.loss!r}, parts={self._parts!r})"
 
 
 @dataclass

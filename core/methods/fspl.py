@@ -124,6 +124,6 @@ class CEFSPL(Method):
         c_d = torch_label_similarity(y[:b], y[2 * b:])
         f = self.fspl(g[:b], g[b:2 * b], g[2 * b:], c_s, c_d)
         loss = ce + self.alpha * f
-        balance = float(torch.cat([c_s, c_d]).detach().sub(1.0).mean())
-        return StepResult(loss, {"ce": float(ce.detach()), "fspl": float(f.detach()),
+        balance = torch.cat([c_s, c_d]).detach().sub(1.0).mean()
+        return StepResult(loss, {"ce": ce.detach(), "fspl": f.detach(),
                                  "balance": balance})

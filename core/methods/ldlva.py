@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.losses import no_autocast
+from core.losses import no_autocast, value_checks_on
 from core.methods.base import Method, Prediction, StepResult, TrainSetInfo, adam
 from core.models.base import EmotionModel
 
@@ -316,7 +316,7 @@ class LDLVA(Method):
     def _indices(self, batch: dict[str, Any]) -> torch.Tensor:
         idx = torch.as_tensor(batch["index"]).long().to(self.theta.device)
         n = self.theta.shape[0]
-        if idx.ndim != 1 or bool(((idx < 0) | (idx >= n)).any()):
+        if idx.ndim != 1 or (value_checks_on() and bool(((idx < 0) | (idx >= n)).any())):
             raise ValueError(f"batch['index'] must be (B,) training indices in [0, {n}), got "
                              f"{idx.tolist()[:8]}")
         return idx
@@ -397,8 +397,8 @@ class LDLVA(Method):
             lr = float(self.params["centre_lr"])
             update_centres(self.centres, v.detach().float(), labels, conf, lr,
                            lr * float(self.params["repulsion_scale"]))
-        return StepResult(loss, {"cls": float(l_cls.detach()), "centre": float(centre.detach()),
-                                 "repulsion": float(repulsion), "lambda": float(lam.detach().mean())})
+        return StepResult(loss, {"cls": l_cls.detach(), "centre": centre.detach(),
+                                 "repulsion": repulsion.detach(), "lambda": lam.detach().mean()})
 
     # ----------------------------------------------------------------- inference
 

@@ -191,7 +191,7 @@ class SGMMethod(Method):
         else:
             y = self.targets.to(z.device)[batch["index"].to(z.device)]
         loss = sgm_loss(z, y.to(z.device), sigma=self.sigma, norm_weight=self.norm_weight)
-        return StepResult(loss, {"sgm": float(loss.detach()), "level": float(self.level)})
+        return StepResult(loss, {"sgm": loss.detach(), "level": float(self.level)})
 
     # -- reference bank -------------------------------------------------------------------
 

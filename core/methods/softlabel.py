@@ -88,7 +88,7 @@ class SoftCE(_LogitsMethod):
 
     def training_step(self, batch: dict[str, Any], epoch: int, step: int) -> StepResult:
         ce = self._ce(self._logits(batch), batch["y"])
-        return StepResult(ce, {"ce": float(ce.detach())})
+        return StepResult(ce, {"ce": ce.detach()})
 
 
 class EMD2Method(_LogitsMethod):
@@ -116,7 +116,7 @@ class EMD2Method(_LogitsMethod):
 
     def training_step(self, batch: dict[str, Any], epoch: int, step: int) -> StepResult:
         emd = self._emd2(self._logits(batch), batch["y"])
-        return StepResult(emd, {"emd2": float(emd.detach())})
+        return StepResult(emd, {"emd2": emd.detach()})
 
 
 class CEEMD2Method(EMD2Method):
@@ -139,4 +139,4 @@ class CEEMD2Method(EMD2Method):
         ce = self._ce(logits, batch["y"])
         emd = self._emd2(logits, batch["y"])
         loss = ce + self.emd2_weight * emd
-        return StepResult(loss, {"ce": float(ce.detach()), "emd2": float(emd.detach())})
+        return StepResult(loss, {"ce": ce.detach(), "emd2": emd.detach()})
