@@ -65,17 +65,12 @@ class StepResult:
     def logged(self) -> dict[str, float]:
         """``{"loss": …, **parts}`` as floats, read from the device in one transfer."""
         if self._floats is None:
-            names = ["loss", *self._parts]
-            values = [self.loss, *self._parts.values()]
-            tensors = [i for i, v in enumerate(values) if isinstance(v, torch.Tensor)]
-            out = [float(v) if i not in tensors else 0.0 for i, v in enumerate(values)]
-            if tensors:
-                dev = self.loss.device
-                read = torch.stack([values[i].detach().reshape(()).to(dev, torch.float64)
-                                    for i in tensors]).tolist()
-                for i, v in zip(tensors, read, strict=True):
-                    out[i] = v
-            self._floats = dict(zip(names, out, strict=True))
+            items = {"loss": self.loss, **self._parts}
+            tensors = {k: v for k, v in items.items() if isinstance(v, torch.Tensor)}
+            stacked = torch.stack([v.detach().reshape(()).to(self.loss.device, torch.float64)
+                                   for v in tensors.values()])
+            read = dict(zip(tensors, stacked.tolist(), strict=True))
+            self._floats = {k: read[k] if k in read else float(v) for k, v in items.items()}
         return dict(self._floats)
 
     def __repr__(self) -> str:
