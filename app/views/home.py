@@ -39,13 +39,13 @@ else:
     st.dataframe(
         [{"name": d.name, "modality": d.modality, "items": d.n_items,
           "classes": ", ".join(d.classes), "generated": d.generated} for d in datasets],
-        hide_index=True, use_container_width=True,
+        hide_index=True, width="stretch",
     )
 
 st.subheader("Runs")
 if runs.empty:
     st.info("No run yet: launch one on the **Train** page or with `affectlab train`.")
 else:
-    st.dataframe(runs.drop(columns=["path"]), hide_index=True, use_container_width=True)
+    st.dataframe(runs.drop(columns=["path"]), hide_index=True, width="stretch")
 
 st.caption(f"Data directory: `{data_dir()}`")

@@ -446,18 +446,32 @@ def upload(page, uploader, path: str | os.PathLike, attempts: int = 5,
     from playwright.sync_api import Error as PlaywrightError
 
     name = Path(path).name
-    for attempt in range(attempts):
-        if attempt:  # let the reruns that swallowed the last try settle first
-            wait_components(page)
-        wait_idle(page)
-        uploader.locator('input[type="file"]').set_input_files(str(path))
-        try:
-            uploader.get_by_text(name, exact=True).wait_for(timeout=timeout)
+    sent: list[str] = []  # the upload requests' outcomes, for the failure message
+
+    def note(response) -> None:
+        if "/_stcore/upload_file" in response.url:
+            sent.append(f"{response.request.method} {response.status}")
+
+    page.on("response", note)
+    try:
+        for attempt in range(attempts):
+            if attempt:  # let the reruns that swallowed the last try settle first
+                wait_components(page)
             wait_idle(page)
-            return
-        except PlaywrightError:
-            if attempt == attempts - 1:
-                raise
+            uploader.locator('input[type="file"]').set_input_files(str(path))
+            try:
+                uploader.get_by_text(name, exact=True).wait_for(timeout=timeout)
+                wait_idle(page)
+                return
+            except PlaywrightError as exc:
+                if attempt == attempts - 1:
+                    state = page.locator('[data-testid="stApp"]').first.get_attribute(
+                        "data-test-script-state")
+                    raise AssertionError(
+                        f"{name} never showed in the uploader after {attempts} tries; upload "
+                        f"requests: {sent or 'none'}; script state: {state}") from exc
+    finally:
+        page.remove_listener("response", note)
 
 
 def wait_components(page, timeout: float = 60_000) -> None:
