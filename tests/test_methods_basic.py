@@ -100,6 +100,8 @@ def test_unknown_param_and_bad_values_rejected():
         methods.create("ce", TinyMLP(), info, class_weights="yes")
     with pytest.raises(ValueError, match="method_name"):
         CEFSPL(TinyMLP(), info, method_name="ce+fspl-xx")
+    with pytest.raises(ValueError, match="decimals must be an integer"):  # built directly
+        CEFSPL(TinyMLP(), info, method_name="ce+fspl-kl", decimals=2.5)
     with pytest.raises(ValueError, match="model outputs 4 classes"):
         methods.create("ce", TinyMLP(num_classes=4), info)
     bad = TrainSetInfo(n_items=N, num_classes=K, soft_labels=info.soft_labels[:5],

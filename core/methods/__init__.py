@@ -69,7 +69,6 @@ def available() -> list[MethodSpec]:
 def create(name: str, model, info: TrainSetInfo, **params: Any) -> Method:
     """Build method ``name`` around ``model``; bad parameters get an error (see ``check_params``)."""
     cls = method_class(name)
-    cls.check_params(name, params)
     return cls(model, info, method_name=name, **{**cls.default_params(name), **params})
 
 

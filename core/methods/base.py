@@ -158,6 +158,8 @@ class Method(nn.Module):
     def __init__(self, model: EmotionModel, info: TrainSetInfo, method_name: str = "",
                  **params: Any) -> None:
         super().__init__()
+        # the same names/types/choices check as a config gets, for direct construction too
+        type(self).check_params(method_name or type(self).__name__, params)
         self.method_name = method_name
         self.model = model
         self.info = info

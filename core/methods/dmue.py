@@ -57,7 +57,8 @@ about 40 % slower than separate ones; sharing one forward between a branch's tra
 passes would add a backward over the label-c rows (two forwards' worth) to save one forward, and
 would need two sets of batch-norm statistics per branch. Both stay as they are, so each branch's
 BatchNorm sees exactly the items above. On a GPU at batch 256 the step is bound by kernel
-launches (about 1,800 per step against ce's 500), at 2.3–2.5× ce's.
+launches (about 1,800 per step against ce's 500): 3.4–3.6× ce's on an H100 once ce runs
+channels-last.
 """
 
 from __future__ import annotations
@@ -373,7 +374,6 @@ class DMUE(Method):
                 raise ValueError(f"{name} must be ≥ 0, got {params[name]!r}")
         if not 0 <= float(params["aux_dropout"]) < 1:
             raise ValueError(f"aux_dropout must be in [0, 1), got {params['aux_dropout']!r}")
-        check_branch_precision(params["branch_precision"])
         self.num_classes = c
         self.aux_branches = nn.ModuleList(
             AuxiliaryBranch(copy.deepcopy(model.layer4), int(model.feature_dim), c,

@@ -31,7 +31,7 @@ from core.losses import (
     torch_label_similarity,
 )
 from core.methods.base import Method, StepResult, TrainSetInfo
-from core.methods.softlabel import check_flag, check_method_inputs, check_non_negative
+from core.methods.softlabel import check_method_inputs, check_non_negative
 from core.models.base import EmotionModel
 
 __all__ = ["CEFSPL", "split_triplet_batch"]
@@ -85,11 +85,8 @@ class CEFSPL(Method):
         super().__init__(model, info, method_name=method_name, **params)
         self.divergence = divergence
         self.alpha = check_non_negative(params["alpha"], "alpha")
-        for key in ("decimals", "max_candidates"):
-            if isinstance(params[key], bool) or not isinstance(params[key], int):
-                raise TypeError(f"{key} must be an integer, got {params[key]!r}")
-        weighted = check_flag(params["class_weights"], "class_weights")
-        w = (class_weights_from_soft_labels(info.soft_labels) if weighted
+        # decimals, max_candidates and class_weights were type-checked by Method.__init__
+        w = (class_weights_from_soft_labels(info.soft_labels) if params["class_weights"]
              else torch.ones(info.num_classes, dtype=torch.float64))
         self.register_buffer("class_weight", w.to(torch.float32))
         # α is applied here, not in the loss, so the unweighted f-SPL can be logged

@@ -43,12 +43,6 @@ def check_method_inputs(model: EmotionModel, info: TrainSetInfo) -> None:
         raise ValueError(f"model outputs {k} classes but info.num_classes is {info.num_classes}")
 
 
-def check_flag(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
 def check_non_negative(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
             or value < 0:
@@ -63,9 +57,8 @@ class _LogitsMethod(Method):
                  **params: Any) -> None:
         check_method_inputs(model, info)
         super().__init__(model, info, method_name=method_name, **params)
-        weighted = check_flag(params.get("class_weights", False), "class_weights")
-        k = info.num_classes
-        w = (class_weights_from_soft_labels(info.soft_labels) if weighted
+        k = info.num_classes  # class_weights, where a method has it, was type-checked above
+        w = (class_weights_from_soft_labels(info.soft_labels) if params.get("class_weights", False)
              else torch.ones(k, dtype=torch.float64))
         self.register_buffer("class_weight", w.to(torch.float32))
 

@@ -71,9 +71,7 @@ def available(modality: str | None = None) -> list[ModelSpec]:
 
 def create(name: str, pretrained: bool = False, **kw: Any) -> EmotionModel:
     """Build a registered model by name; unknown names and parameters get a clear error."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
-    spec, cls_path = _REGISTRY[name]
+    spec = _entry(name)[0]
     if pretrained and not spec.has_pretrained:
         raise ValueError(f"model {name!r} has no pretrained weights (only: "
                          f"{', '.join(n for n, (s, _) in _REGISTRY.items() if s.has_pretrained)})")
@@ -81,11 +79,15 @@ def create(name: str, pretrained: bool = False, **kw: Any) -> EmotionModel:
     return spec.factory(pretrained=pretrained, **kw)
 
 
-def check_params(name: str, kw: dict[str, Any]) -> None:
-    """Refuse an unknown model name or parameter name, listing the valid ones."""
+def _entry(name: str) -> tuple[ModelSpec, str]:
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
-    valid = _defaults(_REGISTRY[name][1])
+    return _REGISTRY[name]
+
+
+def check_params(name: str, kw: dict[str, Any]) -> None:
+    """Refuse an unknown model name or parameter name, listing the valid ones."""
+    valid = _defaults(_entry(name)[1])
     unknown = sorted(set(kw) - set(valid))
     if unknown:
         raise ValueError(f"model {name!r} has no parameter(s) {unknown}; valid: {sorted(valid)}")
