@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.engine.device import place_on_device, to_device_layout
+from core.engine.device import place_on_device
+from core.engine.evaluate import move_batch
 from core.engine.step import forward_and_read
 
 __all__ = ["TARGETS", "main", "run_bench"]
@@ -65,12 +66,12 @@ class _Items:
         return {"x": self.x[i], "y": self.soft[i], "label": int(self.labels[i]), "index": i}
 
     def batch(self, idx, device: torch.device) -> dict[str, Any]:
+        """A training batch on ``device``, moved and laid out as the trainer moves its own."""
         idx = torch.as_tensor(list(idx), dtype=torch.long)
-        out = {"x": to_device_layout(self.x[idx].to(device), device), "y": self.soft[idx].to(device),
-               "label": self.labels[idx].to(device), "index": idx.to(device), "split": "train"}
+        out = {"x": self.x[idx], "y": self.soft[idx], "label": self.labels[idx], "index": idx}
         if self.lengths is not None:
-            out["lengths"] = self.lengths[idx].to(device)
-        return out
+            out["lengths"] = self.lengths[idx]
+        return move_batch(out, device, "train")
 
 
 def _synthetic(modality: str, n: int, num_classes: int, seed: int):
