@@ -16,8 +16,7 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 app: venv
-	@$(PY) -m core.cli data ensure-defaults
-	$(VENV)/bin/streamlit run app/Home.py --server.port $(PORT)
+	$(VENV)/bin/affectlab app --port $(PORT)
 
 test: venv system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)

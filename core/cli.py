@@ -33,7 +33,7 @@ def data_synth(
     overwrite: bool = typer.Option(False, help="replace an existing directory"),
 ) -> None:
     """Generate a corpus with known truth (emotion distribution, valence/arousal, sub-classes)."""
-    from core.data.synth.corpus import generate_corpus
+    from affectlab.data.synth.corpus import generate_corpus
 
     try:
         ds = generate_corpus(modality=modality.value, n=n, seed=seed, n_domains=domains,
@@ -56,7 +56,7 @@ def data_import(
                               "the output's media then share their bytes with the source)"),
 ) -> None:
     """Import a real corpus into the dataset contract."""
-    from core.data.importers import ImportError_, import_corpus
+    from affectlab.data.importers import ImportError_, import_corpus
 
     try:
         report = import_corpus(fmt, src, out, skip_bad=skip_bad, overwrite=overwrite, link=link)
@@ -69,7 +69,7 @@ def data_import(
 @data_app.command("ensure-defaults")
 def data_ensure_defaults() -> None:
     """Generate the small default corpora (faces-default, speech-default) if they are missing."""
-    from core.data.synth.corpus import ensure_default_corpora
+    from affectlab.data.synth.corpus import ensure_default_corpora
 
     for path in ensure_default_corpora(progress=True):
         typer.echo(f"default corpus ready: {path}")
@@ -92,7 +92,7 @@ def train(
                                  "print the torchrun command for several GPUs"),
 ) -> None:
     """Train a model with a chosen method (foreground with progress, or --background)."""
-    from core.engine.config import ConfigError, load_config, parse_overrides, validate_config
+    from affectlab.engine.config import ConfigError, load_config, parse_overrides, validate_config
 
     try:
         overrides = {k: v for k, v in {"dataset": dataset, "model": model, "method": method,
@@ -103,14 +103,14 @@ def train(
         if config is not None:
             cfg = load_config(config, overrides)
         else:
-            from core.engine.config import apply_overrides
+            from affectlab.engine.config import apply_overrides
 
             cfg = validate_config(apply_overrides({}, overrides), source="command line")
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     if prepare:
-        from core.engine.config import save_config
+        from affectlab.engine.config import save_config
 
         run_dir = cfg.run_dir()
         if (run_dir / "config.yaml").exists() and not resume:
@@ -119,15 +119,15 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
         typer.echo(f"wrote {run_dir / 'config.yaml'}; on N GPUs run:\n"
-                   f"  torchrun --standalone --nproc_per_node=N -m core.engine.worker {run_dir}")
+                   f"  torchrun --standalone --nproc_per_node=N -m affectlab.engine.worker {run_dir}")
         return
     if background:
-        from core.engine.jobs import launch_background
+        from affectlab.engine.jobs import launch_background
 
         run_dir = launch_background(cfg, resume=resume)
         typer.echo(f"started {run_dir} (log: {run_dir / 'worker.log'})")
         return
-    from core.engine.trainer import train as run_training
+    from affectlab.engine.trainer import train as run_training
 
     try:
         result = run_training(cfg, progress=True, resume=resume)
@@ -150,8 +150,8 @@ def evaluate(
     """Evaluate a run on a dataset (cross-corpus evaluation); prints the metrics as JSON."""
     import json
 
-    from core.data.contract import ContractError
-    from core.engine.runs import evaluate_run
+    from affectlab.data.contract import ContractError
+    from affectlab.engine.runs import evaluate_run
 
     try:
         result = evaluate_run(run, dataset, split=None if split == "all" else split,
@@ -167,7 +167,7 @@ def runs(root: Path = typer.Option(None, help="runs directory (default: <data>/r
     """List runs with their headline metrics."""
     import pandas as pd
 
-    from core.engine.runs import list_runs
+    from affectlab.engine.runs import list_runs
 
     table = list_runs(root)
     if table.empty:
@@ -204,15 +204,15 @@ def bench(
     """Time every method's training step against cross-entropy (ratios, samples/s); optionally
     corpus generation speed and the rating-store load test."""
     if BenchPart.methods in what:
-        from core.engine.bench import format_table, run_bench
+        from affectlab.engine.bench import format_table, run_bench
 
         typer.echo(format_table(run_bench(modality, steps, batch_size, device=device, threads=threads)))
     if BenchPart.corpus in what:
-        from core.engine.bench_extra import bench_corpus
+        from affectlab.engine.bench_extra import bench_corpus
 
         typer.echo(bench_corpus(faces, utterances).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     if BenchPart.annotate in what:
-        from core.engine.bench_extra import bench_annotate
+        from affectlab.engine.bench_extra import bench_annotate
 
         typer.echo(bench_annotate(db_url, raters, ratings_each).to_string(
             index=False, float_format=lambda v: f"{v:.1f}"))
@@ -228,7 +228,7 @@ def predict(
     """Print each file's predicted distribution as JSON (one line per file)."""
     import json
 
-    from core.engine.inference import Predictor
+    from affectlab.engine.inference import Predictor
 
     try:
         predictor = Predictor.from_name_or_run(model, weights=weights)
@@ -243,10 +243,26 @@ def predict(
         raise typer.Exit(1)
 
 
+@app.command("app")
+def run_app(
+    port: int = typer.Option(8501, min=1, max=65535, help="port to serve on"),
+    address: str = typer.Option(None, help="address to bind (default: every interface; "
+                                "127.0.0.1 keeps it to this machine)"),
+    defaults: bool = typer.Option(True, help="generate the small default corpora first when "
+                                  "they are missing"),
+) -> None:
+    """Start the app (the Streamlit workbench and the rating page) from the installed package."""
+    from affectlab.appserver import run_app as serve
+
+    if defaults:
+        data_ensure_defaults()
+    serve(port, address)
+
+
 @app.command()
 def losses() -> None:
     """List the registered losses with their parameters and defaults."""
-    from core.losses import available
+    from affectlab.losses import available
 
     for spec in available():
         params = ", ".join(f"{k}={v!r}" for k, v in spec.params.items())

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.validation import as_float_array, check_distribution
+from affectlab.validation import as_float_array, check_distribution
 
 __all__ = [
     "FERPLUS_COLUMNS",

@@ -34,7 +34,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from core.validation import as_float_array, check_distribution
+from affectlab.validation import as_float_array, check_distribution
 
 TieRule = Literal["either", "first"]
 Reduction = Literal["none", "mean"]

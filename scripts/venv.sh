@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates or refreshes .venv when pyproject.toml (or this script) is newer than the last install.
+# Creates or refreshes .venv when pyproject.toml, requirements.lock (or this script) is newer than
+# the last install. The exact versions come from requirements.lock (scripts/lock.sh makes it).
 # AFFECTLAB_TORCH overrides the torch requirement, e.g. on a GPU box:
 #   AFFECTLAB_TORCH="torch --index-url https://download.pytorch.org/whl/cu124" make app
 set -euo pipefail
@@ -9,6 +10,7 @@ STAMP="$VENV/.affectlab-installed"
 TORCH_SPEC=${AFFECTLAB_TORCH:-torch==2.13.0}
 
 if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$STAMP" -nt scripts/venv.sh ] \
+   && [ "$STAMP" -nt requirements.lock ] \
    && [ "$(cat "$STAMP")" = "$TORCH_SPEC" ]; then
   exit 0
 fi
@@ -40,7 +42,8 @@ PIP=(pip_install)
 # torch first, so the open range in pyproject.toml never pulls a CUDA build on a CPU machine
 # shellcheck disable=SC2086
 "${PIP[@]}" $TORCH_SPEC
-"${PIP[@]}" -e '.[dev]'
+"${PIP[@]}" -r requirements.lock
+"${PIP[@]}" --no-deps -e .
 # dlordinal is a test-only reference for EMD²; it declares torchvision (which has no CPU build
 # here and would pull CUDA torch), but its losses never import it.
 "${PIP[@]}" --no-deps 'dlordinal>=2.4'

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from core.annotate import Store, ensure_admin_password, join_campaign, open_owner
-from core.data.contract import DatasetDir, write_dataset
+from affectlab.annotate import Store, ensure_admin_password, join_campaign, open_owner
+from affectlab.data.contract import DatasetDir, write_dataset
 
 PASSWORD = "correct horse battery staple"
 CATS = ["calm", "glad", "cross"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.methods.base import Method, StepResult
+from affectlab.methods.base import Method, StepResult
 
 TINY = "tiny-ce"
 TINY_FAIL = "tiny-fail"
@@ -39,9 +39,9 @@ class TinyFail(TinyCE):
 
 
 def register(registry: dict | None = None) -> None:
-    import core.methods
+    import affectlab.methods
 
-    reg = core.methods._REGISTRY if registry is None else registry
+    reg = affectlab.methods._REGISTRY if registry is None else registry
     reg[TINY] = "engine_helpers:TinyCE"
     reg[TINY_FAIL] = "engine_helpers:TinyFail"
 
@@ -51,7 +51,7 @@ if __name__ in os.environ.get("AFFECTLAB_PLUGINS", "").split(","):
 
 
 def make_corpus(root: Path, modality: str, n: int, seed: int = 1) -> Path:
-    from core.data.synth.corpus import generate_corpus
+    from affectlab.data.synth.corpus import generate_corpus
 
     out = root / f"{modality}-{n}-{seed}"
     generate_corpus(modality=modality, n=n, seed=seed, out=out)
@@ -60,7 +60,7 @@ def make_corpus(root: Path, modality: str, n: int, seed: int = 1) -> Path:
 
 def tiny_config(dataset: Path, out: Path, modality: str = "face", method: str = TINY, **kw):
     """A RunConfig for a seconds-long CPU run (tiny ResNet or Conv-Pool)."""
-    from core.engine.config import RunConfig
+    from affectlab.engine.config import RunConfig
 
     if modality == "face":
         model, params = "resnet18", {"width": 4, "embedding_dim": 16, "dropout": 0.2}
@@ -82,20 +82,20 @@ def isolated_data_env(tmp: Path):
 
 
 def train_tiny(dataset: Path, out: Path, modality: str = "face", **kw):
-    from core.engine.trainer import train
+    from affectlab.engine.trainer import train
 
     return train(tiny_config(dataset, out, modality, **kw), progress=False)
 
 
 def registered_module_scope():
     """Register the tiny methods for a module-scoped fixture; returns an undo callable."""
-    import core.methods
+    import affectlab.methods
 
-    added = [k for k in (TINY, TINY_FAIL) if k not in core.methods._REGISTRY]
+    added = [k for k in (TINY, TINY_FAIL) if k not in affectlab.methods._REGISTRY]
     register()
 
     def undo():
         for k in added:
-            core.methods._REGISTRY.pop(k, None)
+            affectlab.methods._REGISTRY.pop(k, None)
 
     return undo

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from core.data.synth.corpus import generate_corpus
-from core.data.synth.truth import CATEGORIES
+from affectlab.data.synth.corpus import generate_corpus
+from affectlab.data.synth.truth import CATEGORIES
 
 
 def make_dataset(root: Path, name: str = "tiny-faces", modality: str = "face", n: int = 24):

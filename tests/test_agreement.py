@@ -14,7 +14,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from core.agreement import (
+from affectlab.agreement import (
     LEVELS,
     default_level,
     krippendorff_alpha,

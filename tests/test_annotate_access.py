@@ -10,7 +10,7 @@ from annotate_support import owner_for, rate_item, tiny_dataset
 from pg_server import db_url, pg_server  # noqa: F401  (fixtures)
 from sqlalchemy import text
 
-from core.annotate import (
+from affectlab.annotate import (
     AccessDenied,
     OwnerSession,
     RaterSession,
@@ -20,7 +20,7 @@ from core.annotate import (
     join_campaign,
     open_owner,
 )
-from core.annotate.access import configured_admin_password, hash_token
+from affectlab.annotate.access import configured_admin_password, hash_token
 
 
 @pytest.fixture

@@ -11,15 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.agreement import reliability_matrix
-from core.annotate.aggregate import (
+from affectlab.agreement import reliability_matrix
+from affectlab.annotate.aggregate import (
     agreement_report,
     bias_corrected_means,
     dawid_skene,
     soft_labels,
     weighted_soft_labels,
 )
-from core.labels import soft_labels_from_ratings
+from affectlab.labels import soft_labels_from_ratings
 
 
 def simulate_categorical(rng, n_items=400, n_classes=4, per_item=5):

@@ -10,8 +10,8 @@ import pytest
 from annotate_support import SCALES, owner_for, rate_item, tiny_dataset
 from pg_server import db_url, pg_server  # noqa: F401  (fixtures)
 
-from core.annotate import join_campaign
-from core.annotate.aggregate import item_disagreement
+from affectlab.annotate import join_campaign
+from affectlab.annotate.aggregate import item_disagreement
 
 
 @pytest.fixture

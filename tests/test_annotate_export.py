@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from annotate_support import owner_for
 
-from core.annotate import join_campaign
-from core.data.contract import load_dataset
-from core.data.synth.corpus import generate_corpus
-from core.labels import soft_labels_from_ratings
+from affectlab.annotate import join_campaign
+from affectlab.data.contract import load_dataset
+from affectlab.data.synth.corpus import generate_corpus
+from affectlab.labels import soft_labels_from_ratings
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from pg_server import db_url, pg_server  # noqa: F401  (fixtures)
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from core.annotate import DuplicateRatingError, Store, default_db_url, join_campaign
-from core.annotate.store import Item, Rater, Rating
+from affectlab.annotate import DuplicateRatingError, Store, default_db_url, join_campaign
+from affectlab.annotate.store import Item, Rater, Rating
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -133,7 +133,7 @@ def test_a_failed_transaction_leaves_nothing(campaign):
 
 WRITER = r"""
 import sys
-from core.annotate import Store, join_campaign
+from affectlab.annotate import Store, join_campaign
 store = Store(sys.argv[1])
 rater = join_campaign(store, sys.argv[2], "writer")
 value = 0

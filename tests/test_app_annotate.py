@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.annotate import AccessDenied, Store, join_campaign, open_owner
-from core.annotate.pageview import (
+from affectlab.annotate import AccessDenied, Store, join_campaign, open_owner
+from affectlab.annotate.pageview import (
     INVALID_LINK,
     campaign_by_token,
     coverage_histogram,
@@ -25,9 +25,9 @@ from core.annotate.pageview import (
     scale_options,
     shortcut_script,
 )
-from core.annotate.service import CampaignProgress, RaterProgress
-from core.data.contract import load_dataset
-from core.data.synth.corpus import generate_corpus
+from affectlab.annotate.service import CampaignProgress, RaterProgress
+from affectlab.data.contract import load_dataset
+from affectlab.data.synth.corpus import generate_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "app" / "views" / "annotate.py")
@@ -227,7 +227,7 @@ def test_export_is_a_dataset_the_engine_trains_on(env, tmp_path):
     assert len(ds.items) == 30 and set(ds.ratings["scale"]) == {"category", "valence"}
     from engine_helpers import tiny_config
 
-    from core.engine.trainer import train
+    from affectlab.engine.trainer import train
 
     result = train(tiny_config(ds.root, tmp_path / "run", method="ce", epochs=1),
                    progress=False)

@@ -11,9 +11,9 @@ from app_support import APP, TIMEOUT, open_page
 from explore_fakes import make_dataset, make_fake_run
 from streamlit.testing.v1 import AppTest
 
-from core.data.browse import filter_items, item_table
-from core.live.devices import probe_audio
-from core.paths import data_dir
+from affectlab.data.browse import filter_items, item_table
+from affectlab.live.devices import probe_audio
+from affectlab.paths import data_dir
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def world(monkeypatch):
     run = make_fake_run(root, ds)
     calls: list[str] = []
     # UMAP compiles for 30–50 s in its worker process: the pages are tested without it
-    monkeypatch.setattr("core.explore.projection.ensure_umap_async",
+    monkeypatch.setattr("affectlab.explore.projection.ensure_umap_async",
                         lambda path: calls.append(str(path)) or "running")
     return ds, run, calls
 
@@ -153,7 +153,7 @@ def test_live_page_renders_with_upload_and_device_message(world):
 def test_live_page_offers_a_trained_face_run(world):
     ds, run, _ = world
     (run / "checkpoints").mkdir()
-    from core.models import create
+    from affectlab.models import create
 
     net = create("mini_xception")
     torch.save({"model": net.state_dict()}, run / "checkpoints" / "last.pt")
@@ -170,9 +170,9 @@ def test_live_page_offers_a_trained_face_run(world):
 
 @pytest.mark.slow
 def test_live_page_voice_tab_with_a_trained_speech_run(world):
-    from core.data.synth.corpus import generate_corpus
-    from core.engine.config import RunConfig
-    from core.engine.trainer import train
+    from affectlab.data.synth.corpus import generate_corpus
+    from affectlab.engine.config import RunConfig
+    from affectlab.engine.trainer import train
 
     root = data_dir()
     ds = generate_corpus("speech", n=20, seed=0, out=root / "datasets" / "speech")

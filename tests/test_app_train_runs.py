@@ -12,12 +12,12 @@ import pytest
 from app_support import open_page
 from streamlit.testing.v1 import AppTest
 
-from core.data.synth.corpus import generate_corpus
-from core.engine.config import RunConfig
-from core.engine.device import describe_device
-from core.engine.follow import RunFollower
-from core.engine.form import method_choices
-from core.engine.trainer import train
+from affectlab.data.synth.corpus import generate_corpus
+from affectlab.engine.config import RunConfig
+from affectlab.engine.device import describe_device
+from affectlab.engine.follow import RunFollower
+from affectlab.engine.form import method_choices
+from affectlab.engine.trainer import train
 
 RUN_KEY = "train_run_dir"
 
@@ -169,7 +169,7 @@ def test_runs_page_lists_and_compares_runs(data_root, world):
 
 
 def test_runs_page_opens_a_run_in_explore(data_root, monkeypatch):
-    monkeypatch.setattr("core.explore.projection.ensure_umap_async", lambda path: "running")
+    monkeypatch.setattr("affectlab.explore.projection.ensure_umap_async", lambda path: "running")
     at = open_page("runs")
     at.selectbox(key="runs_target").set_value("run-emd2").run()
     at.button(key="runs_explore").click().run()
@@ -212,7 +212,7 @@ def fake_live_run(fresh_root):
     import subprocess
     import sys
 
-    from core.engine.events import EventWriter
+    from affectlab.engine.events import EventWriter
 
     run = fresh_root / "runs" / "in-progress"
     EventWriter(run).emit("start", epochs=5, start_epoch=0, steps_per_epoch=4)

@@ -5,16 +5,16 @@ from unittest import mock
 import pandas as pd
 from typer.testing import CliRunner
 
-from core.cli import app
-from core.engine.bench_extra import bench_annotate, bench_corpus
+from affectlab.cli import app
+from affectlab.engine.bench_extra import bench_annotate, bench_corpus
 
 runner = CliRunner()
 
 
 def test_bench_passes_its_options_to_run_bench():
     table = pd.DataFrame({"method": ["ce"], "ratio": [1.0]})
-    with mock.patch("core.engine.bench.run_bench", return_value=table) as run, \
-            mock.patch("core.engine.bench.format_table", return_value="THE TABLE"):
+    with mock.patch("affectlab.engine.bench.run_bench", return_value=table) as run, \
+            mock.patch("affectlab.engine.bench.format_table", return_value="THE TABLE"):
         res = runner.invoke(app, ["bench", "--steps", "3", "--batch-size", "8", "--threads", "1"])
     assert res.exit_code == 0, res.output
     assert "THE TABLE" in res.output

@@ -14,8 +14,8 @@ import pytest
 import torch
 from engine_helpers import isolated_data_env, make_corpus, tiny_config
 
-from core.engine.events import read_events
-from core.engine.trainer import train
+from affectlab.engine.events import read_events
+from affectlab.engine.trainer import train
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -86,7 +86,7 @@ def test_a_cancelled_cuda_run_resumes_to_the_end(env):
 
 
 def test_a_cuda_trained_run_predicts_on_the_cpu(env):
-    from core.engine.inference import Predictor
+    from affectlab.engine.inference import Predictor
 
     cfg = tiny_config(env["face"], env["tmp"] / "for-cpu", method="ce", device="cuda", epochs=1)
     run_dir = train(cfg, progress=False).run_dir
@@ -99,7 +99,7 @@ def test_a_cuda_trained_run_predicts_on_the_cpu(env):
 
 
 def test_bench_times_every_method_on_cuda():
-    from core.engine.bench import run_bench
+    from affectlab.engine.bench import run_bench
 
     frame = run_bench("face", steps=2, batch_size=16, warmup=1, device="cuda",
                       model_params={"width": 8, "embedding_dim": 16})
@@ -110,8 +110,8 @@ def test_bench_times_every_method_on_cuda():
 
 
 def test_image_networks_train_in_channels_last_order_on_cuda(env):
-    from core.engine.device import to_device_layout, use_channels_last
-    from core.engine.runs import load_run
+    from affectlab.engine.device import to_device_layout, use_channels_last
+    from affectlab.engine.runs import load_run
 
     assert use_channels_last(torch.device("cuda")) and not use_channels_last(torch.device("cpu"))
     x = torch.rand(2, 1, 8, 8, device="cuda")
@@ -128,10 +128,10 @@ def test_image_networks_train_in_channels_last_order_on_cuda(env):
 def test_a_gpu_step_does_not_wait_for_the_gpu_until_it_is_read(name):
     """Under the trainer's settings (AMP, value checks skipped) the forward and backward of a step
     queue kernels without reading anything back; the one read is StepResult.logged()."""
-    from core import methods, models
-    from core.engine.bench import _synthetic
-    from core.engine.device import place_on_device
-    from core.losses import skip_value_checks
+    from affectlab import methods, models
+    from affectlab.engine.bench import _synthetic
+    from affectlab.engine.device import place_on_device
+    from affectlab.losses import skip_value_checks
 
     cuda = torch.device("cuda")
     items, info = _synthetic("face", 128, 7, 0)

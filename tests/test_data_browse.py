@@ -1,4 +1,4 @@
-"""core.data.browse (the Data page's tables) and core.data.jobs (background generation)."""
+"""affectlab.data.browse (the Data page's tables) and affectlab.data.jobs (background generation)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.data.browse import (
+from affectlab.data.browse import (
     agreement_table,
     filter_items,
     filter_options,
@@ -18,8 +18,8 @@ from core.data.browse import (
     rating_histogram,
     soft_label_frame,
 )
-from core.data.contract import load_dataset, write_dataset
-from core.data.jobs import DataJob, generation_progress, start_generation
+from affectlab.data.contract import load_dataset, write_dataset
+from affectlab.data.jobs import DataJob, generation_progress, start_generation
 
 NAMES = ["calm", "glad", "mad"]
 

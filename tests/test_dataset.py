@@ -8,11 +8,11 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from core.data.contract import write_dataset
-from core.data.dataset import EmotionDataset, collate_speech
-from core.features.audio import AudioLoadError
-from core.features.face import ImageLoadError
-from core.features.fbank import CorpusNormalizer, FbankCache, fbank, num_frames
+from affectlab.data.contract import write_dataset
+from affectlab.data.dataset import EmotionDataset, collate_speech
+from affectlab.features.audio import AudioLoadError
+from affectlab.features.face import ImageLoadError
+from affectlab.features.fbank import CorpusNormalizer, FbankCache, fbank, num_frames
 
 NAMES = ["neutral", "happy", "sad"]
 SR = 16000

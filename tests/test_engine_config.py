@@ -3,7 +3,7 @@ import json
 import pytest
 import yaml
 
-from core.engine.config import (
+from affectlab.engine.config import (
     ConfigError,
     RunConfig,
     apply_overrides,

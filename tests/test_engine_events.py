@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from core.engine.events import EVENTS_FILE, EventWriter, read_events, run_status
+from affectlab.engine.events import EVENTS_FILE, EventWriter, read_events, run_status
 
 
 def test_emit_appends_and_read_tails_by_offset(tmp_path):

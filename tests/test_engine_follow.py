@@ -16,12 +16,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.engine.compare import compare_curves, final_metrics, final_metrics_long
-from core.engine.config import METHOD_DEFAULTS, ConfigError
-from core.engine.device import describe_device
-from core.engine.events import EVENTS_FILE, EventWriter, read_events
-from core.engine.follow import RunFollower, curves_from_events, format_duration
-from core.engine.form import (
+from affectlab.engine.compare import compare_curves, final_metrics, final_metrics_long
+from affectlab.engine.config import METHOD_DEFAULTS, ConfigError
+from affectlab.engine.device import describe_device
+from affectlab.engine.events import EVENTS_FILE, EventWriter, read_events
+from affectlab.engine.follow import RunFollower, curves_from_events, format_duration
+from affectlab.engine.form import (
     ParamField,
     build_run_config,
     changed_params,
@@ -33,7 +33,7 @@ from core.engine.form import (
     scale_is_ordinal,
     training_defaults,
 )
-from core.engine.manage import active_runs, delete_run
+from affectlab.engine.manage import active_runs, delete_run
 
 META = {
     "name": "toy", "modality": "face",
@@ -297,7 +297,7 @@ def test_scales_and_their_order():
 
 
 def test_scale_order_agrees_with_the_trainer():
-    from core.engine.trainer import _is_ordinal
+    from affectlab.engine.trainer import _is_ordinal
 
     ordinal_label_set = {**META, "label_set": {**META["label_set"], "ordinal": True}}
     for meta in (META, ordinal_label_set):
@@ -306,7 +306,7 @@ def test_scale_order_agrees_with_the_trainer():
 
 
 def test_method_choices_follow_the_registry():
-    from core.methods import available
+    from affectlab.methods import available
 
     registry = available()
     ordinal_only = {s.name for s in registry if s.ordinal_only}

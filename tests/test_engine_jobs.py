@@ -8,8 +8,8 @@ import pytest
 import torch
 from engine_helpers import isolated_data_env, make_corpus, registered_module_scope, tiny_config
 
-from core.engine import jobs
-from core.engine.events import EventWriter, read_events
+from affectlab.engine import jobs
+from affectlab.engine.events import EventWriter, read_events
 
 TESTS = Path(__file__).resolve().parent
 

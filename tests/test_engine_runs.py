@@ -7,9 +7,9 @@ from engine_helpers import TINY, isolated_data_env, make_corpus, registered_modu
 from PIL import Image
 from typer.testing import CliRunner
 
-from core.cli import app
-from core.engine.config import save_config
-from core.engine.runs import evaluate_run, list_runs, load_run
+from affectlab.cli import app
+from affectlab.engine.config import save_config
+from affectlab.engine.runs import evaluate_run, list_runs, load_run
 
 runner = CliRunner()
 
@@ -51,8 +51,8 @@ def test_list_runs_headlines(env):
 def test_load_run_rebuilds_the_trained_model(env):
     import torch
 
-    from core.data.dataset import EmotionDataset
-    from core.engine.evaluate import predict_split
+    from affectlab.data.dataset import EmotionDataset
+    from affectlab.engine.evaluate import predict_split
 
     run = load_run(env["face_run"])
     assert run.method is not None and not run.method.training
@@ -108,7 +108,7 @@ def test_cli_train_prepare_writes_config_for_torchrun(env):
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert (out / "config.yaml").is_file() and not (out / "events.jsonl").exists()
-    assert f"core.engine.worker {out}" in res.output
+    assert f"affectlab.engine.worker {out}" in res.output
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "already holds a run" in again.output
     bad = runner.invoke(app, [*args[:-3], "--out", str(env["tmp"] / "bad"), "--set",

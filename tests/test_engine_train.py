@@ -18,9 +18,9 @@ from engine_helpers import (
     tiny_config,
 )
 
-from core.engine.config import ConfigError, save_config
-from core.engine.events import read_events, run_status
-from core.engine.trainer import CANCEL_FILE, _Dist, _epoch_batches, build_train_info, train
+from affectlab.engine.config import ConfigError, save_config
+from affectlab.engine.events import read_events, run_status
+from affectlab.engine.trainer import CANCEL_FILE, _Dist, _epoch_batches, build_train_info, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -165,7 +165,7 @@ def test_model_for_the_wrong_modality_is_rejected(env):
 
 
 def test_train_info_aux_is_mean_valence_and_activation(env):
-    from core.data.dataset import EmotionDataset
+    from affectlab.data.dataset import EmotionDataset
 
     ds = EmotionDataset(env["face"], "train")
     info = build_train_info(ds, ordinal=False)
@@ -179,8 +179,8 @@ def test_train_info_aux_is_mean_valence_and_activation(env):
 
 
 def test_epoch_order_is_a_function_of_seed_and_epoch(env):
-    from core.data.dataset import EmotionDataset
-    from core.methods.base import Method
+    from affectlab.data.dataset import EmotionDataset
+    from affectlab.methods.base import Method
 
     ds = EmotionDataset(env["face"], "train")
     method = Method(None, None)
@@ -197,12 +197,12 @@ def test_epoch_order_is_a_function_of_seed_and_epoch(env):
 
 
 def test_real_ce_method_trains_when_available(env):
-    from core.methods import method_class
+    from affectlab.methods import method_class
 
     try:
         method_class("ce")
     except ValueError:
-        pytest.skip("core.methods.softlabel (ce) not available in this build yet")
+        pytest.skip("affectlab.methods.softlabel (ce) not available in this build yet")
     result = train(tiny_config(env["face"], env["tmp"] / "real-ce", method="ce"), progress=False)
     assert result.status == "finished" and 0 <= result.metrics["test"]["uar"] <= 1
 
@@ -218,7 +218,7 @@ def test_torchrun_two_processes_on_cpu(env):
     pyenv = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
              "AFFECTLAB_PLUGINS": "engine_helpers", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m",
-                           "core.engine.worker", str(cfg.run_dir())], env=pyenv,
+                           "affectlab.engine.worker", str(cfg.run_dir())], env=pyenv,
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     events = read_events(cfg.run_dir())[0]
@@ -235,7 +235,7 @@ def test_torchrun_two_processes_on_cpu(env):
 def test_resume_equality_with_stateful_real_methods(env, name):
     """Per-item state (LDLVA's λ and banks, SGM's reference bank), method batch samplers
     (f-SPL triplets, SGM class-balanced) and second optimisers survive a resume exactly."""
-    from core.methods import method_class
+    from affectlab.methods import method_class
 
     try:
         method_class(name)
@@ -298,8 +298,8 @@ def test_ldlva_exact_neighbour_passes_train_through_the_engine(env):
 def test_batches_keep_their_layout_on_the_cpu():
     """Channels-last order is for CUDA (cuDNN's NHWC kernels); on the CPU a batch is moved as
     it comes."""
-    from core.engine.device import to_device_layout, use_channels_last
-    from core.engine.evaluate import move_batch
+    from affectlab.engine.device import to_device_layout, use_channels_last
+    from affectlab.engine.evaluate import move_batch
 
     x = torch.rand(2, 1, 8, 8)
     assert not use_channels_last(torch.device("cpu"))

@@ -1,4 +1,4 @@
-"""core.explore: run outputs loader, map projection (PCA / UMAP cache), colourings, selection."""
+"""affectlab.explore: run outputs loader, map projection (PCA / UMAP cache), colourings, selection."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from explore_fakes import make_dataset, make_fake_run
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
-from core.data.synth.truth import CATEGORIES
-from core.explore import projection as pj
-from core.explore.colour import colour_options, colour_values, join_items
-from core.explore.projection import (
+from affectlab.data.synth.truth import CATEGORIES
+from affectlab.explore import projection as pj
+from affectlab.explore.colour import colour_options, colour_values, join_items
+from affectlab.explore.projection import (
     MapProjection,
     compute_umap,
     ensure_umap_async,
@@ -25,9 +25,9 @@ from core.explore.projection import (
     run_projection,
     umap_status,
 )
-from core.explore.run_outputs import list_runs, load_run_outputs
-from core.explore.selection import group_rows, item_cards, selection_rows
-from core.labels import entropy
+from affectlab.explore.run_outputs import list_runs, load_run_outputs
+from affectlab.explore.selection import group_rows, item_cards, selection_rows
+from affectlab.labels import entropy
 
 
 @pytest.fixture(scope="module")
@@ -306,7 +306,7 @@ def test_subclass_colouring_names_each_items_class(world):
 
 
 def test_subclass_medoids_are_each_subclass_items_nearest_its_centre(world):
-    from core.explore.colour import subclass_labels, subclass_medoids
+    from affectlab.explore.colour import subclass_labels, subclass_medoids
 
     _, _, run = world
     out = load_run_outputs(run)

@@ -11,8 +11,8 @@ import soundfile as sf
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.features.audio import AudioLoadError, load_wav, resample, to_mono
-from core.features.fbank import (
+from affectlab.features.audio import AudioLoadError, load_wav, resample, to_mono
+from affectlab.features.fbank import (
     CorpusNormalizer,
     FbankCache,
     FbankParams,
@@ -101,7 +101,7 @@ def test_44k_is_resampled_with_notice(tmp_path, caplog):
     t = np.arange(sr) / sr  # one second of a 1 kHz tone
     path = tmp_path / "cd.wav"
     sf.write(path, (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), sr, subtype="FLOAT")
-    with caplog.at_level(logging.WARNING, logger="core.features.audio"):
+    with caplog.at_level(logging.WARNING, logger="affectlab.features.audio"):
         out, info = load_wav(path, target_sr=SR)
     assert info.resampled and info.original_sr == sr and info.sample_rate == SR
     assert out.shape == (SR,)

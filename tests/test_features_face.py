@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from core.features.face import CropResult, FaceCropper, ImageLoadError, load_image, to_gray
+from affectlab.features.face import CropResult, FaceCropper, ImageLoadError, load_image, to_gray
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-from core.fileio import read_json_dict, read_yaml_dict
+from affectlab.fileio import read_json_dict, read_yaml_dict
 
 
 def test_readers_return_mappings_and_tolerate_missing_or_broken_files(tmp_path):

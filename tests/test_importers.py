@@ -1,4 +1,4 @@
-"""Importers for real corpora (core.data.importers): one tiny fixture per published layout."""
+"""Importers for real corpora (affectlab.data.importers): one tiny fixture per published layout."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from core.data.contract import load_dataset
-from core.data.importers import FORMATS, BadRow, ImportError_, ImportReport, import_corpus
-from core.data.importers._common import group_splits
-from core.data.importers.folder import infer_range
-from core.data.importers.iemocap import parse_categories, parse_dimensions
-from core.data.importers.ravdess import parse_name
+from affectlab.data.contract import load_dataset
+from affectlab.data.importers import FORMATS, BadRow, ImportError_, ImportReport, import_corpus
+from affectlab.data.importers._common import group_splits
+from affectlab.data.importers.folder import infer_range
+from affectlab.data.importers.iemocap import parse_categories, parse_dimensions
+from affectlab.data.importers.ravdess import parse_name
 
 
 def soft_label(ds, item_id: str, weighted: bool = True) -> np.ndarray:
@@ -523,7 +523,7 @@ def test_group_splits_properties(groups):
 def test_cli_data_import(tmp_path):
     from typer.testing import CliRunner
 
-    from core.cli import app
+    from affectlab.cli import app
 
     src = fx.write_ravdess(tmp_path / "src")
     runner = CliRunner()

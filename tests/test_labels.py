@@ -11,7 +11,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from core.labels import (
+from affectlab.labels import (
     FERPLUS_COLUMNS,
     FERPLUS_EMOTIONS,
     ambiguity,
@@ -471,7 +471,7 @@ def test_soft_labels_from_ratings_honours_the_weight_column():
     """A crowd distribution stored as weighted rows (RAF-DB) comes back as itself."""
     import pandas as pd
 
-    from core.labels import likert_means, soft_labels_from_ratings
+    from affectlab.labels import likert_means, soft_labels_from_ratings
 
     ratings = pd.DataFrame({
         "item_id": ["a", "a", "a", "b", "b"],

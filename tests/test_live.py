@@ -1,4 +1,4 @@
-"""core.live: face frame processor, audio chunk processor, device probe, result holder."""
+"""affectlab.live: face frame processor, audio chunk processor, device probe, result holder."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from core.data.synth.truth import CATEGORIES
-from core.explore.projection import MapProjection
-from core.features.face import ImageLoadError
-from core.labels import entropy
-from core.live.audio import SAMPLE_RATE, AudioChunkProcessor, av_to_samples
-from core.live.devices import LocalMicrophone, probe_audio
-from core.live.face import FaceFrameProcessor, annotate_frame
-from core.live.holder import LatestResult
-from core.live.models import LiveModel, load_run_model, pretrained_face_model
-from core.models import create
+from affectlab.data.synth.truth import CATEGORIES
+from affectlab.explore.projection import MapProjection
+from affectlab.features.face import ImageLoadError
+from affectlab.labels import entropy
+from affectlab.live.audio import SAMPLE_RATE, AudioChunkProcessor, av_to_samples
+from affectlab.live.devices import LocalMicrophone, probe_audio
+from affectlab.live.face import FaceFrameProcessor, annotate_frame
+from affectlab.live.holder import LatestResult
+from affectlab.live.models import LiveModel, load_run_model, pretrained_face_model
+from affectlab.models import create
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_rgb_order_gives_the_same_face(face_processor, astronaut_bgr):
 
 
 def test_pretrained_probs_are_the_reordered_fer_outputs(face_processor, astronaut_bgr):
-    from core.models.mini_xception import FER2013_CLASSES
+    from affectlab.models.mini_xception import FER2013_CLASSES
 
     r = face_processor.process(astronaut_bgr)
     x = torch.from_numpy(r.face.astype(np.float32) / 255.0)[None, None]
@@ -309,9 +309,9 @@ def test_latest_result_is_thread_safe():
 @pytest.mark.slow
 def test_engine_trained_speech_run_feeds_the_audio_processor(tmp_path):
     """A real (1-epoch) engine run: its method, class names and training normalisers."""
-    from core.data.synth.corpus import generate_corpus
-    from core.engine.config import RunConfig
-    from core.engine.trainer import train
+    from affectlab.data.synth.corpus import generate_corpus
+    from affectlab.engine.config import RunConfig
+    from affectlab.engine.trainer import train
 
     ds = generate_corpus("speech", n=20, seed=0, out=tmp_path / "speech")
     cfg = RunConfig(dataset=ds.root, model="convpool", method="ce", epochs=1,
@@ -330,7 +330,7 @@ def test_engine_trained_speech_run_feeds_the_audio_processor(tmp_path):
 def test_silent_like_keeps_the_frame_format_and_is_silent():
     import av
 
-    from core.live.audio import silent_like
+    from affectlab.live.audio import silent_like
 
     samples = (np.random.default_rng(0).uniform(-0.5, 0.5, (1, 960 * 2)) * 32767).astype(np.int16)
     frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="stereo")

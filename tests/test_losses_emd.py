@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from core.losses import EMD2Loss, emd1, emd2
+from affectlab.losses import EMD2Loss, emd1, emd2
 
 D64 = torch.float64
 

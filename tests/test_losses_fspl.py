@@ -9,8 +9,8 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from core.losses import FSPLLoss, embedding_similarity, fspl, torch_label_similarity
-from core.losses.fspl import DIVERGENCES, EPS, F_DIVERGENCES, fspl_generic
+from affectlab.losses import FSPLLoss, embedding_similarity, fspl, torch_label_similarity
+from affectlab.losses.fspl import DIVERGENCES, EPS, F_DIVERGENCES, fspl_generic
 
 D64 = torch.float64
 unit2 = st.floats(0.0, 2.0, allow_nan=False)

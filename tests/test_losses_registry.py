@@ -5,8 +5,8 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-import core.losses as L
-from core.cli import app
+import affectlab.losses as L
+from affectlab.cli import app
 
 NAMES = ["ce", "fspl-kl", "fspl-rkl", "fspl-pearson", "fspl-hellinger", "fspl-js", "emd2", "sgm"]
 
@@ -62,9 +62,9 @@ def test_bad_parameter_value_is_reported():
 
 
 def test_functional_reexports():
-    from core.losses.emd import emd2
-    from core.losses.fspl import embedding_similarity, fspl
-    from core.losses.soft_ce import soft_cross_entropy
+    from affectlab.losses.emd import emd2
+    from affectlab.losses.fspl import embedding_similarity, fspl
+    from affectlab.losses.soft_ce import soft_cross_entropy
     assert (L.fspl, L.embedding_similarity, L.emd2, L.soft_cross_entropy) == \
         (fspl, embedding_similarity, emd2, soft_cross_entropy)
 

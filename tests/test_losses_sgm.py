@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
 
-from core.losses import ClassBalancedBatchSampler, SGMLoss, sgm_loss
-from core.losses.sgm import sgm_centres, sgm_posterior
+from affectlab.losses import ClassBalancedBatchSampler, SGMLoss, sgm_loss
+from affectlab.losses.sgm import sgm_centres, sgm_posterior
 
 D64 = torch.float64
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from core.losses import SoftCrossEntropyLoss, class_weights_from_soft_labels, soft_cross_entropy
+from affectlab.losses import SoftCrossEntropyLoss, class_weights_from_soft_labels, soft_cross_entropy
 
 D64 = torch.float64
 

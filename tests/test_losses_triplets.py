@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from core.losses import BalancedTripletSampler
-from core.losses.triplets import _nearest_pairs
+from affectlab.losses import BalancedTripletSampler
+from affectlab.losses.triplets import _nearest_pairs
 
 
 def likert_labels(n, raters=4, seed=0):

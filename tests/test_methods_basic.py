@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import methods
-from core.losses import emd2
-from core.methods.base import TrainSetInfo
-from core.methods.fspl import CEFSPL, split_triplet_batch
-from core.methods.softlabel import CEEMD2Method, EMD2Method, SoftCE
-from core.models.base import EmotionModel, ModelOutput
+from affectlab import methods
+from affectlab.losses import emd2
+from affectlab.methods.base import TrainSetInfo
+from affectlab.methods.fspl import CEFSPL, split_triplet_batch
+from affectlab.methods.softlabel import CEEMD2Method, EMD2Method, SoftCE
+from affectlab.models.base import EmotionModel, ModelOutput
 
 N, K, DIM = 30, 3, 6
 MY_METHODS = ["ce", "ce+fspl-kl", "ce+fspl-rkl", "ce+fspl-pearson", "ce+fspl-hellinger",

@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from core import methods
-from core.methods.base import TrainSetInfo
-from core.methods.dmue import (
+from affectlab import methods
+from affectlab.methods.base import TrainSetInfo
+from affectlab.methods.dmue import (
     DMUE,
     PairwiseUncertainty,
     branch_stage_precision,
@@ -29,8 +29,8 @@ from core.methods.dmue import (
     similarity_preserving_loss,
     soft_loss,
 )
-from core.models.convpool import ConvPool
-from core.models.resnet import SmallResNet18
+from affectlab.models.convpool import ConvPool
+from affectlab.models.resnet import SmallResNet18
 
 C, B, HW = 4, 12, 16
 
@@ -399,7 +399,7 @@ def test_fast_step_matches_per_branch_reference(labels):
 # --------------------------------------------------------------------------- branch precision
 
 def test_branch_stage_precision_choices(monkeypatch):
-    from core.methods import dmue as dmue_module
+    from affectlab.methods import dmue as dmue_module
 
     cpu = torch.device("cpu")
     with branch_stage_precision("float32", cpu)():

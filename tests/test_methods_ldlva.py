@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from core import methods
-from core.methods.base import TrainSetInfo
-from core.methods.ldlva import (
+from affectlab import methods
+from affectlab.methods.base import TrainSetInfo
+from affectlab.methods.ldlva import (
     LDLVA,
     CalibrationMLP,
     aggregate_neighbours,
@@ -24,7 +24,7 @@ from core.methods.ldlva import (
     local_similarity,
     update_centres,
 )
-from core.models.resnet import SmallResNet18
+from affectlab.models.resnet import SmallResNet18
 
 N, C, HW = 24, 3, 16
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core import methods, models
-from core.engine.bench import _synthetic
+from affectlab import methods, models
+from affectlab.engine.bench import _synthetic
 
 ALL = [s.name for s in methods.available()]
 

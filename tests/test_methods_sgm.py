@@ -11,11 +11,11 @@ import torch.nn.functional as F
 from sklearn.metrics import adjusted_rand_score
 from torch import nn
 
-from core import methods
-from core.losses import sgm_loss
-from core.methods.base import TrainSetInfo
-from core.methods.sgm import SGMMethod, knn_soft_vote, refine_labels
-from core.models.base import EmotionModel, ModelOutput
+from affectlab import methods
+from affectlab.losses import sgm_loss
+from affectlab.methods.base import TrainSetInfo
+from affectlab.methods.sgm import SGMMethod, knn_soft_vote, refine_labels
+from affectlab.models.base import EmotionModel, ModelOutput
 
 K, D = 3, 4
 

@@ -1,4 +1,4 @@
-"""Tests for core.metrics: hand-worked values, library agreement, properties, bad inputs."""
+"""Tests for affectlab.metrics: hand-worked values, library agreement, properties, bad inputs."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sklearn import metrics as skm
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
-from core import metrics as m
+from affectlab import metrics as m
 
 seeds = st.integers(0, 2**32 - 1)
 

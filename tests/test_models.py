@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-import core.models as models
-from core.models.mini_xception import FER2013_CLASSES, fer_to_categories, verify_weights_file
+import affectlab.models as models
+from affectlab.models.mini_xception import FER2013_CLASSES, fer_to_categories, verify_weights_file
 
 REFERENCE = Path(__file__).parent / "fixtures" / "mini_xception_reference.npz"
 
@@ -89,7 +89,7 @@ def test_pretrained_mini_xception_reads_astronaut_as_happy():
     """scikit-image's astronaut photo (a smiling face) through Haar detection and cropping."""
     from skimage.data import astronaut
 
-    from core.features.face import FaceCropper
+    from affectlab.features.face import FaceCropper
 
     result = FaceCropper().process(astronaut())
     assert result.ok, result.reason

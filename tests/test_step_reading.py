@@ -1,15 +1,15 @@
 """Reading a training step back from the device: the value checks a GPU step skips, the one
-transfer of loss and parts, and the finite-loss check that replaces them (core.engine.step)."""
+transfer of loss and parts, and the finite-loss check that replaces them (affectlab.engine.step)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from core.engine.step import forward_and_read
-from core.losses import fspl, skip_value_checks, soft_cross_entropy, value_checks_on
-from core.losses._checks import as_float_tensor, check_distribution, check_range
-from core.methods.base import StepResult
+from affectlab.engine.step import forward_and_read
+from affectlab.losses import fspl, skip_value_checks, soft_cross_entropy, value_checks_on
+from affectlab.losses._checks import as_float_tensor, check_distribution, check_range
+from affectlab.methods.base import StepResult
 
 
 def test_value_checks_are_on_by_default_and_restored_after_the_block():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from core.explore.subclasses import SubclassDiscovery
+from affectlab.explore.subclasses import SubclassDiscovery
 
 
 def _planted(n_per=40, classes=3, d=4, seed=0):

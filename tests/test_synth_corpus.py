@@ -11,9 +11,9 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from core.data.contract import load_dataset
-from core.data.synth import corpus as C
-from core.data.synth.truth import CATEGORIES, CIRCUMPLEX
+from affectlab.data.contract import load_dataset
+from affectlab.data.synth import corpus as C
+from affectlab.data.synth.truth import CATEGORIES, CIRCUMPLEX
 
 K = len(CATEGORIES)
 
@@ -220,7 +220,7 @@ def test_speech_corpus_writes_16bit_wav(tmp_path):
 
 def _truth_of(ds, i):
     row = ds.items.iloc[i]
-    from core.data.synth.truth import ItemTruth
+    from affectlab.data.synth.truth import ItemTruth
     return ItemTruth(dist=row[[f"true_dist_{c}" for c in CATEGORIES]].to_numpy(float),
                      valence=row.true_valence, arousal=row.true_arousal,
                      intensity=int(row.true_intensity), identity=int(row.identity),
@@ -283,7 +283,7 @@ def test_bad_arguments(tmp_path, kwargs, exc, match):
 
 
 def test_real_renderer_domains_limit_n_domains(tmp_path):
-    pytest.importorskip("core.data.synth.face")
+    pytest.importorskip("affectlab.data.synth.face")
     limit = C._renderer_domains("face")
     if limit >= C.MAX_DOMAINS:
         pytest.skip("the face renderer draws every allowed domain")
@@ -348,7 +348,7 @@ def test_ensure_default_corpora(tmp_path, monkeypatch):
 
 
 def test_ensure_default_corpora_uses_the_data_directory(monkeypatch):
-    from core.paths import datasets_dir
+    from affectlab.paths import datasets_dir
     monkeypatch.setattr(C, "DEFAULT_CORPORA", {"faces-default": ("face", 10)})
     monkeypatch.setattr(C, "_default_renderer", _fake_default)
     assert C.ensure_default_corpora(progress=False) == [datasets_dir() / "faces-default"]
@@ -357,14 +357,14 @@ def test_ensure_default_corpora_uses_the_data_directory(monkeypatch):
 # -- with the real renderers -----------------------------------------------------------------
 
 def test_real_face_renderer_end_to_end(tmp_path):
-    pytest.importorskip("core.data.synth.face")
+    pytest.importorskip("affectlab.data.synth.face")
     ds = C.generate_corpus("face", 12, 0, 2, 0.1, tmp_path / "f", progress=False)
     img = np.asarray(Image.open(ds.media_path(0)))
     assert img.shape == (64, 64) and img.std() > 0
 
 
 def test_real_speech_renderer_end_to_end(tmp_path):
-    pytest.importorskip("core.data.synth.speech")
+    pytest.importorskip("affectlab.data.synth.speech")
     ds = C.generate_corpus("speech", 10, 0, 2, 0.1, tmp_path / "s", progress=False)
     wav, sr = sf.read(ds.media_path(0))
     assert sr == 16000 and wav.ndim == 1 and np.abs(wav).max() > 0
@@ -372,8 +372,8 @@ def test_real_speech_renderer_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_default_corpora_with_real_renderers(tmp_path):
-    pytest.importorskip("core.data.synth.face")
-    pytest.importorskip("core.data.synth.speech")
+    pytest.importorskip("affectlab.data.synth.face")
+    pytest.importorskip("affectlab.data.synth.speech")
     paths = C.ensure_default_corpora(tmp_path, progress=False)
     sizes = [len(load_dataset(p).items) for p in paths]
     assert sizes == [2000, 600]

@@ -13,8 +13,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from core.data.synth import face
-from core.data.synth.face import (
+from affectlab.data.synth import face
+from affectlab.data.synth.face import (
     IMAGE_SIZE,
     PARAM_NAMES,
     PROTOTYPES,
@@ -24,7 +24,7 @@ from core.data.synth.face import (
     expression_params,
     render_face,
 )
-from core.data.synth.truth import CATEGORIES, ItemTruth
+from affectlab.data.synth.truth import CATEGORIES, ItemTruth
 
 
 def _render(truth: ItemTruth, seed: int) -> np.ndarray:

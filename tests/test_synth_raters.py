@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.data.synth import raters as R
-from core.data.synth.corpus import sample_truths
-from core.data.synth.truth import CATEGORIES
+from affectlab.data.synth import raters as R
+from affectlab.data.synth.corpus import sample_truths
+from affectlab.data.synth.truth import CATEGORIES
 
 K = len(CATEGORIES)
 CLEAN = R.RaterConfig(n_raters=60, n_spammers=0, bias_sd=0.0, category_bias_sd=0.0,

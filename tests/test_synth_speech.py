@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import butter, fftconvolve, find_peaks, lfilter, sosfiltfilt
 
-from core.data.synth import speech
-from core.data.synth.speech import (
+from affectlab.data.synth import speech
+from affectlab.data.synth.speech import (
     EMOTION_PROSODY,
     SAMPLE_RATE,
     Prosody,
@@ -23,7 +23,7 @@ from core.data.synth.speech import (
     speaker_voice,
     synthesize_utterance,
 )
-from core.data.synth.truth import CATEGORIES, ItemTruth
+from affectlab.data.synth.truth import CATEGORIES, ItemTruth
 
 FS = SAMPLE_RATE
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.annotate import (
+from affectlab.annotate import (
     AccessDenied,
     DuplicateRatingError,
     Store,
@@ -21,7 +21,7 @@ from core.annotate import (
     join_campaign,
     open_owner,
 )
-from core.annotate.pageview import (
+from affectlab.annotate.pageview import (
     INVALID_LINK,
     campaign_by_token,
     coverage_histogram,
@@ -32,8 +32,8 @@ from core.annotate.pageview import (
     scale_options,
     shortcut_script,
 )
-from core.data.catalog import list_datasets
-from core.paths import datasets_dir
+from affectlab.data.catalog import list_datasets
+from affectlab.paths import datasets_dir
 
 RATER = "annotate_rater"        # (token, RaterSession)
 ITEM = "annotate_item"          # the ItemView on screen

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.data.browse import (
+from affectlab.data.browse import (
     agreement_table,
     filter_items,
     filter_options,
@@ -14,11 +14,11 @@ from core.data.browse import (
     rating_histogram,
     soft_label_frame,
 )
-from core.data.catalog import list_datasets
-from core.data.contract import ContractError, load_dataset
-from core.data.importers import FORMATS
-from core.data.jobs import start_generation, start_import
-from core.paths import datasets_dir
+from affectlab.data.catalog import list_datasets
+from affectlab.data.contract import ContractError, load_dataset
+from affectlab.data.importers import FORMATS
+from affectlab.data.jobs import start_generation, start_import
+from affectlab.paths import datasets_dir
 
 JOB_KEY = "data_job"
 

@@ -4,17 +4,17 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.data.contract import ContractError, load_dataset
-from core.explore.colour import colour_options, colour_values, subclass_medoids
-from core.explore.projection import (
+from affectlab.data.contract import ContractError, load_dataset
+from affectlab.explore.colour import colour_options, colour_values, subclass_medoids
+from affectlab.explore.projection import (
     ensure_umap_async,
     load_umap,
     nearest_neighbours,
     run_projection,
     umap_status,
 )
-from core.explore.run_outputs import list_runs, load_run_outputs
-from core.explore.selection import group_rows, item_cards, selection_rows
+from affectlab.explore.run_outputs import list_runs, load_run_outputs
+from affectlab.explore.selection import group_rows, item_cards, selection_rows
 
 MAX_CARDS = 24
 # Up to this many points the map is SVG (go.Scatter): crisp, and drawn without WebGL (which a

@@ -1,9 +1,9 @@
 import streamlit as st
 
-from core.data.catalog import list_datasets
-from core.engine.device import describe_device
-from core.engine.runs import list_runs
-from core.paths import data_dir
+from affectlab.data.catalog import list_datasets
+from affectlab.engine.device import describe_device
+from affectlab.engine.runs import list_runs
+from affectlab.paths import data_dir
 
 st.title("affectlab")
 st.markdown(

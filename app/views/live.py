@@ -5,14 +5,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.explore.projection import run_projection
-from core.explore.run_outputs import find_checkpoint, list_runs
-from core.live.audio import AudioChunkProcessor, av_to_samples, silent_like
-from core.live.devices import LocalMicrophone, probe_audio
-from core.live.face import FaceFrameProcessor
-from core.live.holder import LatestResult
-from core.live.models import load_run_model, pretrained_face_model
-from core.paths import runs_dir
+from affectlab.explore.projection import run_projection
+from affectlab.explore.run_outputs import find_checkpoint, list_runs
+from affectlab.live.audio import AudioChunkProcessor, av_to_samples, silent_like
+from affectlab.live.devices import LocalMicrophone, probe_audio
+from affectlab.live.face import FaceFrameProcessor
+from affectlab.live.holder import LatestResult
+from affectlab.live.models import load_run_model, pretrained_face_model
+from affectlab.paths import runs_dir
 
 PRETRAINED = "pretrained mini_xception (FER2013)"
 RTC_CONFIG = {"iceServers": []}  # localhost needs no STUN server; works offline

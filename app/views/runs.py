@@ -5,9 +5,9 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from core.engine.compare import compare_curves, final_metrics, final_metrics_long
-from core.engine.manage import delete_run
-from core.engine.runs import list_runs
+from affectlab.engine.compare import compare_curves, final_metrics, final_metrics_long
+from affectlab.engine.manage import delete_run
+from affectlab.engine.runs import list_runs
 
 DELETE_KEY = "runs_delete_confirm"  # name of the run awaiting a delete confirmation
 FLASH_KEY = "runs_flash"  # (kind, message) shown once after a delete

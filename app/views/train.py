@@ -6,11 +6,11 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from core.data.catalog import list_datasets
-from core.engine.config import ConfigError
-from core.engine.device import describe_device
-from core.engine.follow import RunFollower, format_duration
-from core.engine.form import (
+from affectlab.data.catalog import list_datasets
+from affectlab.engine.config import ConfigError
+from affectlab.engine.device import describe_device
+from affectlab.engine.follow import RunFollower, format_duration
+from affectlab.engine.form import (
     build_run_config,
     changed_params,
     method_choices,
@@ -20,8 +20,8 @@ from core.engine.form import (
     scale_choices,
     training_defaults,
 )
-from core.engine.jobs import cancel, launch_background
-from core.engine.manage import active_runs
+from affectlab.engine.jobs import cancel, launch_background
+from affectlab.engine.manage import active_runs
 
 RUN_KEY = "train_run_dir"  # the run this page follows (str path)
 FOLLOWER_KEY = "train_follower"  # its RunFollower: keeps the read offset across reruns

@@ -10,8 +10,8 @@ Pages use two session objects and nothing else::
     item = rater.next_item(); rater.submit(item.item_id, "category", 3, time_spent=2.1)
 """
 
-from core.annotate.access import AccessDenied, ensure_admin_password, invite_link
-from core.annotate.service import (
+from affectlab.annotate.access import AccessDenied, ensure_admin_password, invite_link
+from affectlab.annotate.service import (
     CampaignProgress,
     DuplicateRatingError,
     Invite,
@@ -22,7 +22,7 @@ from core.annotate.service import (
     join_campaign,
     open_owner,
 )
-from core.annotate.store import Store, default_db_url
+from affectlab.annotate.store import Store, default_db_url
 
 __all__ = [
     "AccessDenied",

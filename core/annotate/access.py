@@ -27,7 +27,7 @@ import tomllib
 from pathlib import Path
 from urllib.parse import urlencode
 
-from core.annotate.store import Setting, Store
+from affectlab.annotate.store import Setting, Store
 
 __all__ = [
     "AccessDenied",

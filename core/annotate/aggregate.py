@@ -8,7 +8,7 @@
   ε_ir ~ N(0, σ_r²): each rater's bias b_r is removed and ratings are weighted by 1/σ_r².
 - :func:`weighted_soft_labels` — the two above, shaped like :func:`soft_labels`.
 - :func:`item_disagreement` — normalised entropy (categories) or variance (Likert), in [0, 1].
-- :func:`agreement_report` — Krippendorff's α per scale (``core.agreement``), each rater
+- :func:`agreement_report` — Krippendorff's α per scale (``affectlab.agreement``), each rater
   against the leave-one-out consensus, and each rater's score on gold items.
 
 Every function takes the contract's long ratings table (columns ``item_id``, ``rater_id``,
@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
-from core.agreement import default_level, krippendorff_alpha, rater_agreement
-from core.labels import likert_to_soft, soft_labels_from_ratings
+from affectlab.agreement import default_level, krippendorff_alpha, rater_agreement
+from affectlab.labels import likert_to_soft, soft_labels_from_ratings
 
 __all__ = [
     "AgreementReport",
@@ -83,7 +83,7 @@ def _scale_table(ratings: pd.DataFrame, item_ids, scale: str
 def soft_labels(ratings: pd.DataFrame, item_ids, scales: Mapping[str, Mapping[str, Any]]
                 ) -> dict[str, np.ndarray]:
     """SPEC §1 soft labels for every scale: {scale: array (n_items, K or 2)}, NaN rows for items
-    without ratings on that scale (see :func:`core.labels.soft_labels_from_ratings`)."""
+    without ratings on that scale (see :func:`affectlab.labels.soft_labels_from_ratings`)."""
     _check_ratings(ratings)
     return {name: soft_labels_from_ratings(ratings, item_ids, name, meta)
             for name, meta in scales.items()}
@@ -358,7 +358,7 @@ class AgreementReport:
     """alpha: {scale: Krippendorff's α} (NaN when undefined); alpha_mean: mean of the defined
     per-scale α (the campaign's single number); levels: {scale: level used};
     raters: one row per (rater, scale): rater_id, scale, n_items, agreement (leave-one-out,
-    statistic per level, see ``core.agreement.rater_agreement``), gold_n, gold_score."""
+    statistic per level, see ``affectlab.agreement.rater_agreement``), gold_n, gold_score."""
 
     alpha: dict[str, float]
     levels: dict[str, str]
@@ -370,7 +370,7 @@ class AgreementReport:
 
 def agreement_report(ratings: pd.DataFrame, scales: Mapping[str, Mapping[str, Any]],
                      gold: pd.DataFrame | None = None, *, min_items: int = 3) -> AgreementReport:
-    """Krippendorff's α per scale (level from ``core.agreement.default_level``: nominal for
+    """Krippendorff's α per scale (level from ``affectlab.agreement.default_level``: nominal for
     categories, ordinal, interval for Likert), each rater's leave-one-out agreement per scale,
     and each rater's gold score when ``gold`` answers are given."""
     _check_ratings(ratings)

@@ -11,7 +11,7 @@ Rules, in order (:func:`pick_next`):
    ``ratings_per_item`` (N) live assignments (finished, or open for less than
    :data:`OPEN_LEASE`), the one with the fewest, ties broken at random.
 4. **Adaptive**: when every item has its N, items the rater has not seen with fewer than
-   ``max_ratings`` finished ratings whose disagreement (:func:`core.annotate.aggregate.
+   ``max_ratings`` finished ratings whose disagreement (:func:`affectlab.annotate.aggregate.
    item_disagreement`: normalised entropy for categories, normalised variance for Likert) is at
    least ``min_disagreement`` get extra ratings, the most disputed first.
 5. Otherwise None: nothing left for this rater.
@@ -30,8 +30,8 @@ import pandas as pd
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
-from core.annotate.aggregate import item_disagreement
-from core.annotate.store import Assignment, Campaign, Item, Rating, utcnow
+from affectlab.annotate.aggregate import item_disagreement
+from affectlab.annotate.store import Assignment, Campaign, Item, Rating, utcnow
 
 __all__ = ["OPEN_LEASE", "CampaignRules", "pick_next", "release"]
 

@@ -1,6 +1,6 @@
 """Export a campaign's result: a SPEC §7 dataset directory, a CSV long table, or JSON lines.
 
-The dataset export goes through :func:`core.data.contract.write_dataset`, so ``affectlab train``
+The dataset export goes through :func:`affectlab.data.contract.write_dataset`, so ``affectlab train``
 reads it like any dataset: ``items.parquet`` (the campaign's items with the source dataset's
 other columns, e.g. split, domain and hidden truth, plus ``n_ratings`` and, when a nominal scale
 exists, ``ds_label``: the Dawid–Skene most probable class), ``ratings.parquet`` (one row per
@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from core.annotate import aggregate
-from core.data.contract import SPLITS, write_dataset
+from affectlab.annotate import aggregate
+from affectlab.data.contract import SPLITS, write_dataset
 
 if TYPE_CHECKING:
-    from core.annotate.service import OwnerSession
+    from affectlab.annotate.service import OwnerSession
 
 __all__ = ["FORMATS", "export_campaign"]
 
@@ -55,7 +55,7 @@ def _ds_labels(ratings: pd.DataFrame, ids: list[str], scales: dict) -> dict[str,
 
 def export_campaign(owner: OwnerSession, campaign: int | str, out: str | os.PathLike, *,
                     format: str = "dataset", overwrite: bool = False, link: bool = True) -> Path:
-    """See :meth:`core.annotate.service.OwnerSession.export`. Returns the written path."""
+    """See :meth:`affectlab.annotate.service.OwnerSession.export`. Returns the written path."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     settings = owner.settings(campaign)

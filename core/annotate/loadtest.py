@@ -2,7 +2,7 @@
 
 :func:`run_load_test` creates a throw-away campaign over synthetic items (no media needed) in the
 database at ``db_url``, lets ``raters`` threads each rate ``ratings_each`` items through the same
-:class:`~core.annotate.service.RaterSession` API the page uses (next_item → submit), re-submits
+:class:`~affectlab.annotate.service.RaterSession` API the page uses (next_item → submit), re-submits
 every tenth rating to exercise idempotency, and then compares what the raters were told was
 stored with what the database holds.
 """
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.annotate.access import configured_admin_password, ensure_admin_password
-from core.annotate.service import join_campaign, open_owner
-from core.annotate.store import Store
-from core.data.contract import DatasetDir
+from affectlab.annotate.access import configured_admin_password, ensure_admin_password
+from affectlab.annotate.service import join_campaign, open_owner
+from affectlab.annotate.store import Store
+from affectlab.data.contract import DatasetDir
 
 __all__ = ["LoadTestReport", "run_load_test"]
 

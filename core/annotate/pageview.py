@@ -16,10 +16,10 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 from sqlalchemy import func, select
 
-from core.annotate.access import AccessDenied, hash_token
-from core.annotate.service import CampaignProgress, RaterProgress
-from core.annotate.store import Campaign, Item, Store
-from core.data.synth.truth import CATEGORIES
+from affectlab.annotate.access import AccessDenied, hash_token
+from affectlab.annotate.service import CampaignProgress, RaterProgress
+from affectlab.annotate.store import Campaign, Item, Store
+from affectlab.data.synth.truth import CATEGORIES
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -9,7 +9,7 @@ Two kinds of session, each bound to who opened it, so a page cannot act beyond i
 - :func:`open_owner` (admin password) → :class:`OwnerSession`: create campaigns (from a
   dataset directory or uploaded media), follow progress, agreement, soft labels, export.
 
-Errors: :class:`~core.annotate.access.AccessDenied` for a bad password or token or a closed
+Errors: :class:`~affectlab.annotate.access.AccessDenied` for a bad password or token or a closed
 campaign; ValueError / TypeError naming the argument for malformed input (value outside the
 scale, NaN, unknown item or scale); :class:`DuplicateRatingError` when a rater re-submits a
 different value for a scale they already rated (re-submitting the same value is a no-op).
@@ -34,16 +34,16 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.annotate import aggregate
-from core.annotate.access import (
+from affectlab.annotate import aggregate
+from affectlab.annotate.access import (
     AccessDenied,
     check_admin_password,
     hash_token,
     invite_link,
     new_token,
 )
-from core.annotate.assign import CampaignRules, pick_next, release
-from core.annotate.store import (
+from affectlab.annotate.assign import CampaignRules, pick_next, release
+from affectlab.annotate.store import (
     Assignment,
     Campaign,
     GoldAnswer,
@@ -53,8 +53,8 @@ from core.annotate.store import (
     Store,
     utcnow,
 )
-from core.data.contract import MODALITIES, SCALE_TYPES, DatasetDir, load_dataset
-from core.paths import data_dir
+from affectlab.data.contract import MODALITIES, SCALE_TYPES, DatasetDir, load_dataset
+from affectlab.paths import data_dir
 
 __all__ = [
     "CampaignProgress",
@@ -740,7 +740,7 @@ class OwnerSession:
         """Write the campaign's result: "dataset" (SPEC §7 directory that ``affectlab train``
         reads; media hard-linked when possible, else copied), "csv" (ratings long table) or
         "jsonl" (one line per item with its ratings and soft labels)."""
-        from core.annotate import export as _export
+        from affectlab.annotate import export as _export
         return _export.export_campaign(self, campaign, out, format=format, overwrite=overwrite,
                                        link=link)
 

@@ -1,6 +1,6 @@
 """The rating store: SQLAlchemy 2 models and the engine they live in.
 
-Default: a SQLite file ``core.paths.data_dir()/"affectlab.db"`` in WAL mode with foreign keys on
+Default: a SQLite file ``affectlab.paths.data_dir()/"affectlab.db"`` in WAL mode with foreign keys on
 and a busy timeout. Scaled: any SQLAlchemy URL in ``$AFFECTLAB_DB_URL``, PostgreSQL through
 psycopg 3 (``postgresql+psycopg://user:pass@host:5432/affectlab``).
 
@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from core.paths import data_dir
+from affectlab.paths import data_dir
 
 __all__ = [
     "Assignment",

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.agreement import default_level, krippendorff_alpha
-from core.data.contract import DatasetDir
-from core.labels import ambiguity, soft_labels_from_ratings
+from affectlab.agreement import default_level, krippendorff_alpha
+from affectlab.data.contract import DatasetDir
+from affectlab.labels import ambiguity, soft_labels_from_ratings
 
 __all__ = ["FILTER_COLUMNS", "agreement_table", "filter_items", "filter_options", "item_table",
            "rating_histogram", "scale_value_names", "soft_label_frame"]
@@ -22,7 +22,7 @@ FILTER_COLUMNS = ("split", "domain", "label")
 
 def _check_ds(ds: Any) -> DatasetDir:
     if not isinstance(ds, DatasetDir):
-        raise TypeError(f"ds must be a DatasetDir (core.data.contract.load_dataset), "
+        raise TypeError(f"ds must be a DatasetDir (affectlab.data.contract.load_dataset), "
                         f"got {type(ds).__name__}")
     return ds
 
@@ -173,7 +173,7 @@ def rating_histogram(ds: DatasetDir, scale: str, item_ids: Iterable[str] | None 
 
 
 def agreement_table(ds: DatasetDir) -> pd.DataFrame:
-    """Krippendorff's α for every scale of the dataset (SPEC §1, :mod:`core.agreement`).
+    """Krippendorff's α for every scale of the dataset (SPEC §1, :mod:`affectlab.agreement`).
 
     Returns one row per scale: ``scale``, ``level`` (nominal / ordinal / interval), ``alpha``
     (NaN when undefined or the scale has no ratings), ``n_items`` rated, ``n_ratings``,

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.paths import datasets_dir
+from affectlab.paths import datasets_dir
 
 
 @dataclass(frozen=True)

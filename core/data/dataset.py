@@ -14,7 +14,7 @@ Each item is a dict::
              the ``true_dist_<class>`` columns gathered into one (K,) tensor ``true_dist``
 
 Media are decoded once, at construction: faces into one (n, 64, 64) uint8 array, speech into
-per-item fbank matrices (through the disk :class:`~core.features.fbank.FbankCache` by default).
+per-item fbank matrices (through the disk :class:`~affectlab.features.fbank.FbankCache` by default).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from core.data.contract import SPLITS, DatasetDir, load_dataset
-from core.features.audio import load_wav
-from core.features.face import load_image
-from core.features.fbank import CorpusNormalizer, FbankCache, FbankParams, fbank
-from core.labels import soft_labels_from_ratings
+from affectlab.data.contract import SPLITS, DatasetDir, load_dataset
+from affectlab.features.audio import load_wav
+from affectlab.features.face import load_image
+from affectlab.features.fbank import CorpusNormalizer, FbankCache, FbankParams, fbank
+from affectlab.labels import soft_labels_from_ratings
 
 logger = logging.getLogger(__name__)
 

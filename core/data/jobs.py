@@ -94,11 +94,11 @@ def generation_progress(out: str | os.PathLike, n: int) -> float:
 
 def start_generation(out: str | os.PathLike, *, modality: str, n: int, seed: int,
                      n_domains: int, flip_rate: float, overwrite: bool = False) -> DataJob:
-    """Generate a corpus (:func:`core.data.synth.corpus.generate_corpus`) in the background.
+    """Generate a corpus (:func:`affectlab.data.synth.corpus.generate_corpus`) in the background.
 
     Arguments are validated by the generator; a bad one fails the job with its message.
     """
-    from core.data.synth.corpus import generate_corpus
+    from affectlab.data.synth.corpus import generate_corpus
 
     out = Path(out)
     return DataJob(f"generate {modality} corpus {out.name}", generate_corpus,
@@ -109,8 +109,8 @@ def start_generation(out: str | os.PathLike, *, modality: str, n: int, seed: int
 
 def start_import(fmt: str, src: str | os.PathLike, out: str | os.PathLike, *,
                  skip_bad: bool = False, overwrite: bool = False) -> DataJob:
-    """Import a corpus (:func:`core.data.importers.import_corpus`) in the background."""
-    from core.data.importers import import_corpus
+    """Import a corpus (:func:`affectlab.data.importers.import_corpus`) in the background."""
+    from affectlab.data.importers import import_corpus
 
     return DataJob(f"import {fmt} into {Path(out).name}", import_corpus, fmt, src, out,
                    skip_bad=skip_bad, overwrite=overwrite)

@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.engine.device import place_on_device
-from core.engine.evaluate import move_batch
-from core.engine.step import forward_and_read
+from affectlab.engine.device import place_on_device
+from affectlab.engine.evaluate import move_batch
+from affectlab.engine.step import forward_and_read
 
 __all__ = ["TARGETS", "main", "run_bench"]
 
@@ -76,7 +76,7 @@ class _Items:
 
 def _synthetic(modality: str, n: int, num_classes: int, seed: int):
     """(items, TrainSetInfo): random inputs, Dirichlet soft labels, valence–arousal aux."""
-    from core.methods import TrainSetInfo
+    from affectlab.methods import TrainSetInfo
 
     g = torch.Generator().manual_seed(seed)
     if modality == "face":
@@ -152,7 +152,7 @@ def _paired_ratio(times: list[float], reference: list[float]) -> float:
 def _dmue_branches_in_bfloat16(device: torch.device) -> bool:
     """Whether DMUE's default branch precision is bfloat16 on ``device`` (then the bench also
     times float32 branches, for comparison)."""
-    from core.methods.dmue import branch_dtype
+    from affectlab.methods.dmue import branch_dtype
 
     return branch_dtype("auto", device) == torch.bfloat16
 
@@ -203,7 +203,7 @@ def _run(modality: str, steps: int, batch_size: int, warmup: int, device: str,
          num_classes: int, seed: int, methods_filter: list[str] | None,
          model_params: dict[str, Any] | None, amp: bool | None) -> pd.DataFrame:
     """run_bench's body, its arguments validated."""
-    from core import methods, models
+    from affectlab import methods, models
 
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
                        else ("cpu" if device == "auto" else device))

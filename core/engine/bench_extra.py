@@ -15,7 +15,7 @@ CORPUS_TARGET_S = 60.0
 
 def bench_corpus(faces: int = 10_000, utterances: int = 2_000, seed: int = 0) -> pd.DataFrame:
     """Generate both corpora end to end (rendering, raters, writing) into a temporary directory."""
-    from core.data.synth.corpus import generate_corpus
+    from affectlab.data.synth.corpus import generate_corpus
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="affectlab-bench-") as tmp:
@@ -33,7 +33,7 @@ def bench_corpus(faces: int = 10_000, utterances: int = 2_000, seed: int = 0) ->
 
 def bench_annotate(db_url: str | None = None, raters: int = 50, ratings_each: int = 200) -> pd.DataFrame:
     """The rating-store load test: concurrent raters, lost/duplicated ratings, p95 latency."""
-    from core.annotate.loadtest import run_load_test
+    from affectlab.annotate.loadtest import run_load_test
 
     with tempfile.TemporaryDirectory(prefix="affectlab-bench-") as tmp:
         url = db_url or f"sqlite:///{Path(tmp) / 'loadtest.db'}"

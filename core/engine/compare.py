@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.engine.follow import RunFollower
+from affectlab.engine.follow import RunFollower
 
 __all__ = ["CURVE_COLUMNS", "DEFAULT_METRICS", "FINAL_COLUMNS", "compare_curves",
            "final_metrics", "final_metrics_long"]

@@ -56,13 +56,13 @@ def _registered(value: str, kind: str, known: list[str]) -> str:
 
 
 def _known_methods() -> list[str]:
-    from core.methods import available
+    from affectlab.methods import available
 
     return [spec.name for spec in available()]
 
 
 def _known_models() -> list[str]:
-    from core.models import available
+    from affectlab.models import available
 
     return [spec.name for spec in available()]
 
@@ -129,7 +129,7 @@ class RunConfig(BaseModel):
     @field_validator("method_params")
     @classmethod
     def _method_params_known(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        from core.methods import method_class
+        from affectlab.methods import method_class
 
         if "method" in info.data:
             method_class(info.data["method"]).check_params(info.data["method"], value)
@@ -138,7 +138,7 @@ class RunConfig(BaseModel):
     @field_validator("model_params")
     @classmethod
     def _model_params_known(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        from core.models import check_params
+        from affectlab.models import check_params
 
         if "model" in info.data:
             check_params(info.data["model"], value)
@@ -162,7 +162,7 @@ class RunConfig(BaseModel):
         """The run directory: ``out``, else ``<runs_dir>/<name>`` (absolute)."""
         if self.out is not None:
             return Path(self.out).expanduser().resolve()
-        from core.paths import runs_dir
+        from affectlab.paths import runs_dir
 
         return runs_dir() / str(self.name)
 

@@ -1,7 +1,7 @@
 """Prediction passes over a dataset split and the metrics computed from them.
 
 Shared by the training loop (validation every epoch, the final test pass) and by
-:func:`core.engine.runs.evaluate_run` (cross-corpus evaluation of a finished run).
+:func:`affectlab.engine.runs.evaluate_run` (cross-corpus evaluation of a finished run).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from core import metrics as M
-from core.engine.device import to_device_layout
+from affectlab import metrics as M
+from affectlab.engine.device import to_device_layout
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def predict_split(method, loader: DataLoader | Iterable[dict[str, Any]], device:
 
 def compute_metrics(pred: SplitPredictions, ordinal: bool = False, seed: int = 0
                     ) -> dict[str, float]:
-    """The metrics of core.metrics that apply to these predictions.
+    """The metrics of affectlab.metrics that apply to these predictions.
 
     Always: uar, accuracy, macro_f1 (soft labels as truth, with SPEC §2's tie rule).
     Ordered classes: aem, aeo. Enough items: nmi (k-means on the embedding, K = number of

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.engine.events import RunStatus, read_events, run_status
+from affectlab.engine.events import RunStatus, read_events, run_status
 
 __all__ = ["EPOCH_COLUMNS", "STEP_COLUMNS", "FollowUpdate", "RunCurves", "RunFollower",
            "curves_from_events", "format_duration"]
@@ -134,7 +134,7 @@ class RunFollower:
     ``poll()`` reads only what was appended since the previous call (a line still being written
     is left for the next one), folds it into the curves and returns a :class:`FollowUpdate`.
     check_worker: report a run whose worker process has exited without a final event as
-    failed (as :func:`core.engine.jobs.status` does); off for runs read after the fact.
+    failed (as :func:`affectlab.engine.jobs.status` does); off for runs read after the fact.
     """
 
     def __init__(self, run_dir: str | os.PathLike, check_worker: bool = True) -> None:
@@ -165,7 +165,7 @@ class RunFollower:
         st = run_status(self.run_dir, self._events)
         if not (self.check_worker and st.state in ("queued", "running")):
             return st, new
-        from core.engine.jobs import LOG_FILE, is_alive, read_pid
+        from affectlab.engine.jobs import LOG_FILE, is_alive, read_pid
 
         pid = read_pid(self.run_dir)
         if pid is None or is_alive(pid):

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from core.engine.config import ConfigError, RunConfig, validate_config
+from affectlab.engine.config import ConfigError, RunConfig, validate_config
 
 __all__ = ["PARAM_KINDS", "ParamField", "ScaleChoice", "build_run_config", "changed_params",
            "default_scale", "method_choices", "method_param_fields", "model_choices",
@@ -84,7 +84,7 @@ def scale_choices(meta: dict[str, Any]) -> list[ScaleChoice]:
 
 def model_choices(modality: str):
     """Registered models for ``modality`` (list of ModelSpec)."""
-    from core.models import available
+    from affectlab.models import available
 
     if modality not in ("face", "speech"):
         raise ValueError(f"modality must be 'face' or 'speech', got {modality!r}")
@@ -94,7 +94,7 @@ def model_choices(modality: str):
 def method_choices(modality: str, ordinal: bool):
     """Registered, implemented methods usable on ``modality`` data with a scale whose classes
     are (``ordinal=True``) or are not ordered (list of MethodSpec, registry order)."""
-    from core.methods import available
+    from affectlab.methods import available
 
     if modality not in ("face", "speech"):
         raise ValueError(f"modality must be 'face' or 'speech', got {modality!r}")
@@ -146,7 +146,7 @@ def model_param_fields(spec) -> list[ParamField]:
 def method_param_fields(spec) -> list[ParamField]:
     """Widgets for a MethodSpec's parameters; a method class may declare ``param_choices``
     (name → allowed values) to get select boxes."""
-    from core.methods import method_class
+    from affectlab.methods import method_class
 
     choices = getattr(method_class(spec.name), "param_choices", None) or {}
     return param_fields(dict(spec.params), choices=choices)
@@ -185,7 +185,7 @@ def changed_params(fields: list[ParamField], values: dict[str, Any]) -> dict[str
 def training_defaults(method: str) -> dict[str, Any]:
     """epochs, batch_size, lr, weight_decay and seed a run of ``method`` gets by default (from
     :class:`RunConfig`, which fills the method-dependent lr and batch size)."""
-    from core.models import available
+    from affectlab.models import available
 
     model = available()[0].name  # any registered model: the defaults do not depend on it
     cfg = validate_config({"dataset": ".", "model": model, "method": method, "name": "defaults"})
@@ -193,7 +193,7 @@ def training_defaults(method: str) -> dict[str, Any]:
 
 
 def _check_method(method: str, modality: str, scale: str, ordinal: bool) -> None:
-    from core.methods import available
+    from affectlab.methods import available
 
     specs = {s.name: s for s in available()}
     spec = specs.get(method)

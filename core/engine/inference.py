@@ -70,14 +70,14 @@ class Predictor:
         weights (``mini_xception``: FER2013 classes)."""
         path = Path(name_or_run)
         if path.is_dir():
-            from core.engine.runs import load_run
+            from affectlab.engine.runs import load_run
 
             run = load_run(path, weights=weights)
             if run.method is None:
                 raise FileNotFoundError(f"run {path} has no saved weights yet")
             return cls(run.method, run.class_names, run.model_info["modality"], run.normalizer())
-        from core import models
-        from core.methods.base import Method
+        from affectlab import models
+        from affectlab.methods.base import Method
 
         name = str(name_or_run)
         specs = {s.name: s for s in models.available()}
@@ -100,7 +100,7 @@ class Predictor:
         return self.method.predict(batch)
 
     def _face_input(self, path: Path) -> tuple[torch.Tensor | None, str, str | None]:
-        from core.features.face import FaceCropper, load_image
+        from affectlab.features.face import FaceCropper, load_image
 
         img = load_image(path)
         if img.shape == (FACE_SIZE, FACE_SIZE):
@@ -116,8 +116,8 @@ class Predictor:
         return x, note, None
 
     def _speech_input(self, path: Path) -> tuple[torch.Tensor | None, str, str | None]:
-        from core.features.audio import load_wav
-        from core.features.fbank import CorpusNormalizer, FbankParams, fbank
+        from affectlab.features.audio import load_wav
+        from affectlab.features.fbank import CorpusNormalizer, FbankParams, fbank
 
         params = FbankParams()
         wave, _ = load_wav(path, target_sr=params.sample_rate)

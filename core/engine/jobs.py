@@ -1,6 +1,6 @@
 """Background training jobs: one worker process per run, followed through its run directory.
 
-``launch_background`` writes ``<run>/config.yaml``, starts ``python -m core.engine.worker <run>``
+``launch_background`` writes ``<run>/config.yaml``, starts ``python -m affectlab.engine.worker <run>``
 in a new session (so closing the app or terminal does not kill it), sends its output to
 ``<run>/worker.log`` and its pid to ``<run>/worker.pid``. ``cancel`` asks it to stop (a
 ``cancel.request`` file the loop checks every step; SIGTERM, which the worker turns into the
@@ -17,15 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-from core.engine.config import RunConfig, save_config
-from core.engine.events import EVENTS_FILE, RunStatus, read_events, run_status
-from core.engine.trainer import CANCEL_FILE
+from affectlab.engine.config import RunConfig, save_config
+from affectlab.engine.events import EVENTS_FILE, RunStatus, read_events, run_status
+from affectlab.engine.trainer import CANCEL_FILE
 
 __all__ = ["PID_FILE", "LOG_FILE", "cancel", "is_alive", "launch_background", "status"]
 
 PID_FILE = "worker.pid"
 LOG_FILE = "worker.log"
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 _children: dict[int, subprocess.Popen] = {}  # workers started by this process (reaped on poll)
 
 
@@ -43,14 +42,11 @@ def launch_background(config: RunConfig, resume: bool = False) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
     (run_dir / CANCEL_FILE).unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "core.engine.worker", str(run_dir)]
+    cmd = [sys.executable, "-m", "affectlab.engine.worker", str(run_dir)]
     cmd += ["--resume"] if resume else []
-    env = dict(os.environ)
-    # the worker must import this package even when launched from another directory
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO_ROOT), env.get("PYTHONPATH")) if p)
     with open(run_dir / LOG_FILE, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=os.getcwd(), env=env, start_new_session=True)
+                                cwd=os.getcwd(), start_new_session=True)
     _children[proc.pid] = proc
     tmp = run_dir / f".{PID_FILE}.tmp"
     tmp.write_text(str(proc.pid))

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from core.engine.events import EVENTS_FILE
+from affectlab.engine.events import EVENTS_FILE
 
 __all__ = ["ACTIVE_STATES", "active_runs", "delete_run"]
 
@@ -15,7 +15,7 @@ ACTIVE_STATES = ("queued", "running")
 
 def _root(root: str | os.PathLike | None) -> Path:
     if root is None:
-        from core.paths import runs_dir
+        from affectlab.paths import runs_dir
 
         return runs_dir()
     return Path(root)
@@ -28,7 +28,7 @@ def _is_run(path: Path) -> bool:
 def active_runs(root: str | os.PathLike | None = None) -> list[Path]:
     """Run directories under ``root`` (default: the runs directory) that are queued or running
     (worker liveness checked), newest first."""
-    from core.engine.jobs import status
+    from affectlab.engine.jobs import status
 
     root = _root(root)
     if not root.is_dir():
@@ -46,7 +46,7 @@ def delete_run(run_dir: str | os.PathLike, root: str | os.PathLike | None = None
     """
     if not isinstance(run_dir, str | os.PathLike):
         raise TypeError(f"run_dir must be a path, got {type(run_dir).__name__}")
-    from core.engine.jobs import is_alive, read_pid
+    from affectlab.engine.jobs import is_alive, read_pid
 
     path = Path(run_dir).expanduser().resolve()
     base = _root(root).expanduser().resolve()

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.engine.events import EVENTS_FILE, read_events
-from core.fileio import read_json_dict, read_yaml_dict
+from affectlab.engine.events import EVENTS_FILE, read_events
+from affectlab.fileio import read_json_dict, read_yaml_dict
 
 __all__ = ["LoadedRun", "evaluate_run", "list_runs", "load_run"]
 
@@ -29,10 +29,10 @@ def list_runs(root: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per run directory under ``root`` (default: the data directory's runs/), newest
     first, with columns :data:`RUN_COLUMNS`. Best validation scores come from the per-epoch
     history (metrics.json when finished, else the epoch events so far)."""
-    from core.engine.jobs import status
+    from affectlab.engine.jobs import status
 
     if root is None:
-        from core.paths import runs_dir
+        from affectlab.paths import runs_dir
 
         root = runs_dir()
     root = Path(root)
@@ -92,7 +92,7 @@ class LoadedRun:
 
     def normalizer(self, domain: str | None = None):
         """Speech: the training normaliser of ``domain`` (default: the first one), or None."""
-        from core.features.fbank import CorpusNormalizer
+        from affectlab.features.fbank import CorpusNormalizer
 
         norms = self.model_info.get("normalizers") or {}
         if not norms:
@@ -103,7 +103,7 @@ class LoadedRun:
 
 def load_method(weights_path: str | os.PathLike, device: str | torch.device = "cpu"):
     """Rebuild the trained method from ``checkpoints/{last,best}.pt`` (eval mode)."""
-    from core.engine.trainer import build_method, info_from_dict
+    from affectlab.engine.trainer import build_method, info_from_dict
 
     state = torch.load(weights_path, map_location=device, weights_only=False)
     info = info_from_dict(state["info"])
@@ -145,9 +145,9 @@ def evaluate_run(run_dir: str | os.PathLike, dataset_dir: str | os.PathLike,
     Speech features are normalised with the *target* corpus's own statistics (per domain), as
     the f-SPL paper does for cross-corpus tests. split: "train" | "val" | "test" | None (all).
     """
-    from core.data.contract import load_dataset
-    from core.data.dataset import EmotionDataset
-    from core.engine.evaluate import compute_metrics, predict_split
+    from affectlab.data.contract import load_dataset
+    from affectlab.data.dataset import EmotionDataset
+    from affectlab.engine.evaluate import compute_metrics, predict_split
 
     run = load_run(run_dir, weights=weights)
     if run.method is None:

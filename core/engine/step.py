@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from core.losses import skip_value_checks
-from core.methods.base import Method, StepResult
+from affectlab.losses import skip_value_checks
+from affectlab.methods.base import Method, StepResult
 
 
 def forward_and_read(method: Method, batch: dict[str, Any], epoch: int, step: int, *,
@@ -18,7 +18,7 @@ def forward_and_read(method: Method, batch: dict[str, Any], epoch: int, step: in
     read back as floats in one transfer. FloatingPointError when the loss is not finite.
 
     On CUDA the losses' per-call value checks are skipped (each would wait for the GPU; see
-    ``core.losses._checks``): the batch comes from a dataset checked when it was loaded, and
+    ``affectlab.losses._checks``): the batch comes from a dataset checked when it was loaded, and
     the finite-loss check below still stops a run that diverges.
     """
     device_type = batch["x"].device.type

@@ -47,11 +47,11 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
-from core.engine.config import ConfigError, RunConfig, save_config
-from core.engine.device import place_on_device
-from core.engine.evaluate import SplitPredictions, compute_metrics, move_batch, predict_split
-from core.engine.events import EVENTS_FILE, EventWriter
-from core.engine.step import forward_and_read
+from affectlab.engine.config import ConfigError, RunConfig, save_config
+from affectlab.engine.device import place_on_device
+from affectlab.engine.evaluate import SplitPredictions, compute_metrics, move_batch, predict_split
+from affectlab.engine.events import EVENTS_FILE, EventWriter
+from affectlab.engine.step import forward_and_read
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class Cancelled(Exception):
 
 
 def cancel_requested(run_dir: str | os.PathLike) -> bool:
-    """True when ``<run>/cancel.request`` exists (written by :func:`core.engine.jobs.cancel`)."""
+    """True when ``<run>/cancel.request`` exists (written by :func:`affectlab.engine.jobs.cancel`)."""
     return (Path(run_dir) / CANCEL_FILE).exists()
 
 
@@ -157,8 +157,8 @@ def build_train_info(train_ds, ordinal: bool):
     Likert scales when the dataset has both (an item missing one gets that scale's mean over
     the training set), else None.
     """
-    from core.labels import likert_means
-    from core.methods import TrainSetInfo
+    from affectlab.labels import likert_means
+    from affectlab.methods import TrainSetInfo
 
     meta, ratings = train_ds.ds.meta, train_ds.ds.ratings
     aux = None
@@ -186,7 +186,7 @@ def info_to_dict(info) -> dict[str, Any]:
 
 
 def info_from_dict(state: dict[str, Any]):
-    from core.methods import TrainSetInfo
+    from affectlab.methods import TrainSetInfo
 
     return TrainSetInfo(**state)
 
@@ -194,7 +194,7 @@ def info_from_dict(state: dict[str, Any]):
 def build_method(model_name: str, model_params: dict[str, Any], method_name: str,
                  method_params: dict[str, Any], info, pretrained: bool = False):
     """Model (with ``num_classes = info.num_classes``) wrapped in the named method."""
-    from core import methods, models
+    from affectlab import methods, models
 
     params = dict(model_params)
     if "num_classes" in params and int(params["num_classes"]) != info.num_classes:
@@ -354,7 +354,7 @@ def train(config: RunConfig, progress: bool = True, resume: bool = False,
 
 def _train(config: RunConfig, run_dir: Path, d: _Dist, progress: bool, resume: bool,
            should_stop: Callable[[], bool] | None, clear_cancel: bool) -> RunResult:
-    from core.data.dataset import EmotionDataset
+    from affectlab.data.dataset import EmotionDataset
 
     ckpt_path = run_dir / CHECKPOINT
     if d.main:
@@ -377,7 +377,7 @@ def _train(config: RunConfig, run_dir: Path, d: _Dist, progress: bool, resume: b
             logger.warning("amp=True is only used on CUDA; training in float32 on %s", device)
             amp = False
 
-        from core.data.contract import load_dataset
+        from affectlab.data.contract import load_dataset
 
         data = load_dataset(config.dataset)
         meta = data.meta
@@ -585,7 +585,7 @@ def _check_resume(ckpt: dict[str, Any], config: RunConfig) -> None:
 
 
 def _weights_state(method, info, model_info: dict[str, Any], epoch: int) -> dict[str, Any]:
-    """Weights and what rebuilding the method needs (see core.engine.runs.load_method);
+    """Weights and what rebuilding the method needs (see affectlab.engine.runs.load_method);
     ``model_state`` is the bare network's state dict for readers that want only the model."""
     return {"format": 1, "epoch": epoch, "method_state": method.state_dict(),
             "model_state": method.model.state_dict(), "info": info_to_dict(info), **model_info}

@@ -1,6 +1,6 @@
-"""Background training process: ``python -m core.engine.worker RUN_DIR [--resume]``.
+"""Background training process: ``python -m affectlab.engine.worker RUN_DIR [--resume]``.
 
-Started by :func:`core.engine.jobs.launch_background` (in its own session, output to
+Started by :func:`affectlab.engine.jobs.launch_background` (in its own session, output to
 ``<run>/worker.log``); also the entry point under ``torchrun`` for multi-process training.
 Reads ``<run>/config.yaml`` and trains. SIGTERM is turned into a cancel request, so the loop
 stops at the next step with a ``cancelled`` event and the last checkpoint kept.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.engine.worker")
+    parser = argparse.ArgumentParser(prog="python -m affectlab.engine.worker")
     parser.add_argument("run_dir", type=Path, help="run directory holding config.yaml")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     args = parser.parse_args(argv)
@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in filter(None, (m.strip() for m in plugins.split(","))):
         importlib.import_module(name)
 
-    from core.engine.config import load_config
-    from core.engine.trainer import cancel_requested, train
+    from affectlab.engine.config import load_config
+    from affectlab.engine.trainer import cancel_requested, train
 
     run_dir = args.run_dir.resolve()
     config = load_config(run_dir / "config.yaml")

@@ -9,7 +9,7 @@ Colourings (offered only when the run / dataset has what they need):
 - ``soft-label ambiguity``: normalised entropy of the annotated soft label, [0, 1];
 - ``true ambiguity``: generated data's ``ambiguity`` truth column (the mixing weight of the
   second category), and ``true label`` / ``true sub-class`` / ``flipped`` from the truth;
-- ``sub-class``: discovered by :mod:`core.explore.subclasses` when that module is present.
+- ``sub-class``: discovered by :mod:`affectlab.explore.subclasses` when that module is present.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.explore.run_outputs import RunOutputs
-from core.labels import entropy
+from affectlab.explore.run_outputs import RunOutputs
+from affectlab.labels import entropy
 
 __all__ = ["Colouring", "colour_options", "colour_values", "join_items", "subclass_labels",
            "subclass_medoids"]
@@ -66,7 +66,7 @@ def _norm_entropy(dist: np.ndarray) -> np.ndarray:
 
 def _subclasses_available() -> bool:
     try:
-        from core.explore import subclasses  # noqa: F401
+        from affectlab.explore import subclasses  # noqa: F401
     except ImportError:
         return False
     return hasattr(subclasses, "SubclassDiscovery")
@@ -101,10 +101,10 @@ def colour_options(outputs: RunOutputs, items: pd.DataFrame | None = None) -> li
 
 
 def _fit_subclasses(outputs: RunOutputs):
-    """:class:`core.explore.subclasses.SubclassDiscovery` (a Gaussian mixture per class, SPEC §4)
+    """:class:`affectlab.explore.subclasses.SubclassDiscovery` (a Gaussian mixture per class, SPEC §4)
     fitted on the embeddings within each item's class (the dataset label, else the predicted
     class)."""
-    from core.explore.subclasses import SubclassDiscovery
+    from affectlab.explore.subclasses import SubclassDiscovery
 
     if outputs.embeddings is None:
         raise ValueError("the run has no embeddings to discover sub-classes in")

@@ -7,7 +7,7 @@
 - :func:`compute_umap` / :func:`ensure_umap_async`: the UMAP layout written atomically to
   ``<run>/outputs/umap.npy`` (with ``umap.json`` recording which embeddings it belongs to), the
   latter in a separate process (UMAP's numba compilation takes 30–50 s the first time and holds
-  the interpreter; a process keeps the app responsive). ``python -m core.explore.projection RUN``
+  the interpreter; a process keeps the app responsive). ``python -m affectlab.explore.projection RUN``
   is that process.
 - :func:`nearest_neighbours`: the k closest test items to one item in embedding space.
 
@@ -262,11 +262,8 @@ def ensure_umap_async(run_dir: str | os.PathLike) -> str:
         return status
     _run_embeddings(run_dir)  # fail here, with the run's name, rather than in the worker
     out = _outputs(run_dir)
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    proc = subprocess.Popen([sys.executable, "-m", "core.explore.projection", str(run_dir)],
-                            cwd=root, env=env, stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "affectlab.explore.projection", str(run_dir)],
+                            stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     (out / UMAP_LOCK).write_text(str(proc.pid))
@@ -315,6 +312,6 @@ def nearest_neighbours(embeddings: Any, index: int, k: int = 8) -> tuple[np.ndar
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        print("usage: python -m core.explore.projection RUN_DIR", file=sys.stderr)
+        print("usage: python -m affectlab.explore.projection RUN_DIR", file=sys.stderr)
         sys.exit(2)
     sys.exit(_worker(sys.argv[1]))

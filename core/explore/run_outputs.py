@@ -1,6 +1,6 @@
 """Read what a finished training run left for exploration.
 
-Run directory layout (written by :mod:`core.engine`)::
+Run directory layout (written by :mod:`affectlab.engine`)::
 
     <run>/config.yaml              the RunConfig (dataset, model, method, scale, ...)
     <run>/metrics.json             final metrics
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.fileio import read_json_dict, read_yaml_dict
+from affectlab.fileio import read_json_dict, read_yaml_dict
 
 __all__ = ["DIST_ALIASES", "RunOutputs", "RunSummary", "find_checkpoint", "list_runs",
            "load_run_outputs", "run_class_names"]
@@ -127,7 +127,7 @@ def list_runs(root: str | os.PathLike | None = None) -> list[RunSummary]:
     """Runs under ``root`` (default: the runs directory) that have ``outputs/test.parquet``,
     newest first."""
     if root is None:
-        from core.paths import runs_dir
+        from affectlab.paths import runs_dir
         root = runs_dir()
     root = Path(root)
     found = []
@@ -148,7 +148,7 @@ def _run_modality(cfg: dict[str, Any]) -> str | None:
     if not model:
         return None
     try:
-        from core.models import available
+        from affectlab.models import available
     except ImportError:
         return None
     for spec in available():

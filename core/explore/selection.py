@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.explore.run_outputs import RunOutputs
+from affectlab.explore.run_outputs import RunOutputs
 
 __all__ = ["ItemCard", "group_rows", "item_cards", "selection_rows"]
 

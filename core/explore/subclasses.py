@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.mixture import GaussianMixture
 
-from core.validation import as_float_array
+from affectlab.validation import as_float_array
 
 __all__ = ["SubclassDiscovery"]
 

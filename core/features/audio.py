@@ -2,7 +2,7 @@
 
 Every feature downstream (SPEC §2: 16 kHz Kaldi filterbanks) assumes one sample rate, so a file
 at another rate is resampled here, and the caller is told: :class:`AudioInfo` records the
-original rate and ``resampled=True``, and a warning goes to the ``core.features.audio`` logger.
+original rate and ``resampled=True``, and a warning goes to the ``affectlab.features.audio`` logger.
 """
 
 from __future__ import annotations

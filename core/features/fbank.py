@@ -25,9 +25,9 @@ from pathlib import Path
 import kaldi_native_fbank as knf
 import numpy as np
 
-from core import paths
-from core.features.audio import decode_audio
-from core.validation import as_float_array
+from affectlab import paths
+from affectlab.features.audio import decode_audio
+from affectlab.validation import as_float_array
 
 INT16_SCALE = 32768.0
 # Bumped whenever the computation changes, so stale cache entries are never reused.
@@ -94,7 +94,7 @@ def fbank(wave, sample_rate: int = 16000, num_mel_bins: int = 40,
           params: FbankParams | None = None) -> np.ndarray:
     """Kaldi log-Mel filterbank of a mono wave.
 
-    wave:  (samples,) floats in [-1, 1] (as :func:`core.features.audio.load_wav` returns),
+    wave:  (samples,) floats in [-1, 1] (as :func:`affectlab.features.audio.load_wav` returns),
            at ``sample_rate`` Hz.
     params: overrides ``sample_rate`` / ``num_mel_bins`` when given.
 
@@ -126,7 +126,7 @@ class FbankCache:
     directory and moved into place with :func:`os.replace`, so concurrent writers of the same
     entry never leave a partial file (the last complete write wins; all are identical).
 
-    dir: cache directory, default ``core.paths.cache_dir() / "fbank"``.
+    dir: cache directory, default ``affectlab.paths.cache_dir() / "fbank"``.
     """
 
     def __init__(self, dir: str | os.PathLike | None = None, params: FbankParams | None = None):
@@ -149,7 +149,7 @@ class FbankCache:
         """(frames, num_mel_bins) float32 filterbank of the audio file at ``path``.
 
         Read from the cache when present; otherwise decoded (resampled to the parameters' rate
-        if needed), computed and stored. Raises like :func:`core.features.audio.load_wav`.
+        if needed), computed and stored. Raises like :func:`affectlab.features.audio.load_wav`.
         """
         path = Path(path)
         if not path.is_file():

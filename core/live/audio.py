@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.features.audio import decode_audio, resample
-from core.features.fbank import CorpusNormalizer, fbank
-from core.labels import entropy
-from core.live.models import LiveModel
+from affectlab.features.audio import decode_audio, resample
+from affectlab.features.fbank import CorpusNormalizer, fbank
+from affectlab.labels import entropy
+from affectlab.live.models import LiveModel
 
 __all__ = ["SAMPLE_RATE", "AudioResult", "AudioChunkProcessor", "av_to_samples", "silent_like"]
 
@@ -83,7 +83,7 @@ def _to_float(arr: np.ndarray) -> np.ndarray:
 class AudioChunkProcessor:
     """Ring buffer of the last ``window_s`` seconds at 16 kHz mono, and predictions over it.
 
-    model:     a speech :class:`LiveModel` (e.g. :func:`core.live.models.load_run_model`)
+    model:     a speech :class:`LiveModel` (e.g. :func:`affectlab.live.models.load_run_model`)
     window_s:  seconds the prediction looks at (default 2 s)
     min_s:     the least audio ``predict`` accepts (default 0.5 s)
     """

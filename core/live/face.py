@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from core.explore.projection import MapProjection
-from core.features.face import Box, FaceCropper, ImageLoadError
-from core.labels import entropy
-from core.live.models import LiveModel
+from affectlab.explore.projection import MapProjection
+from affectlab.features.face import Box, FaceCropper, ImageLoadError
+from affectlab.labels import entropy
+from affectlab.live.models import LiveModel
 
 __all__ = ["FaceFrameResult", "FaceFrameProcessor", "annotate_frame"]
 
@@ -99,7 +99,7 @@ class FaceFrameProcessor:
     def __init__(self, model: LiveModel | None = None, projection: MapProjection | None = None,
                  cropper: FaceCropper | None = None) -> None:
         if model is None:
-            from core.live.models import pretrained_face_model
+            from affectlab.live.models import pretrained_face_model
             model = pretrained_face_model()
         if not isinstance(model, LiveModel):
             raise TypeError(f"model must be a LiveModel, got {type(model).__name__}")
@@ -128,7 +128,7 @@ class FaceFrameProcessor:
 
     def process_image_bytes(self, data: bytes) -> FaceFrameResult:
         """An uploaded image file's bytes (any format Pillow reads) → :meth:`process` of its
-        RGB pixels. Raises :class:`~core.features.face.ImageLoadError` for undecodable data."""
+        RGB pixels. Raises :class:`~affectlab.features.face.ImageLoadError` for undecodable data."""
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"data must be bytes, got {type(data).__name__}")
         try:

@@ -1,8 +1,8 @@
 """Models for the live processors: the shipped pretrained face model, or a trained run's.
 
-A run written by :mod:`core.engine` (checkpoints holding ``method_state``, ``model.json``
+A run written by :mod:`affectlab.engine` (checkpoints holding ``method_state``, ``model.json``
 naming the classes, modality and speech normalisers) is rebuilt with
-:func:`core.engine.runs.load_method`; a bare state-dict checkpoint with the network named in
+:func:`affectlab.engine.runs.load_method`; a bare state-dict checkpoint with the network named in
 ``config.yaml`` works too.
 
 :class:`LiveModel` wraps a network so that ``predict(x)`` returns class probabilities in
@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import yaml
 
-from core.data.synth.truth import CATEGORIES
-from core.explore.run_outputs import find_checkpoint, run_class_names
-from core.fileio import read_json_dict
+from affectlab.data.synth.truth import CATEGORIES
+from affectlab.explore.run_outputs import find_checkpoint, run_class_names
+from affectlab.fileio import read_json_dict
 
 __all__ = ["LiveModel", "load_run_model", "pretrained_face_model"]
 
@@ -36,7 +36,7 @@ _STATE_KEYS = ("model", "model_state", "model_state_dict", "state_dict")
 class LiveModel:
     """A network ready for single-item inference.
 
-    model:       an :class:`~core.models.base.EmotionModel` in eval mode
+    model:       an :class:`~affectlab.models.base.EmotionModel` in eval mode
     class_names: names of the K outputs, in the order ``predict`` returns them
     source:      human description ("pretrained mini_xception (FER2013)", "run <name>")
     modality:    "face" | "speech"
@@ -73,14 +73,14 @@ class LiveModel:
                 out = self.model(x, lengths) if lengths is not None else self.model(x)
                 probs, emb = out.logits.float().softmax(-1), out.embedding.float()
         if self.fer_order:
-            from core.models.mini_xception import fer_to_categories
+            from affectlab.models.mini_xception import fer_to_categories
             probs = fer_to_categories(probs, tuple(self.class_names))
         return probs.double().numpy(), emb.numpy()
 
 
 def pretrained_face_model() -> LiveModel:
     """The shipped FER2013-trained mini-Xception; outputs in the generated corpus's order."""
-    from core.models import create
+    from affectlab.models import create
 
     model = create("mini_xception", pretrained=True).eval()
     return LiveModel(model, list(CATEGORIES), "pretrained mini_xception (FER2013)", "face",
@@ -115,7 +115,7 @@ def load_run_model(run_dir: str | os.PathLike) -> LiveModel:
     Raises FileNotFoundError (no config or checkpoint) or ValueError (unknown model,
     checkpoint that does not fit the network), naming the run.
     """
-    from core.models import available, create
+    from affectlab.models import available, create
 
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.yaml"
@@ -136,7 +136,7 @@ def load_run_model(run_dir: str | os.PathLike) -> LiveModel:
     ckpt = _load_checkpoint(ckpt_path)
     if isinstance(ckpt, dict) and "method_state" in ckpt:
         # the training engine's checkpoint: the whole method (DMUE's branches, LDLVA's bank)
-        from core.engine.runs import load_method
+        from affectlab.engine.runs import load_method
 
         method = load_method(ckpt_path)
         model = method.model.eval()

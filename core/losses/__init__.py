@@ -17,9 +17,9 @@ from typing import Any
 
 from torch import nn
 
-from core.losses._checks import float32_loss, no_autocast, skip_value_checks, value_checks_on
-from core.losses.emd import EMD2Loss, emd1, emd2
-from core.losses.fspl import (
+from affectlab.losses._checks import float32_loss, no_autocast, skip_value_checks, value_checks_on
+from affectlab.losses.emd import EMD2Loss, emd1, emd2
+from affectlab.losses.fspl import (
     DIVERGENCES,
     FSPLLoss,
     embedding_similarity,
@@ -27,14 +27,14 @@ from core.losses.fspl import (
     fspl_generic,
     torch_label_similarity,
 )
-from core.losses.samplers import ClassBalancedBatchSampler
-from core.losses.sgm import SGMLoss, sgm_loss
-from core.losses.soft_ce import (
+from affectlab.losses.samplers import ClassBalancedBatchSampler
+from affectlab.losses.sgm import SGMLoss, sgm_loss
+from affectlab.losses.soft_ce import (
     SoftCrossEntropyLoss,
     class_weights_from_soft_labels,
     soft_cross_entropy,
 )
-from core.losses.triplets import BalancedTripletSampler, Triplets
+from affectlab.losses.triplets import BalancedTripletSampler, Triplets
 
 __all__ = [
     "BalancedTripletSampler", "ClassBalancedBatchSampler", "EMD2Loss", "FSPLLoss", "LossSpec",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from core.losses._checks import (
+from affectlab.losses._checks import (
     as_float_tensor,
     as_soft_targets,
     check_distribution,

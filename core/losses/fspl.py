@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from core.losses._checks import (
+from affectlab.losses._checks import (
     as_float_tensor,
     check_range,
     check_reduction,
@@ -194,7 +194,7 @@ def torch_label_similarity(y_a, y_b) -> torch.Tensor:
     """C = 2 − 2·TV(y_a, y_b) = 2 − Σ|y_a − y_b| over the last axis, for torch tensors.
 
     ``y_a``, ``y_b``: (..., K) distributions of the same shape. Returns (...,) in [0, 2].
-    (core.labels.label_similarity is the numpy version; this one stays on the device.)
+    (affectlab.labels.label_similarity is the numpy version; this one stays on the device.)
     """
     a = as_float_tensor(y_a, "y_a", min_ndim=1)
     b = as_float_tensor(y_b, "y_b", min_ndim=1)
@@ -208,7 +208,7 @@ class FSPLLoss(nn.Module):
     """Per-triplet α·(f-SPL(S_s, C_s) + f-SPL(S_d, C_d)) (paper §3.3), reduced over triplets.
 
     The loss receives triplets; it never samples them (see
-    :class:`core.losses.triplets.BalancedTripletSampler`). The classification term of the
+    :class:`affectlab.losses.triplets.BalancedTripletSampler`). The classification term of the
     paper's triplet loss is a separate loss on the anchors (``SoftCrossEntropyLoss``).
 
     forward(g_anchor, g_similar, g_dissimilar, c_similar, c_dissimilar):

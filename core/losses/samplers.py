@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 from torch.utils.data import Sampler
 
-from core.validation import as_float_array
+from affectlab.validation import as_float_array
 
 
 def _hard_classes(labels) -> np.ndarray:

@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from core.losses._checks import (
+from affectlab.losses._checks import (
     as_float_tensor,
     as_soft_targets,
     check_reduction,

@@ -7,7 +7,7 @@ import warnings
 import torch
 from torch import nn
 
-from core.losses._checks import (
+from affectlab.losses._checks import (
     as_float_tensor,
     as_soft_targets,
     check_distribution,

@@ -1,7 +1,7 @@
 """Balanced triplet sampling for f-SPL (seed 000 §3.3, SPEC §2).
 
 The sampler is the "miner" half of the pytorch-metric-learning split: it picks triplets from
-the soft labels; :class:`core.losses.fspl.FSPLLoss` only scores the triplets it is given.
+the soft labels; :class:`affectlab.losses.fspl.FSPLLoss` only scores the triplets it is given.
 
 For each anchor a: label similarities C(a, j) = 2 − 2·TV to all other items (or to a random
 candidate subset of ``max_candidates`` items when the set is larger), keys round(C, 2); a key
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.validation import as_float_array, check_distribution
+from affectlab.validation import as_float_array, check_distribution
 
 _CHUNK_ELEMS = 2_000_000  # floats per temporary array (≈16 MB), bounds memory per chunk
 

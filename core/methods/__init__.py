@@ -1,6 +1,6 @@
 """Method registry: every training procedure by name (the UI and CLI list them from here).
 
-Each entry points at a :class:`core.methods.base.Method` subclass, imported on first use. A
+Each entry points at a :class:`affectlab.methods.base.Method` subclass, imported on first use. A
 method class declares ``name``, ``description`` (one line), ``defaults`` (its hyper-parameters
 with the papers' defaults), ``modalities`` and ``ordinal_only``.
 """
@@ -11,20 +11,20 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.methods.base import Method, Prediction, StepResult, TrainSetInfo
+from affectlab.methods.base import Method, Prediction, StepResult, TrainSetInfo
 
 _REGISTRY: dict[str, str] = {
-    "ce": "core.methods.softlabel:SoftCE",
-    "ce+fspl-kl": "core.methods.fspl:CEFSPL",
-    "ce+fspl-rkl": "core.methods.fspl:CEFSPL",
-    "ce+fspl-pearson": "core.methods.fspl:CEFSPL",
-    "ce+fspl-hellinger": "core.methods.fspl:CEFSPL",
-    "ce+fspl-js": "core.methods.fspl:CEFSPL",
-    "emd2": "core.methods.softlabel:EMD2Method",
-    "ce+emd2": "core.methods.softlabel:CEEMD2Method",
-    "sgm": "core.methods.sgm:SGMMethod",
-    "ldlva": "core.methods.ldlva:LDLVA",
-    "dmue": "core.methods.dmue:DMUE",
+    "ce": "affectlab.methods.softlabel:SoftCE",
+    "ce+fspl-kl": "affectlab.methods.fspl:CEFSPL",
+    "ce+fspl-rkl": "affectlab.methods.fspl:CEFSPL",
+    "ce+fspl-pearson": "affectlab.methods.fspl:CEFSPL",
+    "ce+fspl-hellinger": "affectlab.methods.fspl:CEFSPL",
+    "ce+fspl-js": "affectlab.methods.fspl:CEFSPL",
+    "emd2": "affectlab.methods.softlabel:EMD2Method",
+    "ce+emd2": "affectlab.methods.softlabel:CEEMD2Method",
+    "sgm": "affectlab.methods.sgm:SGMMethod",
+    "ldlva": "affectlab.methods.ldlva:LDLVA",
+    "dmue": "affectlab.methods.dmue:DMUE",
 }
 
 

@@ -4,7 +4,7 @@ A method owns the model and any extra trainable state (LDLVA's per-item uncertai
 branches), decides how batches are formed when it must (balanced triplets, class-balanced
 batches), computes the loss of a batch, and says what to save per item at the end.
 
-Batches are dicts produced by ``core.data.dataset.EmotionDataset`` (and its collate function):
+Batches are dicts produced by ``affectlab.data.dataset.EmotionDataset`` (and its collate function):
 ``x`` (B, …) input, ``lengths`` (B,) for speech, ``y`` (B, K) soft label, ``label`` (B,) int
 dataset label, ``index`` (B,) int item index within the training split (stable across epochs:
 memory banks and per-item parameters are keyed by it), optional ``truth``.
@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.models.base import EmotionModel
+from affectlab.models.base import EmotionModel
 
 
 @dataclass

@@ -75,9 +75,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.losses import float32_loss, no_autocast, value_checks_on
-from core.methods.base import Method, Prediction, StepResult, TrainSetInfo
-from core.models.base import EmotionModel
+from affectlab.losses import float32_loss, no_autocast, value_checks_on
+from affectlab.methods.base import Method, Prediction, StepResult, TrainSetInfo
+from affectlab.models.base import EmotionModel
 
 __all__ = [
     "DMUE",
@@ -334,7 +334,7 @@ def _channels_last(h: torch.Tensor) -> torch.Tensor:
 class DMUE(Method):
     """Latent distribution mining (C auxiliary branches) + pairwise uncertainty (s_i).
 
-    Needs a model split as :class:`core.models.resnet.SmallResNet18` is: ``forward_early(x)``,
+    Needs a model split as :class:`affectlab.models.resnet.SmallResNet18` is: ``forward_early(x)``,
     ``layer4`` and ``forward_head(h)``.
     """
 

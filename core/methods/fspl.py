@@ -1,7 +1,7 @@
 """CE + f-SPL on balanced triplets (seed 000, SPEC §2): ``ce+fspl-{kl,rkl,pearson,hellinger,js}``.
 
 Batches come from :meth:`CEFSPL.batch_sampler`: the epoch's balanced triplets
-(:class:`core.losses.BalancedTripletSampler`, every item an anchor once per epoch, new triplets
+(:class:`affectlab.losses.BalancedTripletSampler`, every item an anchor once per epoch, new triplets
 every epoch) cut into batches of B triplets, each batch one index list
 ``[anchors (B)..., similar (B)..., dissimilar (B)...]`` of length 3B. The training step splits
 it in three and computes, per triplet,
@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from core.losses import (
+from affectlab.losses import (
     DIVERGENCES,
     BalancedTripletSampler,
     FSPLLoss,
@@ -30,9 +30,9 @@ from core.losses import (
     soft_cross_entropy,
     torch_label_similarity,
 )
-from core.methods.base import Method, StepResult, TrainSetInfo
-from core.methods.softlabel import check_method_inputs, check_non_negative
-from core.models.base import EmotionModel
+from affectlab.methods.base import Method, StepResult, TrainSetInfo
+from affectlab.methods.softlabel import check_method_inputs, check_non_negative
+from affectlab.models.base import EmotionModel
 
 __all__ = ["CEFSPL", "split_triplet_batch"]
 

@@ -47,9 +47,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.losses import no_autocast, value_checks_on
-from core.methods.base import Method, Prediction, StepResult, TrainSetInfo, adam
-from core.models.base import EmotionModel
+from affectlab.losses import no_autocast, value_checks_on
+from affectlab.methods.base import Method, Prediction, StepResult, TrainSetInfo, adam
+from affectlab.models.base import EmotionModel
 
 __all__ = [
     "LDLVA",

@@ -21,7 +21,7 @@ training-set predictions and uncertainties are honest.
 
 Sub-classes (Algorithm 2): with ``subclass_levels`` L > 0, after every ``subclass_every``
 epochs (L times in all) ``on_epoch_end`` fits a Gaussian mixture per current class to the
-bank's embeddings (:class:`core.explore.subclasses.SubclassDiscovery`, ``subclass_components``
+bank's embeddings (:class:`affectlab.explore.subclasses.SubclassDiscovery`, ``subclass_components``
 per class, an int or 'bic') and training continues on the finer labels from the current
 weights. ``refine_labels(info, embeddings)`` is the same step as a function. A finer soft label
 splits each class's mass over its components by that class's mixture responsibilities,
@@ -39,13 +39,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from core.losses import ClassBalancedBatchSampler, sgm_loss
-from core.methods.base import Method, Prediction, StepResult, TrainSetInfo
-from core.methods.softlabel import check_method_inputs, check_non_negative
-from core.models.base import EmotionModel
+from affectlab.losses import ClassBalancedBatchSampler, sgm_loss
+from affectlab.methods.base import Method, Prediction, StepResult, TrainSetInfo
+from affectlab.methods.softlabel import check_method_inputs, check_non_negative
+from affectlab.models.base import EmotionModel
 
 if TYPE_CHECKING:  # scikit-learn is imported only when sub-classes are fitted
-    from core.explore.subclasses import SubclassDiscovery
+    from affectlab.explore.subclasses import SubclassDiscovery
 
 __all__ = ["Refinement", "SGMMethod", "knn_soft_vote", "refine_labels"]
 
@@ -106,7 +106,7 @@ def refine_labels(info: TrainSetInfo, embeddings, n_components: int | str = 2,
     ``embeddings``: (n_items, D) its embeddings, in index order. The finer soft label splits
     each class's mass by that class's mixture responsibilities (module note).
     """
-    from core.explore.subclasses import SubclassDiscovery
+    from affectlab.explore.subclasses import SubclassDiscovery
 
     z = torch.as_tensor(embeddings).detach().cpu().double().numpy()
     if z.ndim != 2 or z.shape[0] != info.n_items:

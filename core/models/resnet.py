@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.models.base import EmotionModel, ModelOutput
+from affectlab.models.base import EmotionModel, ModelOutput
 
 
 class BasicBlock(nn.Module):

@@ -162,7 +162,7 @@ def require_page(stem: str) -> None:
 
 def generate_tiny_corpora(data_dir: Path) -> list[Path]:
     """faces-default (N_FACES items) and speech-default (N_SPEECH) under ``data_dir/datasets``."""
-    from core.data.synth.corpus import generate_corpus
+    from affectlab.data.synth.corpus import generate_corpus
 
     out = []
     for name, modality, n in (("faces-default", "face", N_FACES),
@@ -174,8 +174,8 @@ def generate_tiny_corpora(data_dir: Path) -> list[Path]:
 
 def train_tiny_run(data_dir: Path, name: str, method: str = "ce", epochs: int = 1) -> Path:
     """Train mini_xception on faces-default for ``epochs`` on CPU; returns the run directory."""
-    from core.engine.config import RunConfig
-    from core.engine.trainer import train
+    from affectlab.engine.config import RunConfig
+    from affectlab.engine.trainer import train
 
     config = RunConfig(dataset=data_dir / "datasets" / "faces-default", model="mini_xception",
                        method=method, epochs=epochs, device="cpu", name=name,
@@ -193,7 +193,7 @@ def app_data(tmp_path_factory) -> Path:
     """A tmp ``AFFECTLAB_DATA`` with the tiny default corpora."""
     root = tmp_path_factory.mktemp("affectlab-browser-data")
     old = os.environ.get("AFFECTLAB_DATA")
-    os.environ["AFFECTLAB_DATA"] = str(root)  # core.paths inside this process, while generating
+    os.environ["AFFECTLAB_DATA"] = str(root)  # affectlab.paths inside this process, while generating
     try:
         generate_tiny_corpora(root)
     finally:
@@ -391,8 +391,8 @@ def goto_page(page, title: str, heading: str | None = None, timeout: float = 60_
 
 def train_tiny_speech_run(data_dir: Path, name: str = "seed-speech") -> Path:
     """Train convpool on speech-default for one epoch on CPU; returns the run directory."""
-    from core.engine.config import RunConfig
-    from core.engine.trainer import train
+    from affectlab.engine.config import RunConfig
+    from affectlab.engine.trainer import train
 
     config = RunConfig(dataset=data_dir / "datasets" / "speech-default", model="convpool",
                        method="ce", epochs=1, device="cpu", name=name,

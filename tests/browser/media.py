@@ -84,8 +84,8 @@ def happy_speech(seconds: float = 6.0, rate: int = AUDIO_RATE, seed: int = 0) ->
 
     from scipy.signal import resample_poly
 
-    from core.data.synth import speech
-    from core.data.synth.truth import CATEGORIES, CIRCUMPLEX, ItemTruth
+    from affectlab.data.synth import speech
+    from affectlab.data.synth.truth import CATEGORIES, CIRCUMPLEX, ItemTruth
 
     if seconds <= 0:
         raise ValueError(f"seconds must be > 0, got {seconds}")

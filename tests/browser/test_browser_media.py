@@ -32,7 +32,7 @@ def test_y4m_rejects_odd_sizes(tmp_path):
 
 
 def test_astronaut_frame_reads_happy_through_the_live_processor():
-    from core.live.face import FaceFrameProcessor
+    from affectlab.live.face import FaceFrameProcessor
 
     frame = face_frames(1)[0]
     result = FaceFrameProcessor().process(frame, color="rgb")

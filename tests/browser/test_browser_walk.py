@@ -32,7 +32,7 @@ from harness import (
     widget,
 )
 
-from core.data.synth.truth import CATEGORIES
+from affectlab.data.synth.truth import CATEGORIES
 
 # the harness's fixtures, bound here so that pytest finds them (no conftest)
 app_data = harness.app_data

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.data.importers import affectnet, cremad, ferplus, folder, iemocap, msp, rafdb, ravdess
-from core.data.importers._common import (
+from affectlab.data.importers import affectnet, cremad, ferplus, folder, iemocap, msp, rafdb, ravdess
+from affectlab.data.importers._common import (
     BadRow,
     Corpus,
     ImportError_,

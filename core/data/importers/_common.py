@@ -4,7 +4,7 @@ deterministic splits and the final atomic write.
 An importer's ``parse(src, problems)`` only reads the source and returns a :class:`Corpus`; it
 never writes anything. :func:`write_corpus` then checks the media, drops (or refuses) bad rows,
 copies or hard-links the media into a staging directory next to ``out`` and hands everything to
-:func:`core.data.contract.write_dataset`, which validates and renames it into place atomically.
+:func:`affectlab.data.contract.write_dataset`, which validates and renames it into place atomically.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.data.contract import ContractError, write_dataset
+from affectlab.data.contract import ContractError, write_dataset
 
 
 class ImportError_(ValueError):  # noqa: N801 - the trailing underscore avoids the builtin name
@@ -99,7 +99,7 @@ class Corpus:
 
 @dataclass
 class ImportReport:
-    """Outcome of :func:`core.data.importers.import_corpus`."""
+    """Outcome of :func:`affectlab.data.importers.import_corpus`."""
 
     fmt: str
     out: Path

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.data.importers._common import (
+from affectlab.data.importers._common import (
     Corpus,
     ImportError_,
     Problems,

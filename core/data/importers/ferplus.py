@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.data.importers._common import (
+from affectlab.data.importers._common import (
     Corpus,
     ImportError_,
     Problems,

@@ -29,7 +29,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from core.data.importers._common import (
+from affectlab.data.importers._common import (
     AUDIO_EXTS,
     IMAGE_EXTS,
     Corpus,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from core.data.importers._common import (
+from affectlab.data.importers._common import (
     Corpus,
     ImportError_,
     Problems,

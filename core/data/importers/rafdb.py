@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.data.importers._common import Corpus, ImportError_, Problems, nominal, parse_float
+from affectlab.data.importers._common import Corpus, ImportError_, Problems, nominal, parse_float
 
 NAME = "rafdb"
 DESCRIPTION = "RAF-DB basic: EmoLabel/list_patition_label.txt + aligned images (+ distribution.txt)"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from core.data.importers._common import Corpus, Problems, group_splits, nominal
+from affectlab.data.importers._common import Corpus, Problems, group_splits, nominal
 
 NAME = "ravdess"
 DESCRIPTION = "RAVDESS: 03-01-06-01-02-01-12.wav file-name convention; acted label as one rating"

@@ -8,5 +8,5 @@ raters.
 - ``raters``: the simulated rater pool and its ratings
 - ``face`` / ``speech``: the renderers
 
-Modules are imported on use, so ``import core.data.synth`` stays cheap.
+Modules are imported on use, so ``import affectlab.data.synth`` stays cheap.
 """

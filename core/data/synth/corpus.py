@@ -2,7 +2,7 @@
 
 ``generate_corpus`` samples each item's hidden truth, renders it (a 64×64 face or a 16 kHz
 utterance), simulates raters, draws a single dataset label with a known fraction flipped, and
-writes one dataset directory through :func:`core.data.contract.write_dataset`.
+writes one dataset directory through :func:`affectlab.data.contract.write_dataset`.
 
 Truth of one item (``sample_truths``):
 
@@ -44,9 +44,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.data.contract import ContractError, DatasetDir, load_dataset, write_dataset
-from core.data.synth import raters as _raters
-from core.data.synth.truth import CATEGORIES, CIRCUMPLEX, ItemTruth
+from affectlab.data.contract import ContractError, DatasetDir, load_dataset, write_dataset
+from affectlab.data.synth import raters as _raters
+from affectlab.data.synth.truth import CATEGORIES, CIRCUMPLEX, ItemTruth
 
 GENERATOR = "affectlab.synth"
 GENERATOR_VERSION = 1
@@ -272,7 +272,7 @@ def ensure_default_corpora(root: str | os.PathLike | None = None,
     ``root`` (default: the datasets directory) unless a valid one is already there; a directory
     that breaks the contract is regenerated. Returns both paths."""
     if root is None:
-        from core.paths import datasets_dir
+        from affectlab.paths import datasets_dir
         root = datasets_dir()
     root = Path(root)
     paths = []
@@ -379,9 +379,9 @@ def _mp_context():
 
 def _default_renderer(modality: str) -> Renderer:
     if modality == "face":
-        from core.data.synth.face import render_face
+        from affectlab.data.synth.face import render_face
         return render_face
-    from core.data.synth.speech import synthesize_utterance
+    from affectlab.data.synth.speech import synthesize_utterance
     return synthesize_utterance
 
 
@@ -389,7 +389,7 @@ def _renderer_domains(modality: str) -> int:
     """How many domains the modality's renderer draws (its ``N_DOMAINS``, else MAX_DOMAINS)."""
     module = "face" if modality == "face" else "speech"
     try:
-        mod = importlib.import_module(f"core.data.synth.{module}")
+        mod = importlib.import_module(f"affectlab.data.synth.{module}")
     except ImportError:
         return MAX_DOMAINS
     return int(getattr(mod, "N_DOMAINS", MAX_DOMAINS))
@@ -397,7 +397,7 @@ def _renderer_domains(modality: str) -> int:
 
 def _image_size() -> int:
     try:
-        from core.data.synth.face import IMAGE_SIZE
+        from affectlab.data.synth.face import IMAGE_SIZE
     except ImportError:  # renderer not installed: the contract's documented size
         return 64
     return int(IMAGE_SIZE)
@@ -405,7 +405,7 @@ def _image_size() -> int:
 
 def _sample_rate() -> int:
     try:
-        from core.data.synth.speech import SAMPLE_RATE
+        from affectlab.data.synth.speech import SAMPLE_RATE
     except ImportError:
         return 16000
     return int(SAMPLE_RATE)

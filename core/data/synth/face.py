@@ -25,8 +25,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from core.data.synth.truth import CATEGORIES, CIRCUMPLEX, ItemTruth
-from core.validation import check_distribution
+from affectlab.data.synth.truth import CATEGORIES, CIRCUMPLEX, ItemTruth
+from affectlab.validation import check_distribution
 
 IMAGE_SIZE = 64
 N_DOMAINS = 2

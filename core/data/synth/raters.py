@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from core.data.synth.truth import CATEGORIES, CIRCUMPLEX
-from core.validation import as_float_array, check_distribution
+from affectlab.data.synth.truth import CATEGORIES, CIRCUMPLEX
+from affectlab.validation import as_float_array, check_distribution
 
 K = len(CATEGORIES)
 LIKERT_LOW, LIKERT_HIGH = 1, 5

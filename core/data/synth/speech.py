@@ -40,8 +40,8 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import butter, fftconvolve, lfilter, resample_poly, sosfilt
 
-from core.data.synth.truth import CATEGORIES, ItemTruth
-from core.validation import as_float_array, check_distribution
+from affectlab.data.synth.truth import CATEGORIES, ItemTruth
+from affectlab.validation import as_float_array, check_distribution
 
 SAMPLE_RATE = 16000
 N_DOMAINS = 2
