@@ -261,11 +261,11 @@ def run_app(
 
 @app.command()
 def losses() -> None:
-    """List the registered losses with their parameters and defaults."""
+    """List the registered losses with their parameters, defaults and allowed values."""
     from affectlab.losses import available
 
     for spec in available():
-        params = ", ".join(f"{k}={v!r}" for k, v in spec.params.items())
+        params = ", ".join(map(str, spec.param_specs))
         typer.echo(f"{spec.name:<22} {spec.description}" + (f"  [{params}]" if params else ""))
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from affectlab.methods.base import Method, StepResult
+from affectlab.registry import Param
 
 TINY = "tiny-ce"
 TINY_FAIL = "tiny-fail"
@@ -20,7 +21,7 @@ TINY_FAIL = "tiny-fail"
 
 class TinyCE(Method):
     description = "test-only soft-label cross-entropy"
-    defaults = {"weight": 1.0}
+    param_specs = (Param("weight", float, 1.0, help="scale of the loss"),)
 
     def training_step(self, batch, epoch, step):
         out = self.model(batch["x"], batch.get("lengths"))
@@ -38,12 +39,16 @@ class TinyFail(TinyCE):
         return super().training_step(batch, epoch, step)
 
 
-def register(registry: dict | None = None) -> None:
+def register() -> list[str]:
+    """Register the tiny methods through the public API; returns the names it added."""
     import affectlab.methods
 
-    reg = affectlab.methods._REGISTRY if registry is None else registry
-    reg[TINY] = "engine_helpers:TinyCE"
-    reg[TINY_FAIL] = "engine_helpers:TinyFail"
+    added = []
+    for name, cls in ((TINY, TinyCE), (TINY_FAIL, TinyFail)):
+        if name not in affectlab.methods.names():
+            affectlab.methods.register(name, cls)
+            added.append(name)
+    return added
 
 
 if __name__ in os.environ.get("AFFECTLAB_PLUGINS", "").split(","):
@@ -91,11 +96,10 @@ def registered_module_scope():
     """Register the tiny methods for a module-scoped fixture; returns an undo callable."""
     import affectlab.methods
 
-    added = [k for k in (TINY, TINY_FAIL) if k not in affectlab.methods._REGISTRY]
-    register()
+    added = register()
 
     def undo():
-        for k in added:
-            affectlab.methods._REGISTRY.pop(k, None)
+        for name in added:
+            affectlab.methods.unregister(name)
 
     return undo

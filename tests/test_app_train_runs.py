@@ -90,10 +90,15 @@ def test_train_page_generates_parameter_widgets(data_root):
     assert _by_label(at.checkbox, "Pretrained weights").value is False  # it ships weights
     _by_label(at.selectbox, "Model").set_value("resnet18").run()
     assert not [c for c in at.checkbox if c.label == "Pretrained weights"]
-    assert at.number_input(key="train_modelp_resnet18_width").value == 32
+    width = at.number_input(key="train_modelp_resnet18_width")
+    # value, bounds and help from the model registry's declaration
+    assert (width.value, width.min, width.max) == (32, 1, 128)
+    assert "An integer in [1, 128]." in width.help
     _by_label(at.selectbox, "Method").set_value("ce+fspl-kl").run()
     assert not at.exception, at.exception
-    assert at.number_input(key="train_methodp_ce+fspl-kl_alpha").value == 10.0
+    alpha = at.number_input(key="train_methodp_ce+fspl-kl_alpha")
+    assert (alpha.value, alpha.min, alpha.max) == (10.0, 0.0, None)
+    assert "A finite number ≥ 0." in alpha.help
     assert at.checkbox(key="train_methodp_ce+fspl-kl_class_weights").value is True
     assert at.number_input(key="train_lr_ce+fspl-kl").value == pytest.approx(1e-4)
     assert at.number_input(key="train_batch_ce+fspl-kl").value == 100

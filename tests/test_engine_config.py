@@ -46,13 +46,22 @@ def test_out_of_range_values_name_the_field(field, value):
 
 @pytest.mark.parametrize("method,params,expected", [
     ("ce+fspl-kl", {"alpah": 3.0}, r"method_params: .*no parameter\(s\) \['alpah'\]; valid: .*'alpha'"),
-    ("ce+fspl-kl", {"alpha": "abc"}, "method_params: .*alpha must be a finite number, got 'abc'"),
+    ("ce+fspl-kl", {"alpha": "abc"},
+     r"method_params: method 'ce\+fspl-kl': alpha must be a finite number ≥ 0, got 'abc'"),
     ("ce+fspl-kl", {"alpha": float("nan")}, "alpha must be a finite number"),
     ("ce+fspl-kl", {"class_weights": 1}, "class_weights must be true or false"),
     ("sgm", {"k": 2.5}, "k must be an integer"),
     ("sgm", {"k": True}, "k must be an integer"),
     ("dmue", {"branch_precision": "fp8"}, "branch_precision must be one of auto, float32, bfloat16"),
-    ("ldlva", {"neighbour_mode": 3}, "neighbour_mode must be text"),
+    ("ldlva", {"neighbour_mode": 3}, "neighbour_mode must be one of bank, exact, got 3"),
+    # bounds, not only names and types (these passed the config before)
+    ("ce+fspl-kl", {"alpha": -1}, "alpha must be a finite number ≥ 0, got -1"),
+    ("ce+fspl-kl", {"decimals": 9}, r"decimals must be an integer in \[0, 4\], got 9"),
+    ("sgm", {"sigma": 0.0}, "sigma must be a finite number > 0, got 0.0"),
+    ("sgm", {"subclass_components": 0}, "subclass_components must be an integer in .* or 'bic'"),
+    ("ldlva", {"bandwidth": 0}, "bandwidth must be a finite number > 0, got 0"),
+    ("dmue", {"aux_dropout": 1.0}, r"aux_dropout must be a finite number in \[0, 1\), got 1.0"),
+    ("dmue", {"ramp_epoch": 0}, "ramp_epoch must be an integer"),
 ])
 def test_bad_method_params_are_refused_at_config_time(method, params, expected):
     with pytest.raises(ConfigError, match=expected) as err:
@@ -64,6 +73,47 @@ def test_good_method_params_pass_and_ints_count_as_floats():
     cfg = validate_config({**BASE, "method": "dmue",
                            "method_params": {"sp_weight": 10, "branch_precision": "float32"}})
     assert cfg.method_params == {"sp_weight": 10, "branch_precision": "float32"}
+
+
+@pytest.mark.parametrize("params,expected", [
+    ({"width": -5}, r"model_params: model 'resnet18': width must be an integer in \[1, 128\], got -5"),
+    ({"width": 10**6}, "width must be an integer in"),
+    ({"embedding_dim": 0}, "embedding_dim must be an integer"),
+    ({"dropout": 1.5}, "dropout must be a finite number in"),
+    ({"width": 8.0}, "width must be an integer"),
+])
+def test_model_params_are_bounded_at_config_time(params, expected):
+    with pytest.raises(ConfigError, match=expected):
+        validate_config({**BASE, "model_params": params})
+
+
+@pytest.mark.parametrize("field,value,expected", [
+    ("lr", float("inf"), "lr: Input should be a finite number"),
+    ("lr", float("nan"), "lr: Input should be a finite number"),
+    ("lr", True, "lr: must be a finite number, got True"),
+    ("weight_decay", float("inf"), "weight_decay: Input should be a finite number"),
+    ("epochs", 1e20, r"epochs: Input should be a valid integer, got 1e\+20"),
+    ("epochs", 2.5, "epochs: Input should be a valid integer"),
+    ("epochs", 3.0, "epochs: Input should be a valid integer"),  # refused, not truncated
+    ("epochs", True, "epochs: Input should be a valid integer"),
+    ("epochs", 10_001, "epochs: Input should be less than or equal to 10000, got 10001"),
+    ("batch_size", 10**9, "batch_size: Input should be less than or equal to 100000"),
+    ("num_workers", 1000, "num_workers: Input should be less than or equal to 64"),
+    ("checkpoint_every", 0, "checkpoint_every: Input should be greater than or equal to 1"),
+    ("seed", 2**40, "seed: Input should be less than or equal to"),
+])
+def test_run_numbers_are_bounded(field, value, expected):
+    with pytest.raises(ConfigError, match=expected):
+        validate_config({**BASE, field: value})
+
+
+def test_numbers_at_their_limits_pass():
+    cfg = validate_config({**BASE, "epochs": 10_000, "batch_size": 100_000, "lr": 1e-8,
+                           "weight_decay": 0, "num_workers": 64, "seed": 2**32 - 1,
+                           "model_params": {"width": 128, "dropout": 0.0}})
+    assert cfg.epochs == 10_000 and cfg.seed == 2**32 - 1
+    # YAML 1.1 reads 1e-3 as text: it still means a learning rate
+    assert validate_config({**BASE, "lr": "1e-3"}).lr == pytest.approx(1e-3)
 
 
 def test_unknown_model_param_is_named():

@@ -27,6 +27,8 @@ from affectlab.engine.form import (
     changed_params,
     default_scale,
     method_choices,
+    method_param_fields,
+    model_param_fields,
     param_fields,
     parse_param,
     scale_choices,
@@ -34,6 +36,7 @@ from affectlab.engine.form import (
     training_defaults,
 )
 from affectlab.engine.manage import active_runs, delete_run
+from affectlab.registry import Param
 
 META = {
     "name": "toy", "modality": "face",
@@ -314,9 +317,9 @@ def test_method_choices_follow_the_registry():
     nominal = {s.name for s in method_choices("face", False)}
     ordered = {s.name for s in method_choices("face", True)}
     assert not nominal & ordinal_only and ordinal_only <= ordered
-    assert ordered == {s.name for s in registry if s.implemented and "face" in s.modalities}
+    assert ordered == {s.name for s in registry if "face" in s.modalities}
     speech = {s.name for s in method_choices("speech", True)}
-    assert speech == {s.name for s in registry if s.implemented and "speech" in s.modalities}
+    assert speech == {s.name for s in registry if "speech" in s.modalities}
     assert "dmue" not in speech  # DMUE is for faces only
     with pytest.raises(ValueError, match="modality"):
         method_choices("video", False)
@@ -325,19 +328,50 @@ def test_method_choices_follow_the_registry():
 
 
 def test_param_fields_and_values():
-    fields = param_fields({"flag": True, "k": 3, "alpha": 0.5, "mode": "bank", "x": None},
-                          choices={"mode": ("bank", "exact")})
+    fields = param_fields([
+        Param("flag", bool, True, help="a flag"),
+        Param("k", int, 3, low=1, high=9),
+        Param("alpha", float, 0.5, low=0, low_open=True, help="a weight"),
+        Param("mode", str, "bank", choices=("bank", "exact")),
+        Param("x", object, None),
+        Param("comp", int, 2, low=1, also=("bic",)),
+    ])
     assert [(f.name, f.kind) for f in fields] == [("flag", "bool"), ("k", "int"),
                                                   ("alpha", "float"), ("mode", "str"),
-                                                  ("x", "yaml")]
+                                                  ("x", "yaml"), ("comp", "yaml")]
     assert fields[3].choices == ("bank", "exact")
-    values = {"flag": True, "k": 3.0, "alpha": 0.25, "mode": "bank", "x": "[1, 2]"}
-    assert changed_params(fields, values) == {"alpha": 0.25, "x": [1, 2]}
+    # bounds and help come from the declaration (number inputs get them as limits)
+    assert (fields[1].low, fields[1].high) == (1, 9) and isinstance(fields[1].low, int)
+    assert (fields[2].low, fields[2].high) == (0.0, None) and isinstance(fields[2].low, float)
+    assert fields[2].help == "a weight. A finite number > 0."
+    assert fields[0].help == "a flag." and fields[5].help == "An integer ≥ 1 or 'bic'."
+    values = {"flag": True, "k": 3, "alpha": 0.25, "mode": "bank", "x": "[1, 2]",
+              "comp": "bic"}
+    assert changed_params(fields, values) == {"alpha": 0.25, "x": [1, 2], "comp": "bic"}
     assert parse_param(ParamField("x", "yaml", None), "") is None
     with pytest.raises(ConfigError, match="x"):
         parse_param(ParamField("x", "yaml", None), "[1,")
     with pytest.raises(TypeError, match="params"):
         param_fields([1, 2])
+    with pytest.raises(TypeError, match="params"):
+        param_fields({"k": 3})
+
+
+def test_registry_fields_carry_the_declared_bounds():
+    from affectlab.methods import available as methods
+    from affectlab.models import available as models
+
+    resnet = {f.name: f for f in model_param_fields(
+        next(s for s in models() if s.name == "resnet18"))}
+    assert "num_classes" not in resnet  # the engine sets it
+    assert (resnet["width"].low, resnet["width"].high, resnet["width"].default) == (1, 128, 32)
+    assert (resnet["dropout"].low, resnet["dropout"].high) == (0.0, 1.0)
+    dmue = {f.name: f for f in method_param_fields(
+        next(s for s in methods() if s.name == "dmue"))}
+    assert dmue["branch_precision"].choices == ("auto", "float32", "bfloat16")
+    assert "in [0, 1)" in dmue["aux_dropout"].help
+    sgm = {f.name: f for f in method_param_fields(next(s for s in methods() if s.name == "sgm"))}
+    assert sgm["subclass_components"].kind == "yaml" and "'bic'" in sgm["subclass_components"].help
 
 
 def test_training_defaults_come_from_the_engine():

@@ -46,19 +46,50 @@ def test_create_builds_the_right_loss():
 
 
 def test_unknown_name_lists_known():
-    with pytest.raises(ValueError, match="unknown loss 'focal'; known: ce, fspl-kl, .*sgm"):
+    with pytest.raises(L.ParamError, match="unknown loss 'focal'; known losses: ce, fspl-kl, .*sgm"):
         L.create("focal")
 
 
 def test_unknown_parameter_is_named_with_valid_ones():
-    with pytest.raises(TypeError, match=r"unknown parameter\(s\) 'beta' for loss 'fspl-js'; "
-                                        r"valid: alpha, reduction"):
+    # the same error type as models and methods (it was a TypeError here)
+    with pytest.raises(L.ParamError, match=r"loss 'fspl-js' has no parameter\(s\) \['beta'\]; "
+                                           r"valid: \['alpha', 'reduction'\]"):
         L.create("fspl-js", beta=1)
 
 
-def test_bad_parameter_value_is_reported():
-    with pytest.raises(ValueError, match="sigma must be"):
-        L.create("sgm", sigma=-1)
+@pytest.mark.parametrize(("name", "params", "message"), [
+    ("sgm", {"sigma": -1}, "loss 'sgm': sigma must be a finite number > 0, got -1"),
+    ("sgm", {"sigma": 0}, "sigma must be a finite number > 0, got 0"),
+    ("sgm", {"norm_weight": float("inf")}, "norm_weight must be a finite number ≥ 0, got inf"),
+    ("fspl-kl", {"alpha": -0.5}, "loss 'fspl-kl': alpha must be a finite number ≥ 0, got -0.5"),
+    ("emd2", {"reduction": "avg"}, "reduction must be one of mean, sum, none, got 'avg'"),
+])
+def test_bad_parameter_value_is_reported(name, params, message):
+    with pytest.raises(L.ParamError) as err:
+        L.create(name, **params)
+    assert str(err.value) == message if message.startswith("loss") else message in str(err.value)
+    with pytest.raises(L.ParamError):  # checked before anything is built, by the same rule
+        L.check_params(name, params)
+
+
+def test_declared_defaults_are_the_constructors_defaults():
+    """The registry's declarations and the classes' signatures cannot drift apart."""
+    import inspect
+
+    for spec in L.available():
+        cls = spec.factory.func if hasattr(spec.factory, "func") else spec.factory
+        sig = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
+               if k not in ("self", "divergence")}
+        assert sig == spec.params, spec.name
+
+
+def test_directly_built_losses_check_their_declared_parameters():
+    with pytest.raises(L.ParamError, match="sigma must be a finite number > 0"):
+        L.SGMLoss(sigma=0.0)
+    with pytest.raises(L.ParamError, match="alpha must be"):
+        L.FSPLLoss(alpha=float("nan"))
+    with pytest.raises(L.ParamError, match="reduction must be one of"):
+        L.sgm_loss(torch.zeros(2, 2), torch.tensor([0, 1]), reduction="max")
 
 
 def test_functional_reexports():
@@ -74,4 +105,6 @@ def test_cli_lists_losses():
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
     assert [ln.split()[0] for ln in lines] == NAMES
-    assert "alpha=10.0" in lines[1] and "sigma=0.5" in lines[-1]
+    assert "alpha=10.0 (a finite number ≥ 0)" in lines[1]
+    assert "sigma=0.5 (a finite number > 0)" in lines[-1]
+    assert "reduction='mean' (one of mean, sum, none)" in lines[0]

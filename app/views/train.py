@@ -19,6 +19,7 @@ from affectlab.engine.form import (
     model_param_fields,
     scale_choices,
     training_defaults,
+    training_limits,
 )
 from affectlab.engine.jobs import cancel, launch_background
 from affectlab.engine.manage import active_runs
@@ -39,19 +40,19 @@ def _meta(path: str, stamp: float) -> dict:
 
 
 def _param_widget(field, key: str, container):
-    label = field.name
+    label, tip = field.name, field.help or None
     if field.kind == "bool":
-        return container.checkbox(label, value=field.default, key=key)
-    if field.kind == "int":
-        return container.number_input(label, value=field.default, step=1, key=key)
-    if field.kind == "float":
-        return container.number_input(label, value=field.default, format="%g", key=key)
+        return container.checkbox(label, value=field.default, key=key, help=tip)
+    if field.kind in ("int", "float"):
+        number = {"step": 1} if field.kind == "int" else {"format": "%g"}
+        return container.number_input(label, min_value=field.low, max_value=field.high,
+                                      value=field.default, key=key, help=tip, **number)
     if field.kind == "str" and field.choices:
-        return container.selectbox(label, field.choices, key=key,
+        return container.selectbox(label, field.choices, key=key, help=tip,
                                    index=list(field.choices).index(field.default))
     text = field.default if field.kind == "str" else json.dumps(field.default)
     return container.text_input(label, value=text, key=key,
-                                help=None if field.kind == "str" else "YAML value")
+                                help=tip if field.kind == "str" else f"{tip or ''} (YAML value)")
 
 
 def _param_widgets(fields, prefix: str) -> dict:
@@ -177,15 +178,19 @@ else:
             method_values = {}
 
     defaults = training_defaults(method_name)
+    limits = training_limits()
     cols = st.columns(6)
-    epochs = cols[0].number_input("Epochs", 1, 10_000, defaults["epochs"], key="train_epochs")
-    batch = cols[1].number_input("Batch size", 1, 100_000, defaults["batch_size"],
+    epochs = cols[0].number_input("Epochs", *limits["epochs"], defaults["epochs"],
+                                  key="train_epochs")
+    batch = cols[1].number_input("Batch size", *limits["batch_size"], defaults["batch_size"],
                                  key=f"train_batch_{method_name}")
-    lr = cols[2].number_input("Learning rate", min_value=0.0, value=defaults["lr"],
-                              step=defaults["lr"] / 10, format="%g", key=f"train_lr_{method_name}")
-    wd = cols[3].number_input("Weight decay", min_value=0.0, value=defaults["weight_decay"],
-                              step=1e-5, format="%g", key="train_wd")
-    seed = cols[4].number_input("Seed", 0, 2**31 - 1, defaults["seed"], key="train_seed")
+    lr = cols[2].number_input("Learning rate", *limits["lr"], value=defaults["lr"],
+                              step=defaults["lr"] / 10, format="%g", key=f"train_lr_{method_name}",
+                              help="> 0")
+    wd = cols[3].number_input("Weight decay", *limits["weight_decay"],
+                              value=defaults["weight_decay"], step=1e-5, format="%g",
+                              key="train_wd")
+    seed = cols[4].number_input("Seed", *limits["seed"], defaults["seed"], key="train_seed")
     name = cols[5].text_input("Run name", key="train_name", placeholder="automatic")
 
     if st.button("Launch", type="primary", key="train_launch"):

@@ -2,7 +2,10 @@
 
 A config is written by hand (YAML or JSON), built by the CLI from options, or by the app's form.
 Unknown fields are errors (``extra="forbid"``) so a typo such as ``epoch: 3`` is reported by name
-instead of silently training with the default.
+instead of silently training with the default. Numbers are bounded (a finite positive learning
+rate, integer sizes within ceilings) and model and method parameters are checked against the
+registries' declarations, so what would fail (or run for ever) in the background worker is
+refused up front.
 
 Defaults that depend on the method (``lr``, ``batch_size``, left as ``None``) are filled in from
 :data:`METHOD_DEFAULTS`: the f-SPL paper trains with Adam, lr 1e-4, batch 100 (SPEC §2); the
@@ -31,8 +34,16 @@ from pydantic import (
     model_validator,
 )
 
-__all__ = ["ConfigError", "METHOD_DEFAULTS", "RunConfig", "load_config", "parse_overrides",
+__all__ = ["ConfigError", "MAX_BATCH_SIZE", "MAX_EPOCHS", "MAX_SEED",
+           "MAX_WORKERS", "METHOD_DEFAULTS", "RunConfig", "load_config", "parse_overrides",
            "save_config"]
+
+# Ceilings: far beyond what a run of this project needs, low enough that a typed value cannot
+# occupy the worker for ever or exhaust memory.
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 100_000
+MAX_WORKERS = 64
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
 
 # Method-dependent defaults: (lr, batch_size). f-SPL: the paper's Adam lr 1e-4, batch 100.
 _FSPL_DEFAULTS = {"lr": 1e-4, "batch_size": 100}
@@ -94,17 +105,26 @@ class RunConfig(BaseModel):
     method: str = "ce"
     method_params: dict[str, Any] = Field(default_factory=dict)
     scale: str | None = None
-    epochs: int = Field(10, ge=1)
-    batch_size: int | None = Field(None, ge=1)
-    lr: float | None = Field(None, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    seed: int = Field(0, ge=0)
+    # strict integers: 2.5 or 1e20 epochs are refused, not truncated; true is not 1
+    epochs: int = Field(10, ge=1, le=MAX_EPOCHS, strict=True)
+    batch_size: int | None = Field(None, ge=1, le=MAX_BATCH_SIZE, strict=True)
+    lr: float | None = Field(None, gt=0, allow_inf_nan=False)
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
+    seed: int = Field(0, ge=0, le=MAX_SEED, strict=True)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool | None = None
-    num_workers: int = Field(0, ge=0)
-    checkpoint_every: int = Field(1, ge=1)
+    num_workers: int = Field(0, ge=0, le=MAX_WORKERS, strict=True)
+    checkpoint_every: int = Field(1, ge=1, le=MAX_EPOCHS, strict=True)
     out: Path | None = None
     name: str | None = None
+
+    # lax floats, so YAML's "1e-3" (a string to YAML 1.1) still reads as a number; not a flag
+    @field_validator("lr", "weight_decay", mode="before")
+    @classmethod
+    def _number_not_flag(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"must be a finite number, got {value!r}")
+        return value
 
     @field_validator("method")
     @classmethod
@@ -124,15 +144,16 @@ class RunConfig(BaseModel):
                              f"got {value!r}")
         return value
 
-    # parameters are checked here, so train --prepare and the app's form tell of a bad one, not
-    # the worker once started; info.data lacks the name when the name itself was refused
+    # parameters are checked here (names, types, bounds), so train --prepare and the app's form
+    # tell of a bad one, not the worker once started; info.data lacks the name when the name
+    # itself was refused. The config keeps the values given (defaults stay implicit).
     @field_validator("method_params")
     @classmethod
     def _method_params_known(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        from affectlab.methods import method_class
+        from affectlab.methods import check_params
 
         if "method" in info.data:
-            method_class(info.data["method"]).check_params(info.data["method"], value)
+            check_params(info.data["method"], value)
         return value
 
     @field_validator("model_params")
@@ -180,6 +201,8 @@ def _format_errors(exc: ValidationError, source: str | None) -> str:
             msg = "unknown field (check the spelling; see RunConfig for the valid fields)"
         elif err["type"] == "value_error" and "error" in err.get("ctx", {}):
             msg = str(err["ctx"]["error"])              # our own message, without "Value error, "
+        elif err["type"] != "missing":
+            msg += f", got {_short(err.get('input'))}"
         lines.append(f"{field}: {msg}")
     where = f"{source}: " if source else ""
     return where + "invalid run config: " + "; ".join(lines)
@@ -195,6 +218,11 @@ def validate_config(data: dict[str, Any], source: str | None = None) -> RunConfi
         return RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, source)) from exc
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> RunConfig:

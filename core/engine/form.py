@@ -5,27 +5,37 @@ and the config it builds. The form holds widgets only; every choice and check is
   when the label set says ``ordinal`` (for the label-set scale) or its type is ordinal/Likert,
   the same rule the trainer applies;
 - models: the model registry filtered by the dataset's modality;
-- methods: the method registry, minus methods for another modality and, unless the scale is
-  ordered, minus ``ordinal_only`` ones (EMD², CE+EMD²);
-- hyper-parameters: one :class:`ParamField` per registry default, its widget kind from the
-  default's type.
+- methods: the method registry, minus those :func:`affectlab.methods.incompatibility` refuses
+  for the data (another modality; ``ordinal_only`` ones such as EMD² on an unordered scale), the
+  rule the trainer applies;
+- hyper-parameters: one :class:`ParamField` per declared registry parameter, its widget kind,
+  bounds and help from the declaration.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from affectlab.engine.config import ConfigError, RunConfig, validate_config
+from affectlab.engine.config import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_SEED,
+    ConfigError,
+    RunConfig,
+    validate_config,
+)
+from affectlab.registry import Param
 
 __all__ = ["PARAM_KINDS", "ParamField", "ScaleChoice", "build_run_config", "changed_params",
            "default_scale", "method_choices", "method_param_fields", "model_choices",
-           "model_param_fields", "param_fields", "parse_param", "scale_choices",
-           "scale_is_ordinal", "training_defaults"]
+           "model_param_fields", "param_field", "param_fields", "parse_param", "scale_choices",
+           "scale_is_ordinal", "training_defaults", "training_limits"]
 
 PARAM_KINDS = ("bool", "int", "float", "str", "yaml")
 _ENGINE_SET_MODEL_PARAMS = ("num_classes",)  # the engine sets these from the label scale
@@ -92,64 +102,70 @@ def model_choices(modality: str):
 
 
 def method_choices(modality: str, ordinal: bool):
-    """Registered, implemented methods usable on ``modality`` data with a scale whose classes
-    are (``ordinal=True``) or are not ordered (list of MethodSpec, registry order)."""
-    from affectlab.methods import available
+    """Registered methods usable on ``modality`` data with a scale whose classes are
+    (``ordinal=True``) or are not ordered (list of MethodSpec, registry order)."""
+    from affectlab.methods import available, incompatibility
 
     if modality not in ("face", "speech"):
         raise ValueError(f"modality must be 'face' or 'speech', got {modality!r}")
     if not isinstance(ordinal, bool):
         raise TypeError(f"ordinal must be a bool, got {type(ordinal).__name__}")
-    return [s for s in available() if s.implemented and modality in s.modalities
-            and (ordinal or not s.ordinal_only)]
+    return [s for s in available() if incompatibility(s.name, modality, ordinal) is None]
 
 
 @dataclass(frozen=True)
 class ParamField:
     """One hyper-parameter widget: kind ∈ :data:`PARAM_KINDS` (bool → checkbox, int/float →
-    number input, str → text input or, with ``choices``, a select box, yaml → text input
-    parsed as YAML, for defaults such as None or lists)."""
+    number input within ``low``..``high``, str → text input or, with ``choices``, a select box,
+    yaml → text input parsed as YAML, for values such as None, lists or SGM's int-or-'bic').
+
+    ``low``/``high`` are inclusive widget limits (None: unbounded); an open bound (> 0) is
+    given as its limit and refused by the registry at launch, as ``help`` says.
+    """
 
     name: str
     kind: str
     default: Any
     choices: tuple[Any, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    help: str = ""
 
 
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):  # before int: bool is an int subclass
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    return "yaml"
+def _kind(p: Param) -> str:
+    if p.also or p.kind is object:
+        return "yaml"
+    return p.kind.__name__
 
 
-def param_fields(params: dict[str, Any], exclude: tuple[str, ...] = (),
-                 choices: dict[str, tuple[Any, ...]] | None = None) -> list[ParamField]:
-    """Widgets for a registry's ``params`` (name → default), minus ``exclude``."""
-    if not isinstance(params, dict):
-        raise TypeError(f"params must be a dict of name → default, got {type(params).__name__}")
-    choices = choices or {}
-    return [ParamField(name, _kind(default), default, tuple(choices.get(name, ())))
-            for name, default in params.items() if name not in exclude]
+def param_field(p: Param) -> ParamField:
+    """The widget of one declared parameter; its help says what values are allowed."""
+    kind = _kind(p)
+    numeric = kind in ("int", "float")
+    cast = int if kind == "int" else float
+    low = cast(p.low) if numeric and p.low is not None else None
+    high = cast(p.high) if numeric and p.high is not None else None
+    allowed = "" if p.kind is bool else f"{p.expected[:1].upper()}{p.expected[1:]}."
+    return ParamField(p.name, kind, p.default, p.choices if kind == "str" else (), low, high,
+                      " ".join(t for t in (f"{p.help}." if p.help else "", allowed) if t))
+
+
+def param_fields(params: Sequence[Param], exclude: tuple[str, ...] = ()) -> list[ParamField]:
+    """Widgets for a registry entry's declared ``params``, minus ``exclude``."""
+    if isinstance(params, str | dict) or not all(isinstance(p, Param) for p in params):
+        raise TypeError(f"params must be a sequence of Param declarations, got "
+                        f"{type(params).__name__}")
+    return [param_field(p) for p in params if p.name not in exclude]
 
 
 def model_param_fields(spec) -> list[ParamField]:
     """Widgets for a ModelSpec's parameters (num_classes left to the engine)."""
-    return param_fields(dict(spec.params), exclude=_ENGINE_SET_MODEL_PARAMS)
+    return param_fields(spec.param_specs, exclude=_ENGINE_SET_MODEL_PARAMS)
 
 
 def method_param_fields(spec) -> list[ParamField]:
-    """Widgets for a MethodSpec's parameters; a method class may declare ``param_choices``
-    (name → allowed values) to get select boxes."""
-    from affectlab.methods import method_class
-
-    choices = getattr(method_class(spec.name), "param_choices", None) or {}
-    return param_fields(dict(spec.params), choices=choices)
+    """Widgets for a MethodSpec's parameters."""
+    return param_fields(spec.param_specs)
 
 
 def parse_param(field: ParamField, raw: Any) -> Any:
@@ -192,20 +208,21 @@ def training_defaults(method: str) -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "seed")}
 
 
-def _check_method(method: str, modality: str, scale: str, ordinal: bool) -> None:
-    from affectlab.methods import available
+def training_limits() -> dict[str, tuple[Any, Any]]:
+    """(low, high) of the number fields of the form, from :class:`RunConfig`'s bounds."""
+    return {"epochs": (1, MAX_EPOCHS), "batch_size": (1, MAX_BATCH_SIZE), "lr": (0.0, None),
+            "weight_decay": (0.0, None), "seed": (0, MAX_SEED)}
 
-    specs = {s.name: s for s in available()}
-    spec = specs.get(method)
-    if spec is None or not spec.implemented:
-        raise ConfigError(f"method: unknown or unavailable method {method!r} (known: "
-                          f"{', '.join(n for n, s in specs.items() if s.implemented)})")
-    if modality not in spec.modalities:
-        raise ConfigError(f"method: {method!r} supports {', '.join(spec.modalities)} data, "
-                          f"not {modality}")
-    if spec.ordinal_only and not ordinal:
-        raise ConfigError(f"method: {method!r} needs ordered classes; scale {scale!r} is not "
-                          "ordinal (pick an ordinal scale such as intensity)")
+
+def _check_method(method: str, modality: str, scale: str, ordinal: bool) -> None:
+    from affectlab.methods import incompatibility
+
+    try:
+        reason = incompatibility(method, modality, ordinal, scale)
+    except ValueError as exc:  # an unknown name: the registry lists the known ones
+        raise ConfigError(f"method: {exc}") from exc
+    if reason is not None:
+        raise ConfigError(f"method: {reason}")
 
 
 def build_run_config(dataset: str | os.PathLike, meta: dict[str, Any], *, model: str,

@@ -559,16 +559,16 @@ def _stop_now(stop: Callable[[], bool], d: _Dist) -> bool:
 
 
 def _check_compatible(method, modality: str, ordinal: bool, config: RunConfig) -> None:
-    if modality not in tuple(method.modalities):
-        raise ConfigError(f"method {config.method!r} supports {tuple(method.modalities)}, "
-                          f"not {modality!r} data")
+    from affectlab.methods import incompatibility
+
+    # the registry's rule, the one the app's form applies
+    reason = incompatibility(config.method, modality, ordinal, config.scale)
+    if reason is not None:
+        raise ConfigError(reason)
     model_modality = getattr(method.model, "modality", modality)
     if model_modality != modality:
         raise ConfigError(f"model {config.model!r} is for {model_modality} data but dataset "
                           f"{config.dataset} is {modality}")
-    if method.ordinal_only and not ordinal:
-        raise ConfigError(f"method {config.method!r} needs ordered classes; scale "
-                          f"{config.scale or 'of the label set'} is not ordinal")
 
 
 _RESUME_KEYS = ("dataset", "model", "model_params", "method", "method_params", "scale", "seed",

@@ -10,7 +10,7 @@ Forward signatures differ by family (``LossSpec.inputs`` says which):
 
 from __future__ import annotations
 
-import inspect
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,20 +34,23 @@ from affectlab.losses.soft_ce import (
     class_weights_from_soft_labels,
     soft_cross_entropy,
 )
-from affectlab.losses.triplets import BalancedTripletSampler, Triplets
+from affectlab.losses.triplets import MAX_DECIMALS, BalancedTripletSampler, Triplets
+from affectlab.registry import Param, ParamError, Registry
 
 __all__ = [
-    "BalancedTripletSampler", "ClassBalancedBatchSampler", "EMD2Loss", "FSPLLoss", "LossSpec",
-    "SGMLoss", "SoftCrossEntropyLoss", "Triplets", "available", "class_weights_from_soft_labels",
-    "float32_loss", "no_autocast", "skip_value_checks", "value_checks_on",
-    "create", "embedding_similarity", "emd1", "emd2", "fspl", "fspl_generic", "sgm_loss",
-    "soft_cross_entropy", "torch_label_similarity",
+    "MAX_DECIMALS", "BalancedTripletSampler", "ClassBalancedBatchSampler", "EMD2Loss", "FSPLLoss",
+    "LossSpec", "Param", "ParamError", "SGMLoss", "SoftCrossEntropyLoss", "Triplets", "available",
+    "check_params", "class_weights_from_soft_labels", "create", "embedding_similarity", "emd1",
+    "emd2", "float32_loss", "fspl", "fspl_generic", "no_autocast", "names", "register", "registered",
+    "sgm_loss", "skip_value_checks", "soft_cross_entropy", "torch_label_similarity",
+    "unregister", "value_checks_on",
 ]
 
 
 @dataclass(frozen=True)
 class LossSpec:
-    """What the registry can build: ``params`` maps each parameter to its default."""
+    """What the registry can build: ``params`` maps each parameter to its default,
+    ``param_specs`` holds their declarations (type, bounds, help)."""
 
     name: str
     params: dict[str, Any]
@@ -55,55 +58,53 @@ class LossSpec:
     ordinal_only: bool = False
     inputs: str = ""
     factory: Callable[..., nn.Module] | None = field(default=None, repr=False, compare=False)
-
-
-def _defaults(cls: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    sig = inspect.signature(cls.__init__)
-    return {k: p.default for k, p in sig.parameters.items()
-            if k != "self" and k not in skip and p.default is not inspect.Parameter.empty}
+    param_specs: tuple[Param, ...] = field(default=(), repr=False, compare=False)
 
 
 _FSPL_NAMES = {"kl": "KL", "rkl": "reverse KL", "pearson": "Pearson χ²",
                "hellinger": "squared Hellinger", "js": "Jensen–Shannon"}
 _LOGITS = "logits (N, K), target (N, K) soft or (N,) int"
 
-_SPECS: list[LossSpec] = [
-    LossSpec("ce", _defaults(SoftCrossEntropyLoss),
-             "cross-entropy against soft labels, optional class weights N/(K·Σy)",
-             inputs=_LOGITS, factory=SoftCrossEntropyLoss),
-    *[LossSpec(f"fspl-{d}", _defaults(FSPLLoss, skip=("divergence",)),
-               f"f-SPL ({_FSPL_NAMES[d]}) on balanced triplets: α·(f-SPL(S_s,C_s)+f-SPL(S_d,C_d))",
-               inputs="g_anchor, g_similar, g_dissimilar (B, d), c_similar, c_dissimilar (B,)",
-               factory=lambda _d=d, **kw: FSPLLoss(divergence=_d, **kw))
-      for d in DIVERGENCES],
-    LossSpec("emd2", _defaults(EMD2Loss),
-             "squared Earth Mover's Distance Σ(CDF(p)−CDF(t))² over ordered classes",
-             ordinal_only=True, inputs=_LOGITS, factory=EMD2Loss),
-    LossSpec("sgm", _defaults(SGMLoss),
-             "Structured Gaussian Manifold: ‖P(w|z)−y‖² with Gaussian class posteriors",
-             inputs="z (N, d), target (N, K) soft or (N,) int", factory=SGMLoss),
-]
-_REGISTRY: dict[str, LossSpec] = {s.name: s for s in _SPECS}
+_LOSSES = Registry("loss", plural="losses", metadata={"ordinal_only": False, "inputs": ""})
+register = _LOSSES.register
+names = _LOSSES.names
+unregister = _LOSSES.unregister
+registered = _LOSSES.registered
+
+register("ce", SoftCrossEntropyLoss,
+         description="cross-entropy against soft labels, optional class weights N/(K·Σy)",
+         inputs=_LOGITS)
+for _d in DIVERGENCES:
+    register(f"fspl-{_d}", functools.partial(FSPLLoss, divergence=_d),
+             params=FSPLLoss.param_specs,
+             description=f"f-SPL ({_FSPL_NAMES[_d]}) on balanced triplets: "
+                         "α·(f-SPL(S_s,C_s)+f-SPL(S_d,C_d))",
+             inputs="g_anchor, g_similar, g_dissimilar (B, d), c_similar, c_dissimilar (B,)")
+register("emd2", EMD2Loss,
+         description="squared Earth Mover's Distance Σ(CDF(p)−CDF(t))² over ordered classes",
+         ordinal_only=True, inputs=_LOGITS)
+register("sgm", SGMLoss,
+         description="Structured Gaussian Manifold: ‖P(w|z)−y‖² with Gaussian class posteriors",
+         inputs="z (N, d), target (N, K) soft or (N,) int")
 
 
 def available() -> list[LossSpec]:
     """Every registered loss, in a stable order (params are fresh copies, safe to modify)."""
-    return [LossSpec(s.name, dict(s.params), s.description, s.ordinal_only, s.inputs, s.factory)
-            for s in _SPECS]
+    return [LossSpec(e.name, e.defaults(), e.description, bool(e.metadata["ordinal_only"]),
+                     str(e.metadata["inputs"]), e.factory, e.params)
+            for e in _LOSSES.available()]
+
+
+def check_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` of loss ``name`` checked (ParamError naming the loss and parameter), with the
+    defaults of the others filled in."""
+    return _LOSSES.check(name, params)
 
 
 def create(name: str, **params) -> nn.Module:
     """The loss ``name`` built with ``params`` (unset ones keep their defaults).
 
-    Unknown name → ValueError listing the known ones; unknown parameter → TypeError naming it
-    and listing the valid ones.
+    An unknown name, an unknown parameter or a value outside its declaration gets
+    :class:`ParamError` (a ValueError) naming them and what is valid.
     """
-    spec = _REGISTRY.get(name)
-    if spec is None:
-        raise ValueError(f"unknown loss {name!r}; known: {', '.join(_REGISTRY)}")
-    unknown = sorted(set(params) - set(spec.params))
-    if unknown:
-        raise TypeError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for loss "
-                        f"{name!r}; valid: {', '.join(spec.params) or '(none)'}")
-    assert spec.factory is not None
-    return spec.factory(**params)
+    return _LOSSES.create(name, **params)

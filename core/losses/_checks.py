@@ -17,6 +17,13 @@ import functools
 
 import torch
 
+from affectlab.registry import Param
+from affectlab.validation import check_same_shape
+
+__all__ = ["DIST_ATOL", "REDUCTION", "as_float_tensor", "as_soft_targets", "check_distribution",
+           "check_range", "check_same_shape", "float32_loss", "no_autocast", "reduce",
+           "skip_value_checks", "value_checks_on"]
+
 # Rows of a distribution may drift from 1 by this much (float32 softmax, averaged ratings).
 DIST_ATOL = 1e-4
 
@@ -120,12 +127,6 @@ def check_range(t: torch.Tensor, name: str, low: float, high: float, *, tol: flo
                          f"[{lo:.6g}, {hi:.6g}]")
 
 
-def check_same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
-    if a.shape != b.shape:
-        raise ValueError(f"{name_a} and {name_b} must have the same shape, got "
-                         f"{tuple(a.shape)} and {tuple(b.shape)}")
-
-
 def check_distribution(p: torch.Tensor, name: str, *, atol: float = DIST_ATOL) -> None:
     """Rows of ``p`` (last axis) non-negative and summing to 1 within ``atol``."""
     if p.ndim < 1 or p.shape[-1] < 1:
@@ -144,10 +145,9 @@ def check_distribution(p: torch.Tensor, name: str, *, atol: float = DIST_ATOL) -
         raise ValueError(f"{name} rows must sum to 1 (±{atol}); row {idx} sums to {row_sum:.6g}")
 
 
-def check_reduction(reduction: str) -> str:
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    return reduction
+# every loss's ``reduction`` (the functions check their argument with it too)
+REDUCTION = Param("reduction", str, "mean", choices=("mean", "sum", "none"),
+                  help="mean or sum over the batch, or none: one value per item")
 
 
 def reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:

@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from affectlab.losses._checks import (
+    REDUCTION,
     as_float_tensor,
     as_soft_targets,
     check_distribution,
-    check_reduction,
     check_same_shape,
     float32_loss,
     reduce,
@@ -53,9 +53,11 @@ class EMD2Loss(nn.Module):
     (batch mean, as dlordinal's ``EMDLoss``) or 'sum'; (N,) for 'none'.
     """
 
+    param_specs = (REDUCTION,)
+
     def __init__(self, reduction: str = "mean"):
         super().__init__()
-        self.reduction = check_reduction(reduction)
+        self.reduction = REDUCTION.check(reduction)
 
     def forward(self, logits: torch.Tensor, target) -> torch.Tensor:
         z = as_float_tensor(logits, "logits", ndim=2)

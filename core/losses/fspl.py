@@ -20,14 +20,15 @@ import torch
 from torch import nn
 
 from affectlab.losses._checks import (
+    REDUCTION,
     as_float_tensor,
     check_range,
-    check_reduction,
     check_same_shape,
     float32_loss,
     reduce,
     value_checks_on,
 )
+from affectlab.registry import Param
 
 EPS = 1e-12
 DIVERGENCES = ("kl", "rkl", "pearson", "hellinger", "js")
@@ -64,11 +65,12 @@ _TABLE: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 }
 
 
+DIVERGENCE = Param("divergence", str, "kl", choices=DIVERGENCES, help="the f-divergence")
+ALPHA = Param("alpha", float, 10.0, low=0, help="weight α of the f-SPL terms (the paper: 10)")
+
+
 def _check_divergence(divergence: str) -> str:
-    if divergence not in _TABLE:
-        raise ValueError(f"divergence must be one of {', '.join(DIVERGENCES)}; "
-                         f"got {divergence!r}")
-    return divergence
+    return DIVERGENCE.check(divergence)
 
 
 def _check_similarities(S, C) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,13 +218,14 @@ class FSPLLoss(nn.Module):
     ('mean' over triplets, as the paper's batch mean; or 'sum') or (B,) for 'none'.
     """
 
+    # the divergence is not among them: the registry fixes it by name (fspl-kl, …)
+    param_specs = (ALPHA, REDUCTION)
+
     def __init__(self, divergence: str = "kl", alpha: float = 10.0, reduction: str = "mean"):
         super().__init__()
         self.divergence = _check_divergence(divergence)
-        if not (isinstance(alpha, int | float) and math.isfinite(alpha) and alpha >= 0):
-            raise ValueError(f"alpha must be a finite number ≥ 0, got {alpha!r}")
-        self.alpha = float(alpha)
-        self.reduction = check_reduction(reduction)
+        self.alpha = ALPHA.check(alpha)
+        self.reduction = REDUCTION.check(reduction)
 
     def forward(self, g_anchor, g_similar, g_dissimilar, c_similar, c_dissimilar):
         a = as_float_tensor(g_anchor, "g_anchor", ndim=2)

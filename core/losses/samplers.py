@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 from torch.utils.data import Sampler
 
-from affectlab.validation import as_float_array
+from affectlab.validation import Interval, as_float_array, check_scalar
 
 
 def _hard_classes(labels) -> np.ndarray:
@@ -43,24 +43,18 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         self.classes_of = _hard_classes(labels)
         if self.classes_of.size == 0:
             raise ValueError("labels must hold at least one item")
-        if not isinstance(n_per_class, int | np.integer) or n_per_class < 1:
-            raise ValueError(f"n_per_class must be an integer ≥ 1, got {n_per_class!r}")
+        self.n_per_class = check_scalar(n_per_class, "n_per_class", int, interval=Interval(1))
         self.classes = np.unique(self.classes_of)
         n_cls = self.classes.size
         if classes_per_batch is None:
             classes_per_batch = n_cls
-        if (not isinstance(classes_per_batch, int | np.integer)
-                or not 1 <= classes_per_batch <= n_cls):
-            raise ValueError(f"classes_per_batch must be an integer in [1, {n_cls}] (classes "
-                             f"with items), got {classes_per_batch!r}")
-        self.n_per_class = int(n_per_class)
-        self.classes_per_batch = int(classes_per_batch)
+        # bounded by the classes that have items
+        self.classes_per_batch = check_scalar(classes_per_batch, "classes_per_batch", int,
+                                              interval=Interval(1, n_cls))
         self.batch_size = self.n_per_class * self.classes_per_batch
         if n_batches is None:
             n_batches = max(1, self.classes_of.size // self.batch_size)
-        if not isinstance(n_batches, int | np.integer) or n_batches < 1:
-            raise ValueError(f"n_batches must be an integer ≥ 1, got {n_batches!r}")
-        self.n_batches = int(n_batches)
+        self.n_batches = check_scalar(n_batches, "n_batches", int, interval=Interval(1))
         self.members = {int(c): np.flatnonzero(self.classes_of == c) for c in self.classes}
         self.seed = int(seed)
         self.epoch = 0

@@ -12,30 +12,22 @@ the same batch representation z).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from affectlab.losses._checks import (
+    REDUCTION,
     as_float_tensor,
     as_soft_targets,
-    check_reduction,
     float32_loss,
     reduce,
 )
+from affectlab.registry import Param
 
-
-def _check_positive(value, name: str) -> float:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _check_weight(value, name: str) -> float:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}")
-    return float(value)
+SIGMA = Param("sigma", float, 0.5, low=0, low_open=True,
+              help="σ of the Gaussian class posteriors (the paper: 0.5)")
+NORM_WEIGHT = Param("norm_weight", float, 0.0, low=0,
+                    help="weight of the mean embedding norm (the authors' code: 0)")
 
 
 @float32_loss
@@ -73,9 +65,9 @@ def sgm_loss(z, target, sigma: float = 0.5, norm_weight: float = 0.0,
     ``z``: (N, d) embeddings, unnormalised. ``target``: (N, K) soft labels or (N,) integer
     classes (then K = max + 1). 'none' returns the (N,) per-item terms.
     """
-    check_reduction(reduction)
-    sigma = _check_positive(sigma, "sigma")
-    norm_weight = _check_weight(norm_weight, "norm_weight")
+    REDUCTION.check(reduction)
+    sigma = SIGMA.check(sigma)
+    norm_weight = NORM_WEIGHT.check(norm_weight)
     zz = as_float_tensor(z, "z", ndim=2)
     if isinstance(target, torch.Tensor) and not target.is_floating_point() and target.ndim == 1:
         k = int(target.max()) + 1 if target.numel() else 1
@@ -100,11 +92,13 @@ class SGMLoss(nn.Module):
     class has a centre in every batch.
     """
 
+    param_specs = (SIGMA, NORM_WEIGHT, REDUCTION)
+
     def __init__(self, sigma: float = 0.5, norm_weight: float = 0.0, reduction: str = "mean"):
         super().__init__()
-        self.sigma = _check_positive(sigma, "sigma")
-        self.norm_weight = _check_weight(norm_weight, "norm_weight")
-        self.reduction = check_reduction(reduction)
+        self.sigma = SIGMA.check(sigma)
+        self.norm_weight = NORM_WEIGHT.check(norm_weight)
+        self.reduction = REDUCTION.check(reduction)
 
     def forward(self, z: torch.Tensor, target) -> torch.Tensor:
         return sgm_loss(z, target, self.sigma, self.norm_weight, self.reduction)

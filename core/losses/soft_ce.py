@@ -8,14 +8,15 @@ import torch
 from torch import nn
 
 from affectlab.losses._checks import (
+    REDUCTION,
     as_float_tensor,
     as_soft_targets,
     check_distribution,
-    check_reduction,
     float32_loss,
     reduce,
     value_checks_on,
 )
+from affectlab.registry import Param
 
 
 def class_weights_from_soft_labels(labels) -> torch.Tensor:
@@ -47,7 +48,7 @@ def soft_cross_entropy(logits: torch.Tensor, target, weight=None,
     optional (K,) non-negative class weights. ``reduction``: 'mean' (sum / N, as torch's
     ``cross_entropy`` with probability targets), 'sum' or 'none' (returns (N,)).
     """
-    check_reduction(reduction)
+    REDUCTION.check(reduction)
     z = as_float_tensor(logits, "logits", ndim=2)
     y = as_soft_targets(target, "target", z.shape[1], z)
     if y.shape[0] != z.shape[0]:
@@ -68,9 +69,13 @@ class SoftCrossEntropyLoss(nn.Module):
     """Module form of :func:`soft_cross_entropy`; ``weight`` (K,) is kept as a buffer so it
     moves with ``.to(device)``."""
 
+    # a tensor or sequence, checked by as_float_tensor (a registry Param checks scalars only)
+    param_specs = (Param("weight", object, None, help="optional (K,) non-negative class weights"),
+                   REDUCTION)
+
     def __init__(self, weight=None, reduction: str = "mean"):
         super().__init__()
-        self.reduction = check_reduction(reduction)
+        self.reduction = REDUCTION.check(reduction)
         w = None if weight is None else as_float_tensor(weight, "weight", ndim=1)
         self.register_buffer("weight", w)
 

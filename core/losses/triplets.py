@@ -34,8 +34,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from affectlab.validation import as_float_array, check_distribution
+from affectlab.validation import Interval, as_float_array, check_distribution, check_scalar
 
+# keys round C to at most this many decimals (then 2·10⁴ + 1 distinct keys)
+MAX_DECIMALS = 4
 _CHUNK_ELEMS = 2_000_000  # floats per temporary array (≈16 MB), bounds memory per chunk
 
 
@@ -103,22 +105,17 @@ class BalancedTripletSampler:
         check_distribution(y, "labels")
         if y.shape[0] < 2:
             raise ValueError(f"labels must hold at least 2 items to form pairs, got {y.shape[0]}")
-        if not isinstance(max_candidates, int | np.integer) or max_candidates < 1:
-            raise ValueError(f"max_candidates must be an integer ≥ 1, got {max_candidates!r}")
-        if not isinstance(decimals, int | np.integer) or not 0 <= decimals <= 4:
-            raise ValueError(f"decimals must be an integer in [0, 4], got {decimals!r}")
-        if on_unbalanced not in ("nearest", "skip"):
-            raise ValueError(f"on_unbalanced must be 'nearest' or 'skip', got {on_unbalanced!r}")
         self.labels = y
         self.n = y.shape[0]
-        self.max_candidates = int(max_candidates)
-        self.decimals = int(decimals)
+        self.max_candidates = check_scalar(max_candidates, "max_candidates", int,
+                                           interval=Interval(1))
+        self.decimals = check_scalar(decimals, "decimals", int, interval=Interval(0, MAX_DECIMALS))
+        self.on_unbalanced = check_scalar(on_unbalanced, "on_unbalanced", str,
+                                          choices=("nearest", "skip"))
         self.scale = 10 ** self.decimals  # key = round(C · scale) ∈ [0, 2·scale]
         self.seed = int(seed)
-        self.on_unbalanced = on_unbalanced
         self.epoch = 0
-        if not isinstance(max_unique, int | np.integer) or max_unique < 0:
-            raise ValueError(f"max_unique must be an integer ≥ 0, got {max_unique!r}")
+        check_scalar(max_unique, "max_unique", int, interval=Interval(0))
         n_unique = np.unique(y, axis=0).shape[0]
         # exact: every anchor is compared with every other item (through the distinct labels)
         self.exact = n_unique <= max_unique
@@ -140,8 +137,7 @@ class BalancedTripletSampler:
     def batches(self, batch_size: int, epoch: int | None = None,
                 drop_last: bool = False) -> Iterator[Triplets]:
         """The epoch's triplets cut into consecutive batches of ``batch_size``."""
-        if not isinstance(batch_size, int | np.integer) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
+        batch_size = check_scalar(batch_size, "batch_size", int, interval=Interval(1))
         t = self.triplets(epoch)
         stop = len(t) - len(t) % batch_size if drop_last else len(t)
         for start in range(0, stop, batch_size):

@@ -1,76 +1,98 @@
 """Method registry: every training procedure by name (the UI and CLI list them from here).
 
-Each entry points at a :class:`affectlab.methods.base.Method` subclass, imported on first use. A
-method class declares ``name``, ``description`` (one line), ``defaults`` (its hyper-parameters
-with the papers' defaults), ``modalities`` and ``ordinal_only``.
+Each entry is a :class:`affectlab.methods.base.Method` subclass, which declares
+``description`` (one line), ``param_specs`` (its hyper-parameters: type, the papers' default,
+bounds, help), ``modalities`` and ``ordinal_only``. ``register`` adds one (a plugin, a test's
+tiny method); :func:`check_compatible` is the one rule of which methods suit which data.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from affectlab.methods.base import Method, Prediction, StepResult, TrainSetInfo
+from affectlab.methods.dmue import DMUE
+from affectlab.methods.fspl import CEFSPL
+from affectlab.methods.ldlva import LDLVA
+from affectlab.methods.sgm import SGMMethod
+from affectlab.methods.softlabel import CEEMD2Method, EMD2Method, SoftCE
+from affectlab.registry import Param, ParamError, Registry
 
-_REGISTRY: dict[str, str] = {
-    "ce": "affectlab.methods.softlabel:SoftCE",
-    "ce+fspl-kl": "affectlab.methods.fspl:CEFSPL",
-    "ce+fspl-rkl": "affectlab.methods.fspl:CEFSPL",
-    "ce+fspl-pearson": "affectlab.methods.fspl:CEFSPL",
-    "ce+fspl-hellinger": "affectlab.methods.fspl:CEFSPL",
-    "ce+fspl-js": "affectlab.methods.fspl:CEFSPL",
-    "emd2": "affectlab.methods.softlabel:EMD2Method",
-    "ce+emd2": "affectlab.methods.softlabel:CEEMD2Method",
-    "sgm": "affectlab.methods.sgm:SGMMethod",
-    "ldlva": "affectlab.methods.ldlva:LDLVA",
-    "dmue": "affectlab.methods.dmue:DMUE",
-}
+_METHODS = Registry("method", metadata={"modalities": ("face", "speech"), "ordinal_only": False})
+register = _METHODS.register
+names = _METHODS.names
+unregister = _METHODS.unregister
+registered = _METHODS.registered
+
+for _name, _cls in [("ce", SoftCE),
+                    *[(f"ce+fspl-{d}", CEFSPL) for d in ("kl", "rkl", "pearson", "hellinger", "js")],
+                    ("emd2", EMD2Method), ("ce+emd2", CEEMD2Method), ("sgm", SGMMethod),
+                    ("ldlva", LDLVA), ("dmue", DMUE)]:
+    register(_name, _cls, description=_cls.describe(_name))
 
 
 @dataclass(frozen=True)
 class MethodSpec:
+    """A registered method: ``params`` maps each parameter to its default, ``param_specs``
+    holds their declarations. ``implemented`` is always True (every registered method is
+    imported when registered); it stays for callers that filter on it."""
+
     name: str
     description: str
     params: dict[str, Any] = field(default_factory=dict)
     modalities: tuple[str, ...] = ("face", "speech")
     ordinal_only: bool = False
     implemented: bool = True
-
-
-def _load(name: str) -> type[Method]:
-    module, cls = _REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    param_specs: tuple[Param, ...] = field(default=(), repr=False, compare=False)
 
 
 def method_class(name: str) -> type[Method]:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(_REGISTRY)}")
-    try:
-        return _load(name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"method {name!r} is registered but not available in this build ({exc})") from exc
+    """The class registered as ``name`` (ParamError listing the known names otherwise)."""
+    return _METHODS.get(name).factory
 
 
 def available() -> list[MethodSpec]:
     """Every registered method with its parameters and defaults."""
-    specs = []
-    for name in _REGISTRY:
-        try:
-            cls = _load(name)
-        except (ImportError, AttributeError):
-            specs.append(MethodSpec(name, "not available in this build", implemented=False))
-            continue
-        specs.append(MethodSpec(name, cls.describe(name), dict(cls.default_params(name)),
-                                tuple(cls.modalities), bool(cls.ordinal_only)))
-    return specs
+    return [MethodSpec(e.name, e.description, e.defaults(), tuple(e.metadata["modalities"]),
+                       bool(e.metadata["ordinal_only"]), True, e.params)
+            for e in _METHODS.available()]
+
+
+def check_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` of method ``name`` checked (names, types, bounds, choices), defaults filled
+    in; else ParamError naming the method and the parameter."""
+    return _METHODS.check(name, params)
+
+
+def incompatibility(name: str, modality: str, ordinal: bool, scale: str | None = None) -> str | None:
+    """Why method ``name`` cannot train on ``modality`` data with a scale whose classes are
+    (``ordinal``) or are not ordered, or None when it can. ``scale`` only names the scale in
+    the reason."""
+    entry = _METHODS.get(name)
+    modalities = tuple(entry.metadata["modalities"])
+    if modality not in modalities:
+        return f"method {name!r} supports {', '.join(modalities)} data, not {modality}"
+    if entry.metadata["ordinal_only"] and not ordinal:
+        which = f"scale {scale!r}" if scale else "the scale"
+        return (f"method {name!r} needs ordered classes; {which} is not ordinal (pick an ordinal "
+                "scale such as intensity)")
+    return None
+
+
+def check_compatible(name: str, modality: str, ordinal: bool, scale: str | None = None) -> None:
+    """ParamError with :func:`incompatibility`'s reason when ``name`` does not suit the data."""
+    reason = incompatibility(name, modality, ordinal, scale)
+    if reason is not None:
+        raise ParamError(reason)
 
 
 def create(name: str, model, info: TrainSetInfo, **params: Any) -> Method:
-    """Build method ``name`` around ``model``; bad parameters get an error (see ``check_params``)."""
-    cls = method_class(name)
-    return cls(model, info, method_name=name, **{**cls.default_params(name), **params})
+    """Build method ``name`` around ``model``; bad parameters get ParamError (the class checks
+    them against its ``param_specs``, for direct construction too)."""
+    return method_class(name)(model, info, method_name=name, **params)
 
 
-__all__ = ["Method", "MethodSpec", "Prediction", "StepResult", "TrainSetInfo", "available",
-           "create", "method_class"]
+__all__ = ["Method", "MethodSpec", "Param", "ParamError", "Prediction", "StepResult",
+           "TrainSetInfo", "available", "check_compatible", "check_params", "create",
+           "incompatibility", "method_class", "names", "register", "registered", "unregister"]

@@ -12,7 +12,6 @@ memory banks and per-item parameters are keyed by it), optional ``truth``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from affectlab.models.base import EmotionModel
+from affectlab.registry import Param, check_values
 
 
 @dataclass
@@ -103,67 +103,41 @@ def adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
 
 
 class Method(nn.Module):
-    """Base class. ``params`` are the method's hyper-parameters (the papers' defaults).
+    """Base class. ``param_specs`` declares the method's hyper-parameters (type, the papers'
+    default, bounds, help; see :class:`affectlab.registry.Param`); ``self.params`` holds their
+    checked values, defaults filled in.
 
     One class may serve several registry names (``ce+fspl-kl`` … ``ce+fspl-js``): the registry
     passes ``method_name`` and the class-level hooks below take the name.
     """
 
     description: str = ""
-    defaults: dict[str, Any] = {}
+    param_specs: tuple[Param, ...] = ()
     modalities: tuple[str, ...] = ("face", "speech")
     ordinal_only: bool = False
 
     @classmethod
     def default_params(cls, name: str) -> dict[str, Any]:
-        return dict(cls.defaults)
+        return {p.name: p.default for p in cls.param_specs}
 
     @classmethod
     def describe(cls, name: str) -> str:
         return cls.description
 
     @classmethod
-    def check_params(cls, name: str, params: dict[str, Any]) -> None:
-        """Refuse what can be told before training: unknown parameter names, a value whose type
-        differs from its default's (a number given as text, a flag as a number) and a value
-        outside ``param_choices``. Ranges are checked when the method is built."""
-        defaults = cls.default_params(name)
-        unknown = sorted(set(params) - set(defaults))
-        if unknown:
-            raise ValueError(f"method {name!r} has no parameter(s) {unknown}; valid: {sorted(defaults)}")
-        choices = getattr(cls, "param_choices", None) or {}
-        for key, value in params.items():
-            default = defaults[key]
-            if isinstance(default, bool):
-                ok = isinstance(value, bool)
-                wanted = "true or false"
-            elif isinstance(default, int):
-                ok = isinstance(value, int) and not isinstance(value, bool)
-                wanted = "an integer"
-            elif isinstance(default, float):
-                ok = (isinstance(value, int | float) and not isinstance(value, bool)
-                      and math.isfinite(value))
-                wanted = "a finite number"
-            elif isinstance(default, str):
-                ok = isinstance(value, str)
-                wanted = "text"
-            else:
-                continue
-            if not ok:
-                raise ValueError(f"method {name!r}: {key} must be {wanted}, got {value!r}")
-            if key in choices and value not in choices[key]:
-                raise ValueError(f"method {name!r}: {key} must be one of "
-                                 f"{', '.join(map(str, choices[key]))}, got {value!r}")
+    def check_params(cls, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` checked against ``param_specs`` (names, types, bounds, choices), the
+        defaults of the others filled in; else ParamError naming the method and parameter."""
+        return check_values(f"method {name!r}", cls.param_specs, params)
 
     def __init__(self, model: EmotionModel, info: TrainSetInfo, method_name: str = "",
                  **params: Any) -> None:
         super().__init__()
-        # the same names/types/choices check as a config gets, for direct construction too
-        type(self).check_params(method_name or type(self).__name__, params)
+        # the same check as a config gets, for direct construction too
+        self.params = type(self).check_params(method_name or type(self).__name__, params)
         self.method_name = method_name
         self.model = model
         self.info = info
-        self.params = params
 
     def batch_sampler(self, batch_size: int, epoch: int, seed: int):
         """An iterable of index lists for this epoch, or None for plain shuffled batches."""

@@ -78,6 +78,8 @@ from torch import nn
 from affectlab.losses import float32_loss, no_autocast, value_checks_on
 from affectlab.methods.base import Method, Prediction, StepResult, TrainSetInfo
 from affectlab.models.base import EmotionModel
+from affectlab.registry import Param
+from affectlab.validation import Interval, check_scalar
 
 __all__ = [
     "DMUE",
@@ -99,27 +101,28 @@ __all__ = [
 
 
 BRANCH_PRECISIONS = ("auto", "float32", "bfloat16")
+_POSITIVE = Interval(0, low_open=True)
+BRANCH_PRECISION = Param("branch_precision", str, "auto", choices=BRANCH_PRECISIONS,
+                         help="precision of the auxiliary branches' convolutions (auto: "
+                              "bfloat16 where the CPU computes it natively)")
 
 # --------------------------------------------------------------------------- small pieces
 
 def ramp_up(epoch: float, a: float) -> float:
     """exp(−5(1 − e/a)²) for e ≤ a, else 1."""
-    if not a > 0:
-        raise ValueError(f"ramp epoch a must be > 0, got {a!r}")
+    check_scalar(a, "ramp epoch a", float, interval=_POSITIVE)
     return 1.0 if epoch > a else math.exp(-5.0 * (1.0 - epoch / a) ** 2)
 
 
 def ramp_down(epoch: float, a: float) -> float:
     """1 for e < a, else exp(−(1 − a/e)²)."""
-    if not a > 0:
-        raise ValueError(f"ramp epoch a must be > 0, got {a!r}")
+    check_scalar(a, "ramp epoch a", float, interval=_POSITIVE)
     return 1.0 if epoch < a else math.exp(-((1.0 - a / epoch) ** 2))
 
 
 def sharpen(p: torch.Tensor, temperature: float) -> torch.Tensor:
     """p^(1/T) renormalised over the last axis; ``p`` (…, K) probabilities, T > 0."""
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    check_scalar(temperature, "temperature", float, interval=_POSITIVE)
     q = p.clamp_min(0).pow(1.0 / temperature)
     return q / q.sum(-1, keepdim=True).clamp_min(1e-30)
 
@@ -290,13 +293,6 @@ def cpu_computes_bfloat16() -> bool:
         return False
 
 
-def check_branch_precision(choice: str) -> str:
-    if choice not in BRANCH_PRECISIONS:
-        raise ValueError(f"branch_precision must be one of {', '.join(BRANCH_PRECISIONS)}, got "
-                         f"{choice!r}")
-    return choice
-
-
 def branch_dtype(choice: str, device: torch.device) -> torch.dtype | None:
     """The dtype of the auxiliary branches' stage convolutions on ``device``: float32,
     bfloat16, or None for the step's own precision.
@@ -304,7 +300,7 @@ def branch_dtype(choice: str, device: torch.device) -> torch.dtype | None:
     ``float32`` and ``bfloat16`` are what they say. ``auto``: bfloat16 on a CPU that computes it
     natively, else None (on CUDA the trainer's float16 mixed precision; on other CPUs float32).
     """
-    if check_branch_precision(choice) == "float32":
+    if BRANCH_PRECISION.check(choice) == "float32":
         return torch.float32
     if choice == "bfloat16" or (device.type == "cpu" and cpu_computes_bfloat16()):
         return torch.bfloat16
@@ -340,21 +336,23 @@ class DMUE(Method):
 
     description = ("DMUE: auxiliary branches mine latent distributions, pairwise similarity "
                    "estimates per-item uncertainty (CVPR 2021)")
-    defaults: dict[str, Any] = {
-        "temperature": 1.2,
-        "soft_weight": 0.5,
-        "sp_weight": 1000.0,
-        "ramp_epoch": 6,
-        "aux_dropout": 0.5,
-        "branch_precision": "auto",
-    }
-    param_choices = {"branch_precision": BRANCH_PRECISIONS}
+    param_specs = (
+        Param("temperature", float, 1.2, low=0, low_open=True,
+              help="T of the sharpened latent distributions"),
+        Param("soft_weight", float, 0.5, low=0, help="weight of the soft (latent) loss"),
+        Param("sp_weight", float, 1000.0, low=0, help="weight of the similarity-preserving loss"),
+        Param("ramp_epoch", int, 6, low=1, high=10_000,
+              help="epoch a where the ramp-up reaches 1 and the ramp-down starts"),
+        Param("aux_dropout", float, 0.5, low=0, high=1, high_open=True,
+              help="dropout of the auxiliary branches"),
+        BRANCH_PRECISION,
+    )
     modalities = ("face",)
 
     def __init__(self, model: EmotionModel, info: TrainSetInfo, method_name: str = "dmue",
                  **params: Any) -> None:
-        params = {**self.defaults, **params}
         super().__init__(model, info, method_name=method_name, **params)
+        params = self.params
         missing = [a for a in ("forward_early", "layer4", "forward_head")
                    if not hasattr(model, a)]
         if missing:
@@ -365,15 +363,6 @@ class DMUE(Method):
         if c < 3:
             raise ValueError(f"DMUE needs at least 3 classes (its auxiliary branches are "
                              f"(C−1)-way classifiers), got num_classes={c}")
-        if not float(params["temperature"]) > 0:
-            raise ValueError(f"temperature must be > 0, got {params['temperature']!r}")
-        if not float(params["ramp_epoch"]) > 0:
-            raise ValueError(f"ramp_epoch must be > 0, got {params['ramp_epoch']!r}")
-        for name in ("soft_weight", "sp_weight"):
-            if not float(params[name]) >= 0:
-                raise ValueError(f"{name} must be ≥ 0, got {params[name]!r}")
-        if not 0 <= float(params["aux_dropout"]) < 1:
-            raise ValueError(f"aux_dropout must be in [0, 1), got {params['aux_dropout']!r}")
         self.num_classes = c
         self.aux_branches = nn.ModuleList(
             AuxiliaryBranch(copy.deepcopy(model.layer4), int(model.feature_dim), c,

@@ -24,15 +24,18 @@ import torch.nn.functional as F
 
 from affectlab.losses import (
     DIVERGENCES,
+    MAX_DECIMALS,
     BalancedTripletSampler,
     FSPLLoss,
     class_weights_from_soft_labels,
     soft_cross_entropy,
     torch_label_similarity,
 )
+from affectlab.losses.fspl import ALPHA
 from affectlab.methods.base import Method, StepResult, TrainSetInfo
-from affectlab.methods.softlabel import check_method_inputs, check_non_negative
+from affectlab.methods.softlabel import CLASS_WEIGHTS, check_method_inputs
 from affectlab.models.base import EmotionModel
+from affectlab.registry import Param
 
 __all__ = ["CEFSPL", "split_triplet_batch"]
 
@@ -69,7 +72,15 @@ class CEFSPL(Method):
     """
 
     description = "cross-entropy + α·f-SPL (f-similarity preservation) on balanced triplets"
-    defaults = {"alpha": 10.0, "class_weights": True, "decimals": 2, "max_candidates": 256}
+    param_specs = (
+        ALPHA,
+        CLASS_WEIGHTS,
+        Param("decimals", int, 2, low=0, high=MAX_DECIMALS,
+              help="rounding of the label-similarity keys of the triplet sampler"),
+        # the sampler keeps max_candidates similarities per anchor: bounded for memory
+        Param("max_candidates", int, 256, low=1, high=100_000,
+              help="items compared per anchor when the labels have many distinct values"),
+    )
 
     @classmethod
     def describe(cls, name: str) -> str:
@@ -80,13 +91,11 @@ class CEFSPL(Method):
     def __init__(self, model: EmotionModel, info: TrainSetInfo, method_name: str = "",
                  **params: Any) -> None:
         check_method_inputs(model, info)
-        params = {**self.defaults, **params}
         divergence = _divergence_of(method_name)
         super().__init__(model, info, method_name=method_name, **params)
         self.divergence = divergence
-        self.alpha = check_non_negative(params["alpha"], "alpha")
-        # decimals, max_candidates and class_weights were type-checked by Method.__init__
-        w = (class_weights_from_soft_labels(info.soft_labels) if params["class_weights"]
+        self.alpha = self.params["alpha"]
+        w = (class_weights_from_soft_labels(info.soft_labels) if self.params["class_weights"]
              else torch.ones(info.num_classes, dtype=torch.float64))
         self.register_buffer("class_weight", w.to(torch.float32))
         # α is applied here, not in the loss, so the unweighted f-SPL can be logged

@@ -49,7 +49,9 @@ from torch import nn
 
 from affectlab.losses import no_autocast, value_checks_on
 from affectlab.methods.base import Method, Prediction, StepResult, TrainSetInfo, adam
-from affectlab.models.base import EmotionModel
+from affectlab.models.base import MAX_UNITS, EmotionModel
+from affectlab.registry import Param
+from affectlab.validation import Interval, check_scalar
 
 __all__ = [
     "LDLVA",
@@ -62,7 +64,11 @@ __all__ = [
     "update_centres",
 ]
 
-_NEIGHBOUR_MODES = ("bank", "exact")
+_POSITIVE = Interval(0, low_open=True)
+
+
+def _weight(name: str, default: float, help: str) -> Param:
+    return Param(name, float, default, low=0, help=help)
 
 
 # --------------------------------------------------------------------------- small pieces
@@ -78,8 +84,7 @@ def knn_l1(aux: torch.Tensor, k: int, chunk: int = 1024) -> tuple[torch.Tensor, 
         raise TypeError(f"aux must be a torch.Tensor, got {type(aux).__name__}")
     if aux.ndim != 2 or aux.shape[1] < 1:
         raise ValueError(f"aux must be (n_items, A) with A ≥ 1, got shape {tuple(aux.shape)}")
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    k = check_scalar(k, "k", int, interval=Interval(1))
     n = aux.shape[0]
     if n <= k:
         raise ValueError(f"aux must have more than k={k} rows (an item is not its own "
@@ -100,8 +105,7 @@ def knn_l1(aux: torch.Tensor, k: int, chunk: int = 1024) -> tuple[torch.Tensor, 
 
 def local_similarity(distance: torch.Tensor, bandwidth: float = 0.5) -> torch.Tensor:
     """a = exp(−distance / bandwidth), element-wise; ``distance`` (…) non-negative L1 distances."""
-    if not bandwidth > 0:
-        raise ValueError(f"bandwidth must be > 0, got {bandwidth!r}")
+    check_scalar(bandwidth, "bandwidth", float, interval=_POSITIVE)
     if bool((distance < 0).any()):
         raise ValueError("distance must be non-negative")
     return torch.exp(-distance / bandwidth)
@@ -203,33 +207,30 @@ class LDLVA(Method):
 
     description = ("LDLVA: targets built from K neighbours in valence–arousal space with "
                    "calibrated similarity and per-item uncertainty λ (WACV 2023)")
-    defaults: dict[str, Any] = {
-        "num_neighbors": 8,
-        "bandwidth": 0.5,
-        "gamma": 0.01,
-        "lambda_lr": 10.0,
-        "theta_init": -0.5,
-        "calib_hidden": 256,
-        "calib_floor": -1.3,
-        "centre_lr": 0.5,
-        "repulsion_scale": 0.1,
-        "class_weights": True,
-        "neighbour_mode": "bank",
-    }
+    # num_neighbors must also be below the number of training items: knn_l1 checks that
+    param_specs = (
+        Param("num_neighbors", int, 8, low=1, high=1000,
+              help="K: neighbours in the auxiliary space"),
+        Param("bandwidth", float, 0.5, low=0, low_open=True,
+              help="of the local similarity exp(−L1 distance / bandwidth)"),
+        _weight("gamma", 0.01, "weight γ of the centre/repulsion loss L_D"),
+        Param("lambda_lr", float, 10.0, low=0, low_open=True,
+              help="SGD learning rate of the per-item uncertainty θ"),
+        Param("theta_init", float, -0.5, help="initial θ (λ = sigmoid(θ))"),
+        Param("calib_hidden", int, 256, low=1, high=MAX_UNITS,
+              help="hidden units of the calibration MLP"),
+        Param("calib_floor", float, -1.3, help="floor of the calibration output before sigmoid"),
+        _weight("centre_lr", 0.5, "step α of the class-centre update"),
+        _weight("repulsion_scale", 0.1, "repulsion step as a fraction of centre_lr"),
+        Param("class_weights", bool, True, help="balanced class weights n / (C·n_c)"),
+        Param("neighbour_mode", str, "bank", choices=("bank", "exact"),
+              help="bank: neighbours' latest outputs; exact: run them through the network"),
+    )
 
     def __init__(self, model: EmotionModel, info: TrainSetInfo, method_name: str = "ldlva",
                  **params: Any) -> None:
-        params = {**self.defaults, **params}
         super().__init__(model, info, method_name=method_name, **params)
-        if params["neighbour_mode"] not in _NEIGHBOUR_MODES:
-            raise ValueError(f"neighbour_mode must be one of {_NEIGHBOUR_MODES}, got "
-                             f"{params['neighbour_mode']!r}")
-        for name in ("bandwidth", "lambda_lr"):
-            if not float(params[name]) > 0:
-                raise ValueError(f"{name} must be > 0, got {params[name]!r}")
-        for name in ("gamma", "centre_lr", "repulsion_scale"):
-            if not float(params[name]) >= 0:
-                raise ValueError(f"{name} must be ≥ 0, got {params[name]!r}")
+        params = self.params
         feature_dim = getattr(model, "feature_dim", None)
         if not isinstance(feature_dim, int) or feature_dim < 1:
             raise TypeError("LDLVA needs a model with an int feature_dim (ModelOutput.features)")

@@ -40,20 +40,17 @@ import numpy as np
 import torch
 
 from affectlab.losses import ClassBalancedBatchSampler, sgm_loss
+from affectlab.losses.sgm import NORM_WEIGHT, SIGMA
 from affectlab.methods.base import Method, Prediction, StepResult, TrainSetInfo
-from affectlab.methods.softlabel import check_method_inputs, check_non_negative
+from affectlab.methods.softlabel import check_method_inputs
 from affectlab.models.base import EmotionModel
+from affectlab.registry import Param
+from affectlab.validation import Interval, check_scalar
 
 if TYPE_CHECKING:  # scikit-learn is imported only when sub-classes are fitted
     from affectlab.explore.subclasses import SubclassDiscovery
 
 __all__ = ["Refinement", "SGMMethod", "knn_soft_vote", "refine_labels"]
-
-
-def _check_int(value: Any, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
-    return int(value)
 
 
 def knn_soft_vote(query: torch.Tensor, ref_z: torch.Tensor, ref_y: torch.Tensor, k: int,
@@ -70,7 +67,7 @@ def knn_soft_vote(query: torch.Tensor, ref_z: torch.Tensor, ref_y: torch.Tensor,
     if ref_y.ndim != 2 or ref_y.shape[0] != ref_z.shape[0]:
         raise ValueError(f"ref_y must be (M, K) with M = {ref_z.shape[0]}, got "
                          f"{tuple(ref_y.shape)}")
-    k = _check_int(k, "k", 1)
+    k = check_scalar(k, "k", int, interval=Interval(1))
     dist = torch.cdist(query.float(), ref_z.float())
     m = ref_z.shape[0]
     if exclude is not None:
@@ -141,26 +138,29 @@ class SGMMethod(Method):
     """
 
     description = "Structured Gaussian Manifold loss on class-balanced batches; k-NN prediction"
-    defaults = {"sigma": 0.5, "norm_weight": 0.0, "n_per_class": 30, "k": 11,
-                "subclass_levels": 0, "subclass_components": 2, "subclass_every": 10}
+    # ceilings: a batch holds n_per_class × classes items; every level multiplies the classes
+    param_specs = (
+        SIGMA,
+        NORM_WEIGHT,
+        Param("n_per_class", int, 30, low=1, high=10_000,
+              help="items of every class in a batch (the paper: 30)"),
+        Param("k", int, 11, low=1, high=1000, help="neighbours of the k-NN prediction"),
+        Param("subclass_levels", int, 0, low=0, high=5,
+              help="levels of sub-class refinement (Algorithm 2); 0: none"),
+        Param("subclass_components", int, 2, low=1, high=50, also=("bic",),
+              help="mixture components per class, or 'bic' to choose them"),
+        Param("subclass_every", int, 10, low=1, high=10_000, help="epochs per sub-class level"),
+    )
 
     def __init__(self, model: EmotionModel, info: TrainSetInfo, method_name: str = "",
                  **params: Any) -> None:
         check_method_inputs(model, info)
-        params = {**self.defaults, **params}
         super().__init__(model, info, method_name=method_name, **params)
-        self.sigma = check_non_negative(params["sigma"], "sigma")
-        if self.sigma == 0:
-            raise ValueError("sigma must be > 0, got 0")
-        self.norm_weight = check_non_negative(params["norm_weight"], "norm_weight")
-        self.n_per_class = _check_int(params["n_per_class"], "n_per_class", 1)
-        self.k = _check_int(params["k"], "k", 1)
-        self.subclass_levels = _check_int(params["subclass_levels"], "subclass_levels", 0)
-        self.subclass_every = _check_int(params["subclass_every"], "subclass_every", 1)
-        comp = params["subclass_components"]
-        if comp != "bic":
-            _check_int(comp, "subclass_components", 1)
-        self.subclass_components = comp
+        p = self.params
+        self.sigma, self.norm_weight = p["sigma"], p["norm_weight"]
+        self.n_per_class, self.k = p["n_per_class"], p["k"]
+        self.subclass_levels, self.subclass_every = p["subclass_levels"], p["subclass_every"]
+        self.subclass_components = p["subclass_components"]
         n, d = info.n_items, int(model.embedding_dim)
         self.register_buffer("bank_z", torch.zeros(n, d))
         self.register_buffer("bank_y", info.soft_labels.detach().float().clone())

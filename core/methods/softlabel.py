@@ -12,7 +12,6 @@ All three predict with the base class's softmax and use its entropy as uncertain
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -20,8 +19,13 @@ import torch
 from affectlab.losses import EMD2Loss, class_weights_from_soft_labels, soft_cross_entropy
 from affectlab.methods.base import Method, StepResult, TrainSetInfo
 from affectlab.models.base import EmotionModel
+from affectlab.registry import Param
 
-__all__ = ["CEEMD2Method", "EMD2Method", "SoftCE", "check_method_inputs"]
+__all__ = ["CLASS_WEIGHTS", "CEEMD2Method", "EMD2Method", "SoftCE", "check_method_inputs"]
+
+CLASS_WEIGHTS = Param("class_weights", bool, True,
+                      help="weight class c by N/(K·Σᵢ yᵢᶜ) from the training soft labels "
+                           "(f-SPL §4.2); off: all ones")
 
 
 def check_method_inputs(model: EmotionModel, info: TrainSetInfo) -> None:
@@ -43,13 +47,6 @@ def check_method_inputs(model: EmotionModel, info: TrainSetInfo) -> None:
         raise ValueError(f"model outputs {k} classes but info.num_classes is {info.num_classes}")
 
 
-def check_non_negative(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-            or value < 0:
-        raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}")
-    return float(value)
-
-
 class _LogitsMethod(Method):
     """Shared set-up: input checks and the CE class weights (a buffer, so it follows .to())."""
 
@@ -57,8 +54,9 @@ class _LogitsMethod(Method):
                  **params: Any) -> None:
         check_method_inputs(model, info)
         super().__init__(model, info, method_name=method_name, **params)
-        k = info.num_classes  # class_weights, where a method has it, was type-checked above
-        w = (class_weights_from_soft_labels(info.soft_labels) if params.get("class_weights", False)
+        k = info.num_classes
+        w = (class_weights_from_soft_labels(info.soft_labels)
+             if self.params.get("class_weights", False)
              else torch.ones(k, dtype=torch.float64))
         self.register_buffer("class_weight", w.to(torch.float32))
 
@@ -77,7 +75,7 @@ class SoftCE(_LogitsMethod):
     """
 
     description = "cross-entropy on soft labels, classes weighted by N/(K·Σy) (f-SPL §4.2)"
-    defaults = {"class_weights": True}
+    param_specs = (CLASS_WEIGHTS,)
 
     def training_step(self, batch: dict[str, Any], epoch: int, step: int) -> StepResult:
         ce = self._ce(self._logits(batch), batch["y"])
@@ -91,7 +89,6 @@ class EMD2Method(_LogitsMethod):
     """
 
     description = "squared Earth Mover's Distance on softmax vs soft targets (ordered classes)"
-    defaults: dict[str, Any] = {}
     ordinal_only = True
 
     def __init__(self, model: EmotionModel, info: TrainSetInfo, method_name: str = "",
@@ -120,12 +117,13 @@ class CEEMD2Method(EMD2Method):
     """
 
     description = "cross-entropy + weight·EMD² on soft targets (ordered classes)"
-    defaults = {"class_weights": True, "emd2_weight": 1.0}
+    param_specs = (CLASS_WEIGHTS,
+                   Param("emd2_weight", float, 1.0, low=0, help="weight of the EMD² term"))
 
     def __init__(self, model: EmotionModel, info: TrainSetInfo, method_name: str = "",
                  **params: Any) -> None:
         super().__init__(model, info, method_name=method_name, **params)
-        self.emd2_weight = check_non_negative(params.get("emd2_weight", 1.0), "emd2_weight")
+        self.emd2_weight = self.params["emd2_weight"]
 
     def training_step(self, batch: dict[str, Any], epoch: int, step: int) -> StepResult:
         logits = self._logits(batch)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from affectlab.models.base import EmotionModel, ModelOutput
+from affectlab.models.base import DROPOUT, EmotionModel, ModelOutput, num_classes_param, size_param
 
 
 class ConvPool(EmotionModel):
@@ -18,6 +18,14 @@ class ConvPool(EmotionModel):
     """
 
     modality = "speech"
+    param_specs = (
+        num_classes_param(2),
+        size_param("n_mels", 40, "filterbank channels of the input (the features' 40)", high=512),
+        size_param("channels", 128, "Conv1d kernels (the paper: 128)"),
+        size_param("kernel_width", 16, "Conv1d width in frames (the paper: 16)", high=1024),
+        size_param("hidden", 128, "units of the fully connected layers (the paper: 128)"),
+        DROPOUT,
+    )
 
     def __init__(self, num_classes: int = 2, n_mels: int = 40, channels: int = 128,
                  kernel_width: int = 16, hidden: int = 128, dropout: float = 0.0) -> None:

