@@ -173,6 +173,76 @@ def test_file_errors_name_file_and_field(tmp_path):
         load_config(listy)
 
 
+def test_duplicated_yaml_key_is_refused_naming_key_and_lines(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("dataset: d\nmodel: resnet18\nlr: 0.1\nepochs: 3\nlr: 0.2\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == (f"{path}: cannot parse YAML at line 5, column 1: duplicated key "
+                              "'lr' (first at line 3)")
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("dataset: d\nmodel: resnet18\nmodel_params:\n  width: 4\n  width: 8\n")
+    with pytest.raises(ConfigError, match="line 5.*duplicated key 'width' .first at line 4"):
+        load_config(nested)
+    as_json = tmp_path / "dup.json"
+    as_json.write_text('{"dataset": "d", "model": "resnet18", "epochs": 1, "epochs": 2}')
+    with pytest.raises(ConfigError, match="dup.json: duplicated key 'epochs'"):
+        load_config(as_json)
+
+
+def test_yaml_aliases_are_refused(tmp_path):
+    path = tmp_path / "alias.yaml"
+    path.write_text("dataset: d\nmodel: resnet18\nmodel_params: &p {width: 4}\nx: *p\n")
+    with pytest.raises(ConfigError, match="line 4.*alias \\*p is not allowed"):
+        load_config(path)
+
+
+def test_non_utf8_and_oversized_files_get_one_line(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("dataset: d\nmodel: résnet18\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == f"{path}: not UTF-8 text (byte 0xe9 at offset 19)"
+    bom = tmp_path / "bom.yaml"
+    bom.write_bytes(b"\xef\xbb\xbf" + yaml.safe_dump(BASE).encode())
+    assert load_config(bom).model == "resnet18"
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * (1 << 20) + "\n" + yaml.safe_dump(BASE))
+    with pytest.raises(ConfigError, match="a run config may have at most 1048576"):
+        load_config(big)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("dataset: [\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(broken)
+    assert "\n" not in str(err.value) and "line 2" in str(err.value)
+
+
+@pytest.mark.parametrize("text", [
+    "dataset: d\nmodel: resnet18\nlr: .inf\n",
+    "dataset: d\nmodel: resnet18\nmodel_params:\n  width: -5\n",
+    "dataset: d\nmodel: resnet18\nepochs: 1.0e+20\n",
+    "dataset: d\nmodel: resnet18\nlr: 0.1\nlr: 0.2\n",
+    "dataset: d\nmodel: [\n",
+    "dataset: d\nmodel: resnet18\nmethod_params: {alpha: -1}\nmethod: ce+fspl-kl\n",
+])
+def test_cli_prints_one_line_and_exits_2(tmp_path, text):
+    from typer.testing import CliRunner
+
+    from affectlab.cli import app
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    res = CliRunner().invoke(app, ["train", str(path)])
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: "), res.output
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"dataset: \xff\n")
+    res = CliRunner().invoke(app, ["train", str(latin)])
+    assert res.exit_code == 2 and res.output.strip() == (
+        f"error: {latin}: not UTF-8 text (byte 0xff at offset 9)")
+
+
 def test_overrides_parse_values_and_reach_nested_fields(tmp_path):
     over = parse_overrides(["epochs=4", "model_params.width=8", "amp=false", "name=run-1",
                             "lr=1e-3"])

@@ -3,9 +3,9 @@
 A config is written by hand (YAML or JSON), built by the CLI from options, or by the app's form.
 Unknown fields are errors (``extra="forbid"``) so a typo such as ``epoch: 3`` is reported by name
 instead of silently training with the default. Numbers are bounded (a finite positive learning
-rate, integer sizes within ceilings) and model and method parameters are checked against the
-registries' declarations, so what would fail (or run for ever) in the background worker is
-refused up front.
+rate, integer sizes within ceilings), model and method parameters are checked against the
+registries' declarations, and a config file is read as bounded UTF-8 whose YAML may not repeat a
+key, so what would fail (or run for ever) in the background worker is refused up front.
 
 Defaults that depend on the method (``lr``, ``batch_size``, left as ``None``) are filled in from
 :data:`METHOD_DEFAULTS`: the f-SPL paper trains with Adam, lr 1e-4, batch 100 (SPEC §2); the
@@ -19,6 +19,7 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Hashable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-__all__ = ["ConfigError", "MAX_BATCH_SIZE", "MAX_EPOCHS", "MAX_SEED",
+__all__ = ["ConfigError", "MAX_BATCH_SIZE", "MAX_CONFIG_BYTES", "MAX_EPOCHS", "MAX_SEED",
            "MAX_WORKERS", "METHOD_DEFAULTS", "RunConfig", "load_config", "parse_overrides",
            "save_config"]
 
@@ -44,6 +45,7 @@ MAX_EPOCHS = 10_000
 MAX_BATCH_SIZE = 100_000
 MAX_WORKERS = 64
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
+MAX_CONFIG_BYTES = 1 << 20
 
 # Method-dependent defaults: (lr, batch_size). f-SPL: the paper's Adam lr 1e-4, batch 100.
 _FSPL_DEFAULTS = {"lr": 1e-4, "batch_size": 100}
@@ -225,22 +227,91 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML would keep the last
+    silently) and aliases (a run config needs none, and a few aliases can expand to gigabytes)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"alias *{event.anchor} is not "
+                                              "allowed in a run config", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if isinstance(key, Hashable) and key in first:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicated key {key!r} (first at line {first[key]})",
+                        key_node.start_mark)
+                if isinstance(key, Hashable):
+                    first[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(f"duplicated key {key!r}")
+        out[key] = value
+    return out
+
+
+def _parse(text: str, path: Path) -> Any:
+    """The document in ``text`` (JSON or YAML by ``path``'s suffix), or a one-line
+    ConfigError naming the file and where in it."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".json":
+            return json.loads(text, object_pairs_hook=_json_object)
+        if suffix in (".yaml", ".yml"):
+            return yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader: plain data only
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: cannot parse JSON at line {exc.lineno}, column "
+                          f"{exc.colno}: {exc.msg}") from exc
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: cannot parse YAML{where}: {problem}") from exc
+    raise ConfigError(f"{path}: config must be .yaml, .yml or .json")
+
+
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text (a leading BOM dropped), at most MAX_CONFIG_BYTES."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {size} bytes; a run config may have at most "
+                              f"{MAX_CONFIG_BYTES}")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                          f"{exc.start})") from exc
+
+
 def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Read a run config from YAML (.yaml/.yml) or JSON (.json); ``overrides`` (dotted keys
     allowed, e.g. ``model_params.width``) are applied before validation."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    text = path.read_text()
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        elif path.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        else:
-            raise ConfigError(f"{path}: config must be .yaml, .yml or .json")
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot parse ({exc})") from exc
+    data = _parse(_read_text(path), path)
     data = {} if data is None else data
     if overrides and isinstance(data, dict):
         data = apply_overrides(data, overrides)
