@@ -9,11 +9,16 @@
 Every function takes the contract's long table (columns ``item_id``, ``rater_id``, ``value`` and,
 when it holds several scales, ``scale``); a rater rates an item at most once per scale
 (``duplicates="last"`` keeps the later row instead of raising).
+
+Anonymous votes (``rater_id`` null, the contract's mark for sources that publish vote counts,
+not raters: FER+, CREMA-D's tabulated votes) count for α, which needs only how often each value
+was given to each item; per-rater statistics (:func:`rater_agreement`,
+:func:`reliability_matrix`, Dawid–Skene in :mod:`affectlab.annotate.aggregate`) refuse them
+through :func:`require_rater_ids` (:class:`AnonymousRatingsError`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +26,17 @@ import krippendorff
 import numpy as np
 import pandas as pd
 
+from affectlab.scales import as_scale
+
 __all__ = [
     "LEVELS",
+    "AnonymousRatingsError",
+    "anonymous_mask",
     "default_level",
     "krippendorff_alpha",
     "rater_agreement",
     "reliability_matrix",
+    "require_rater_ids",
 ]
 
 LEVELS: tuple[str, ...] = ("nominal", "ordinal", "interval", "ratio")
@@ -39,20 +49,41 @@ _STATISTIC = {
 }
 
 
-def default_level(scale_meta: Mapping[str, Any]) -> str:
-    """The level of measurement for a scale entry of meta['scales'].
+def default_level(scale_meta: Any) -> str:
+    """The level of measurement of a scale (a typed scale or its entry of meta['scales']).
 
-    nominal → "nominal", ordinal → "ordinal", likert → "interval": soft labels treat a Likert
-    rating as a point on a line ((r − low)/(high − low)), so its agreement is measured the same way.
+    nominal → "nominal", ordinal → "ordinal", likert / interval → "interval": soft labels treat
+    a Likert rating as a point on a line ((r − low)/(high − low)), so its agreement is measured
+    the same way.
     """
-    if not isinstance(scale_meta, Mapping) or "type" not in scale_meta:
-        raise ValueError("scale_meta must be one scale's entry of meta['scales'] with a 'type' key")
-    levels = {"nominal": "nominal", "ordinal": "ordinal", "likert": "interval"}
-    try:
-        return levels[scale_meta["type"]]
-    except KeyError as exc:
-        raise ValueError(f"scale_meta['type'] must be one of {tuple(levels)}, "
-                         f"got {scale_meta['type']!r}") from exc
+    return as_scale(scale_meta, "scale_meta").level
+
+
+class AnonymousRatingsError(ValueError):
+    """Per-rater statistics asked of ratings without rater identities."""
+
+
+def anonymous_mask(ratings: pd.DataFrame) -> np.ndarray:
+    """(R,) bool: rows without a rater (``rater_id`` null: an anonymous vote)."""
+    return ratings["rater_id"].isna().to_numpy()
+
+
+def require_rater_ids(ratings: pd.DataFrame, scale: str | None = None,
+                      what: str | None = None) -> None:
+    """Raise :class:`AnonymousRatingsError` when a rating (of ``scale``, if given) has no rater;
+    ``what`` names the statistic in the message. A table without ``rater_id`` passes (the
+    column check belongs to the caller)."""
+    if not isinstance(ratings, pd.DataFrame) or "rater_id" not in ratings.columns:
+        return
+    if scale is not None and "scale" in ratings.columns:
+        ratings = ratings.loc[ratings["scale"] == scale]
+    anonymous = anonymous_mask(ratings)
+    if anonymous.any():
+        which = f"scale {scale!r}" if scale is not None else "these ratings"
+        raise AnonymousRatingsError(
+            f"ratings of {which} are anonymous vote counts ({int(anonymous.sum())} of "
+            f"{len(anonymous)} have no rater_id, as FER+ and CREMA-D's tabulated votes publish "
+            f"them); per-rater statistics{f' ({what})' if what else ''} need rater identities")
 
 
 @dataclass(frozen=True)
@@ -94,7 +125,9 @@ def _code(ratings: pd.DataFrame, scale: str | None, duplicates: str) -> _Coded:
         row = int(np.argmax(~np.isfinite(values)))
         raise ValueError(f"ratings['value'] must be numeric and finite; row {row} is "
                          f"{ratings['value'].iloc[row]!r}")
-    dup = ratings.duplicated(["rater_id", "item_id"], keep="last").to_numpy()
+    # Anonymous votes are distinct raters by definition, never duplicates of each other.
+    dup = ratings.duplicated(["rater_id", "item_id"], keep="last").to_numpy() \
+        & ~anonymous_mask(ratings)
     if dup.any():
         if duplicates == "raise":
             first = ratings.loc[dup].iloc[0]
@@ -103,7 +136,7 @@ def _code(ratings: pd.DataFrame, scale: str | None, duplicates: str) -> _Coded:
                              "later one")
         ratings, values = ratings.loc[~dup], values[~dup]
     item, item_ids = pd.factorize(ratings["item_id"], sort=True)
-    rater, rater_ids = pd.factorize(ratings["rater_id"], sort=True)
+    rater, rater_ids = pd.factorize(ratings["rater_id"], sort=True)  # anonymous: code −1
     return _Coded(item, rater, values, pd.Index(item_ids), pd.Index(rater_ids))
 
 
@@ -121,7 +154,10 @@ def reliability_matrix(ratings: pd.DataFrame, scale: str | None = None, *,
     matrix : np.ndarray, shape (M raters, N items); NaN where a rater did not rate an item
     rater_ids : pd.Index, shape (M,), sorted, labelling the rows
     item_ids : pd.Index, shape (N,), sorted, labelling the columns
+
+    Raises :class:`AnonymousRatingsError` for anonymous votes (a matrix needs raters).
     """
+    require_rater_ids(ratings, scale, "the raters × items matrix")
     coded = _code(ratings, scale, duplicates)
     matrix = np.full((len(coded.rater_ids), len(coded.item_ids)), np.nan)
     matrix[coded.rater, coded.item] = coded.value
@@ -132,9 +168,10 @@ def krippendorff_alpha(ratings: pd.DataFrame, scale: str | None = None, level: s
                        *, value_domain=None, duplicates: str = "raise") -> float:
     """Krippendorff's α of one scale, computed by the ``krippendorff`` package.
 
-    The package gets the items × values count table (the same numbers as the raters × items
-    reliability matrix, without building it: memory stays O(items × values) for any number of
-    raters).
+    The package gets the items × values count table (``krippendorff.alpha(value_counts=...)``:
+    the same numbers as the raters × items reliability matrix, without building it, so memory
+    stays O(items × values) for any number of raters). It needs no rater identities:
+    anonymous votes (``rater_id`` null) count like any other rating.
 
     Parameters
     ----------
@@ -251,6 +288,7 @@ def rater_agreement(ratings: pd.DataFrame, scale: str | None = None, level: str 
     _check_level(level)
     if isinstance(min_items, bool) or not isinstance(min_items, int | np.integer) or min_items < 1:
         raise ValueError(f"min_items must be a positive integer, got {min_items!r}")
+    require_rater_ids(ratings, scale, "each rater against the others")
     coded = _code(ratings, scale, duplicates)
     n_raters = len(coded.rater_ids)
     if level == "nominal":

@@ -11,12 +11,13 @@ with ``~np.isnan(y).any(axis=-1)``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from affectlab.scales import scale_of
 from affectlab.validation import as_float_array, check_distribution
 
 __all__ = [
@@ -350,28 +351,6 @@ def majority_label(p, *, ties: str = "lowest", atol: float = 1e-9) -> np.ndarray
 # --------------------------------------------------------------------------- long ratings table
 
 
-def _resolve_scale_meta(scale: str, scale_meta: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Accept either one scale's entry ({"type": ...}) or the whole meta dict ({"scales": ...})."""
-    if not isinstance(scale_meta, Mapping):
-        raise TypeError(f"scale_meta must be a dict, got {type(scale_meta).__name__}")
-    if "type" not in scale_meta and "scales" in scale_meta:
-        scales = scale_meta["scales"]
-        if scale not in scales:
-            raise ValueError(f"scale {scale!r} is not in scale_meta['scales'] "
-                             f"(known: {', '.join(scales) or 'none'})")
-        scale_meta = scales[scale]
-    kind = scale_meta.get("type")
-    if kind not in ("nominal", "ordinal", "likert"):
-        raise ValueError(f"scale_meta['type'] must be 'nominal', 'ordinal' or 'likert', "
-                         f"got {kind!r}")
-    if kind == "likert":
-        if "low" not in scale_meta or "high" not in scale_meta:
-            raise ValueError("scale_meta for a likert scale needs 'low' and 'high'")
-    elif not scale_meta.get("names"):
-        raise ValueError(f"scale_meta for a {kind} scale needs a non-empty 'names' list")
-    return scale_meta
-
-
 def _check_item_ids(item_ids) -> pd.Index:
     if isinstance(item_ids, str | bytes):
         raise TypeError("item_ids must be a 1-D sequence of ids, got a single string")
@@ -425,7 +404,7 @@ def _per_item_mean(pos: np.ndarray, values: np.ndarray, n: int,
 
 
 def likert_means(ratings: pd.DataFrame, item_ids, scale: str,
-                 scale_meta: Mapping[str, Any] | None = None) -> np.ndarray:
+                 scale_meta: Any = None) -> np.ndarray:
     """Mean rating per item for one scale of the long ratings table (for dimensional work).
 
     Parameters
@@ -433,8 +412,9 @@ def likert_means(ratings: pd.DataFrame, item_ids, scale: str,
     ratings : DataFrame with columns item_id, scale, value (one row per rating)
     item_ids : sequence of n unique ids; the output follows this order
     scale : the scale name (e.g. "valence")
-    scale_meta : optional; when given (one scale's entry or the whole meta), values are checked
-        against its range (likert low..high, or class indices 0..K-1).
+    scale_meta : optional; when given (a scale, one scale's entry of meta['scales'], or the
+        whole meta / DatasetMeta), values are checked against its range (likert low..high, or
+        class indices 0..K-1).
 
     Returns
     -------
@@ -442,17 +422,12 @@ def likert_means(ratings: pd.DataFrame, item_ids, scale: str,
     """
     pos, values, n, weights = _scale_rows(ratings, item_ids, scale)
     if scale_meta is not None:
-        meta = _resolve_scale_meta(scale, scale_meta)
-        if meta["type"] == "likert":
-            lo, hi = _check_scale_bounds(meta["low"], meta["high"])
-        else:
-            lo, hi = 0.0, float(len(meta["names"]) - 1)
-        _check_in_range(values, lo, hi, f"ratings['value'] (scale {scale!r})", show_index=False)
+        scale_of(scale_meta, scale).check_values(values, f"ratings['value'] (scale {scale!r})")
     return _per_item_mean(pos, values, n, weights)
 
 
 def soft_labels_from_ratings(ratings: pd.DataFrame, item_ids, scale: str,
-                             scale_meta: Mapping[str, Any]) -> np.ndarray:
+                             scale_meta: Any) -> np.ndarray:
     """One soft label per item from the long ratings table (SPEC §1, §7), vectorised.
 
     Parameters
@@ -462,8 +437,9 @@ def soft_labels_from_ratings(ratings: pd.DataFrame, item_ids, scale: str,
     item_ids : sequence of n unique ids; the output follows this order. Ratings of other items
         are ignored.
     scale : scale name, e.g. "category", "valence"
-    scale_meta : that scale's entry of meta['scales'] (``{"type": "nominal"|"ordinal",
-        "names": [...]}`` or ``{"type": "likert", "low": lo, "high": hi}``), or the whole meta dict.
+    scale_meta : the scale: a typed scale (:mod:`affectlab.scales`), its entry of meta['scales']
+        (``{"type": "nominal"|"ordinal", "names": [...]}`` or ``{"type": "likert", "low": lo,
+        "high": hi}``), or the whole meta (dict or DatasetMeta).
 
     Returns
     -------
@@ -474,18 +450,13 @@ def soft_labels_from_ratings(ratings: pd.DataFrame, item_ids, scale: str,
         likert: shape (n, 2), :func:`likert_to_soft` of the item's ratings.
         Items with no rating on ``scale`` (or excluded by the FER+ rule) get a row of NaN.
     """
-    meta = _resolve_scale_meta(scale, scale_meta)
+    typed = scale_of(scale_meta, scale)
     pos, values, n, weights = _scale_rows(ratings, item_ids, scale)
-    where = f"ratings['value'] (scale {scale!r})"
-    if meta["type"] == "likert":
-        lo, hi = _check_scale_bounds(meta["low"], meta["high"])
-        _check_in_range(values, lo, hi, where, show_index=False)
+    typed.check_values(values, f"ratings['value'] (scale {scale!r})")
+    if not typed.categorical:
+        lo, hi = typed.value_range()
         return _mean_to_soft(_per_item_mean(pos, values, n, weights), lo, hi)
-    names = list(meta["names"])
+    names = typed.class_names
     k = len(names)
-    _check_in_range(values, 0.0, float(k - 1), where, show_index=False)
-    if (values != np.round(values)).any():
-        bad = values[values != np.round(values)][0]
-        raise ValueError(f"{where} must be integer class indices into names, found {bad:g}")
     counts = np.bincount(pos * k + values.astype(np.int64), weights=weights, minlength=n * k)
     return votes_to_distribution(counts.reshape(n, k).astype(np.float64), names, empty="nan")

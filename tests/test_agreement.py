@@ -286,3 +286,41 @@ def test_rater_agreement_rater_without_paired_items():
     out = rater_agreement(long_table(m), min_items=1)
     assert out["n_items"].tolist() == [2, 2, 0]
     assert np.isnan(out["agreement"][2])
+
+
+# --------------------------------------------------------------------------- anonymous votes
+
+
+def test_alpha_of_anonymous_votes_is_alpha_of_their_value_counts():
+    """FER+-style votes (rater_id null): α needs only how often each value went to each item,
+    so it equals krippendorff.alpha(value_counts=...) and the α of the same votes under any
+    distinct rater ids."""
+    counts = np.array([[4, 0, 1, 3], [0, 6, 1, 1], [2, 2, 0, 0], [0, 0, 0, 1]])
+    rows = [(f"u{i}", v) for i, row in enumerate(counts) for v, c in enumerate(row)
+            for _ in range(c)]
+    anonymous = pd.DataFrame({"item_id": [i for i, _ in rows], "rater_id": None,
+                              "value": [float(v) for _, v in rows]})
+    expected = krippendorff.alpha(value_counts=counts[:3], level_of_measurement="nominal")
+    assert krippendorff_alpha(anonymous) == pytest.approx(expected)  # u3 has one vote: unpairable
+    named = anonymous.assign(rater_id=[f"t{k}" for k in range(len(anonymous))])
+    for level in ("nominal", "ordinal", "interval"):
+        assert krippendorff_alpha(anonymous, level=level) == \
+            pytest.approx(krippendorff_alpha(named, level=level))
+    # anonymous votes on one item are distinct raters, never duplicates
+    assert krippendorff_alpha(anonymous, duplicates="raise") == pytest.approx(expected)
+
+
+def test_per_rater_statistics_refuse_anonymous_votes():
+    from affectlab.agreement import AnonymousRatingsError, require_rater_ids
+
+    df = long_table(KRIPPENDORFF_2011, scale="category")
+    df.loc[df.index[:3], "rater_id"] = None
+    msg = r"ratings of scale 'category' are anonymous vote counts \(3 of \d+ have no rater_id"
+    with pytest.raises(AnonymousRatingsError, match=msg + r".*\(each rater against the others\)"):
+        rater_agreement(df, "category")
+    with pytest.raises(AnonymousRatingsError, match=msg):
+        reliability_matrix(df, "category")
+    with pytest.raises(AnonymousRatingsError, match="per-rater statistics need rater identities"):
+        require_rater_ids(df)
+    require_rater_ids(df, "other")               # another scale's ratings are all named
+    assert np.isfinite(krippendorff_alpha(df, "category"))

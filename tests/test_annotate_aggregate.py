@@ -238,3 +238,24 @@ def test_agreement_is_fast_enough_for_live_refresh(rng):
     dt = time.perf_counter() - t0
     print(f"agreement_report on {len(table)} ratings: {dt * 1000:.0f} ms")
     assert report.n_ratings == len(table) >= 10_000
+
+
+def test_reliability_weighted_labels_and_gold_refuse_anonymous_votes(rng):
+    from affectlab.agreement import AnonymousRatingsError
+    from affectlab.annotate.aggregate import gold_scores
+
+    table = long_table(rng)
+    ids = sorted(set(table["item_id"]))
+    anonymous = table.assign(rater_id=None)
+    for name, statistic in (("category", "Dawid–Skene"), ("valence", "bias-corrected means")):
+        with pytest.raises(AnonymousRatingsError, match=f"scale '{name}'.*\\({statistic}\\)"):
+            weighted_soft_labels(anonymous, ids, name, SCALES[name])
+    gold = pd.DataFrame({"item_id": [ids[0]], "scale": ["category"], "value": [0.0]})
+    with pytest.raises(AnonymousRatingsError, match="gold scores"):
+        gold_scores(anonymous, gold, SCALES)
+    # typed scales and the contract's dicts give the same labels
+    from affectlab.scales import as_scale
+
+    np.testing.assert_array_equal(
+        weighted_soft_labels(table, ids, "category", as_scale(SCALES["category"])),
+        weighted_soft_labels(table, ids, "category", SCALES["category"]))

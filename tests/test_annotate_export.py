@@ -136,7 +136,7 @@ def test_campaign_from_uploaded_files(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="not a face file"):
         owner.create_campaign_from_files("bad", [("a.wav", b"x")], modality="face",
                                          scales=scales)
-    with pytest.raises(ValueError, match="likert needs"):
+    with pytest.raises(ValueError, match=r"scales\[.v.\]: low must be < high"):
         owner.create_campaign_from_files("bad2", files, modality="face",
                                          scales={"v": {"type": "likert", "low": 5, "high": 1}})
     store.dispose()

@@ -56,6 +56,22 @@ def test_data_page_browses_a_dataset(world):
     assert np.isfinite(agreement["alpha"]).all()
 
 
+def test_data_page_shows_alpha_of_anonymous_ferplus_votes(world, tmp_path):
+    """FER+ votes carry no rater ids (anonymous): α comes from the value counts per item."""
+    import fixtures_importers as fx
+
+    from affectlab.data.importers import import_corpus
+    from affectlab.paths import datasets_dir
+
+    import_corpus("ferplus", fx.write_ferplus(tmp_path / "src"), datasets_dir() / "ferplus")
+    at = open_page("data")
+    at.selectbox(key="browse_dataset").set_value("ferplus").run()
+    assert not at.exception, at.exception
+    agreement = at.dataframe[1].value.set_index("scale")
+    assert np.isfinite(agreement.loc["category", "alpha"])
+    assert agreement.loc["category", "n_anonymous"] == agreement.loc["category", "n_ratings"]
+
+
 def test_data_page_generates_a_corpus(world):
     at = open_page("data")
     at.number_input(key="gen_n").set_value(10)

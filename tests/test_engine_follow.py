@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from affectlab.data.schema import ContractError
 from affectlab.engine.compare import compare_curves, final_metrics, final_metrics_long
 from affectlab.engine.config import METHOD_DEFAULTS, ConfigError
 from affectlab.engine.device import describe_device
@@ -295,8 +296,10 @@ def test_scales_and_their_order():
     assert by["valence"].classes == ("low", "high") and len(by["intensity"].classes) == 3
     with pytest.raises(ValueError, match="scale"):
         scale_is_ordinal(META, "arousal")
-    with pytest.raises(TypeError, match="meta"):
+    with pytest.raises(ContractError, match=r"meta\.json: modality: missing"):
         scale_choices({"name": "x"})
+    with pytest.raises(TypeError, match="meta"):
+        scale_choices("x")
 
 
 def test_scale_order_agrees_with_the_trainer():

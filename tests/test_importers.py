@@ -7,6 +7,7 @@ from pathlib import Path
 
 import fixtures_importers as fx
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -99,8 +100,11 @@ def test_ferplus(tmp_path):
                                "votes mostly not-a-face": 1}
     assert set(ds.items["domain"]) == {"ferplus"}
     # the long table: 10 emotion votes, one row each, for FER+'s first row (4,0,0,1,3,2,0,0)
+    # FER+ gives vote counts, not taggers: every vote is anonymous (rater_id null), never a
+    # made-up "tagger<k>" that would be the same person across images
     votes = ratings_of(ds, "fer0000000", "category")
-    assert len(votes) == 10 and len({rater for rater, _ in votes}) == 10
+    assert len(votes) == 10 and all(pd.isna(rater) for rater, _ in votes)
+    assert ds.ratings["rater_id"].isna().all()
     assert sorted(v for _, v in votes) == [0, 0, 0, 0, 3, 4, 4, 4, 5, 5]
     np.testing.assert_allclose(soft_label(ds, "fer0000000"),
                                [0.4, 0, 0, 0.1, 0.3, 0.2, 0, 0])
@@ -183,8 +187,8 @@ def test_affectnet(tmp_path):
     assert list(ds.items["item_id"]) == ["689/0a1b2c", "689/0d4e5f", "303/ee33ff"]
     assert report.splits == {"train": 2, "val": 0, "test": 1}
     assert report.excluded == {"expression 8 (None)": 1, "expression 10 (No-Face)": 1}
-    assert ds.scale("valence") == {"type": "likert", "low": -1.0, "high": 1.0}
-    assert ds.scale("activation") == {"type": "likert", "low": -1.0, "high": 1.0}
+    assert ds.scale("valence").to_json() == {"type": "likert", "low": -1.0, "high": 1.0}
+    assert ds.scale("activation").to_json() == {"type": "likert", "low": -1.0, "high": 1.0}
     assert ratings_of(ds, "689/0a1b2c", "category") == [("dataset", 1.0)]  # Happy
     assert ratings_of(ds, "689/0a1b2c", "valence") == [("dataset", 0.5)]
     assert ratings_of(ds, "303/ee33ff", "activation") == [("dataset", 0.8)]
@@ -235,6 +239,8 @@ def test_cremad_tabulated_votes_fallback(tmp_path):
     assert report.items == 2 and report.excluded == {"face or audio-visual vote row": 1}
     np.testing.assert_allclose(soft_label(ds, "1001_DFA_ANG_XX"), [2 / 3, 1 / 3, 0, 0, 0, 0])
     np.testing.assert_allclose(soft_label(ds, "1001_IEO_HAP_HI"), [0, 0, 0, 0.5, 0.5, 0])
+    # tabulated votes are counts, not raters: anonymous (finishedResponses.csv keeps localid)
+    assert ds.ratings["rater_id"].isna().all()
 
 
 # --------------------------------------------------------------------------- RAVDESS
@@ -250,7 +256,7 @@ def test_ravdess(tmp_path):
     assert items.loc["03-02-05-02-01-01-02", "vocal_channel"] == "song"
     assert ratings_of(ds, "03-01-06-02-02-01-01", "category") == [("dataset", 5.0)]
     assert ratings_of(ds, "03-01-06-02-02-01-01", "intensity") == [("dataset", 1.0)]
-    assert ds.scale("intensity") == {"type": "ordinal", "names": ["normal", "strong"]}
+    assert ds.scale("intensity").to_json() == {"type": "ordinal", "names": ["normal", "strong"]}
     np.testing.assert_allclose(soft_label(ds, "03-01-03-01-01-02-02"), np.eye(8)[2])
     assert ds.media_path("03-01-01-01-01-01-01").relative_to(ds.root).as_posix() == \
         "media/Audio_Speech_Actors_01-24/Actor_01/03-01-01-01-01-01-01.wav"
@@ -327,7 +333,7 @@ def test_iemocap_every_evaluator_becomes_a_rating(tmp_path):
                                                                    ("Ses01F1", 1.0)]
     assert ratings_of(ds, "Ses05M_script01_1_F000", "category") == [
         ("E2", 4.0), ("E5", 5.0), ("Ses05F5", 9.0)]  # Happiness, Excited, Other:amused
-    assert ds.scale("activation") == {"type": "likert", "low": 1.0, "high": 5.0}
+    assert ds.scale("activation").to_json() == {"type": "likert", "low": 1.0, "high": 5.0}
 
 
 def test_iemocap_malformed_evaluator_line(tmp_path):
@@ -365,7 +371,7 @@ def test_msp_podcast_both_detailed_shapes(tmp_path, shape):
     np.testing.assert_allclose(soft_label(ds, first)[[0, 6]], [2 / 3, 1 / 3])
     assert ratings_of(ds, first, "activation") == [("WORKER00001", 5.0), ("WORKER00002", 6.0),
                                                    ("WORKER00003", 5.0)]
-    assert ds.scale("valence") == {"type": "likert", "low": 1.0, "high": 7.0}
+    assert ds.scale("valence").to_json() == {"type": "likert", "low": 1.0, "high": 7.0}
     # "Other-Concerned" is not in the label set, but its attributes are still ratings
     assert ratings_of(ds, "MSP-PODCAST_0001_0019", "category") == [("WORKER00001", 7.0)]
     assert len(ratings_of(ds, "MSP-PODCAST_0001_0019", "valence")) == 2
@@ -404,8 +410,8 @@ def test_folder_class_folders_with_splits(tmp_path):
 def test_folder_csv_long_table_with_declared_and_inferred_ranges(tmp_path):
     report, ds = run("folder", fx.write_folder_csv, tmp_path)
     assert ds.modality == "speech" and ds.class_names == ["happy", "neutral", "sad"]
-    assert ds.scale("valence") == {"type": "likert", "low": 1.0, "high": 5.0}
-    assert ds.scale("activation") == {"type": "likert", "low": 1.0, "high": 5.0}
+    assert ds.scale("valence").to_json() == {"type": "likert", "low": 1.0, "high": 5.0}
+    assert ds.scale("activation").to_json() == {"type": "likert", "low": 1.0, "high": 5.0}
     assert ds.meta["provenance"]["scale_ranges"] == {"valence": "1..5 (declared)",
                                                     "activation": "1..5 (inferred)"}
     assert ratings_of(ds, "clips/s1_a", "category") == [("r1", 0.0), ("r2", 1.0)]

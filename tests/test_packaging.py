@@ -27,7 +27,8 @@ TORCH_SPEC = os.environ.get("AFFECTLAB_TORCH", "torch==2.13.0")
 # Tests whose code reads or writes parquet tables and CSVs through pandas: run again under
 # pandas 2 by test_pandas_2_reads_what_pandas_3_does (the lock installs pandas 3).
 PANDAS_EDGE_TESTS = ["tests/test_dataset.py", "tests/test_importers.py", "tests/test_labels.py",
-                     "tests/test_annotate_export.py"]
+                     "tests/test_annotate_export.py", "tests/test_schema.py",
+                     "tests/test_importers_train.py", "tests/test_agreement.py"]
 PANDAS_2 = "pandas==2.3.3"
 
 

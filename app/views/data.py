@@ -171,7 +171,7 @@ def _browse_tab() -> None:
         _gallery(ds, shown.head(n_show), soft_label_frame(ds))
 
     st.subheader("Ratings")
-    scales = list(ds.meta.get("scales", {}))
+    scales = list(ds.schema.scales)
     hist_cols = st.columns(max(1, min(len(scales), 4)))
     ids = shown["item_id"].tolist()
     for i, scale in enumerate(scales):

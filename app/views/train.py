@@ -7,6 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from affectlab.data.catalog import list_datasets
+from affectlab.data.schema import DatasetMeta
 from affectlab.engine.config import ConfigError
 from affectlab.engine.device import describe_device
 from affectlab.engine.follow import RunFollower, format_duration
@@ -35,8 +36,8 @@ def _device() -> str:
 
 
 @st.cache_data(max_entries=16)
-def _meta(path: str, stamp: float) -> dict:
-    return json.loads((Path(path) / "meta.json").read_text())
+def _meta(path: str, stamp: float) -> DatasetMeta:
+    return DatasetMeta.read(Path(path) / "meta.json")
 
 
 def _param_widget(field, key: str, container):
@@ -130,7 +131,7 @@ def _launch(config) -> None:
 st.title("Train")
 st.caption(f"Device: **{_device()}**")
 
-datasets = list_datasets()
+datasets = [d for d in list_datasets() if d.error is None]
 if not datasets:
     st.info("No dataset yet: generate one on the **Data** page.")
 else:

@@ -12,8 +12,10 @@
   against the leave-one-out consensus, and each rater's score on gold items.
 
 Every function takes the contract's long ratings table (columns ``item_id``, ``rater_id``,
-``scale``, ``value``) and scale entries in the contract's format (``{"type": "nominal",
-"names": [...]}``, ``{"type": "likert", "low": 1, "high": 5}``, ``{"type": "ordinal", ...}``).
+``scale``, ``value``) and scales as typed scales (:mod:`affectlab.scales`) or entries in the
+contract's format (``{"type": "nominal", "names": [...]}``, ``{"type": "likert", "low": 1,
+"high": 5}``, ``{"type": "ordinal", ...}``). The reliability-weighted labels and gold scores are
+per-rater statistics: they refuse anonymous votes (``rater_id`` null, e.g. FER+'s).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
-from affectlab.agreement import default_level, krippendorff_alpha, rater_agreement
+from affectlab.agreement import krippendorff_alpha, rater_agreement, require_rater_ids
 from affectlab.labels import likert_to_soft, soft_labels_from_ratings
+from affectlab.scales import as_scale
 
 __all__ = [
     "AgreementReport",
@@ -43,11 +46,9 @@ __all__ = [
 ]
 
 
-def scale_range(scale_meta: Mapping[str, Any]) -> tuple[float, float]:
+def scale_range(scale_meta: Any) -> tuple[float, float]:
     """(low, high) of a scale: Likert end points, or 0..K−1 for class indices."""
-    if scale_meta.get("type") == "likert":
-        return float(scale_meta["low"]), float(scale_meta["high"])
-    return 0.0, float(len(scale_meta["names"]) - 1)
+    return as_scale(scale_meta, "scale_meta").value_range()
 
 
 def _check_ratings(ratings: pd.DataFrame, need=("item_id", "rater_id", "scale", "value")) -> None:
@@ -80,7 +81,7 @@ def _scale_table(ratings: pd.DataFrame, item_ids, scale: str
 # --------------------------------------------------------------------------- plain soft labels
 
 
-def soft_labels(ratings: pd.DataFrame, item_ids, scales: Mapping[str, Mapping[str, Any]]
+def soft_labels(ratings: pd.DataFrame, item_ids, scales: Mapping[str, Any]
                 ) -> dict[str, np.ndarray]:
     """SPEC §1 soft labels for every scale: {scale: array (n_items, K or 2)}, NaN rows for items
     without ratings on that scale (see :func:`affectlab.labels.soft_labels_from_ratings`)."""
@@ -254,17 +255,22 @@ def bias_corrected_means(item: Sequence[int], rater: Sequence[int], value: Seque
 
 
 def weighted_soft_labels(ratings: pd.DataFrame, item_ids, scale: str,
-                         scale_meta: Mapping[str, Any], **kwargs) -> np.ndarray:
+                         scale_meta: Any, **kwargs) -> np.ndarray:
     """Reliability-weighted soft label per item for one scale.
 
     nominal / ordinal: Dawid–Skene posterior, shape (n, K); likert: ``likert_to_soft`` of the
     bias-corrected mean, shape (n, 2). Items without ratings on ``scale`` get NaN rows.
     Extra keyword arguments go to :func:`dawid_skene` / :func:`bias_corrected_means`.
+    Raises :class:`~affectlab.agreement.AnonymousRatingsError` for anonymous votes: both
+    models estimate each rater.
     """
+    typed = as_scale(scale_meta, "scale_meta")
     pos, rater, values, items, raters = _scale_table(ratings, item_ids, scale)
-    lo, hi = scale_range(scale_meta)
+    require_rater_ids(ratings, scale, "Dawid–Skene" if typed.categorical
+                      else "bias-corrected means")
+    lo, hi = typed.value_range()
     n = len(items)
-    if scale_meta.get("type") == "likert":
+    if not typed.categorical:
         out = np.full((n, 2), np.nan)
         if len(values) == 0:
             return out
@@ -274,7 +280,7 @@ def weighted_soft_labels(ratings: pd.DataFrame, item_ids, scale: str,
         rated = ~np.isnan(mean)
         out[rated] = likert_to_soft(mean[rated, None], lo, hi)
         return out
-    k = len(scale_meta["names"])
+    k = typed.num_classes
     out = np.full((n, k), np.nan)
     if len(values) == 0:
         return out
@@ -288,7 +294,7 @@ def weighted_soft_labels(ratings: pd.DataFrame, item_ids, scale: str,
 # --------------------------------------------------------------------------- disagreement
 
 
-def item_disagreement(ratings: pd.DataFrame, item_ids, scales: Mapping[str, Mapping[str, Any]]
+def item_disagreement(ratings: pd.DataFrame, item_ids, scales: Mapping[str, Any]
                       ) -> np.ndarray:
     """How much raters disagree on each item, in [0, 1]; the maximum over scales.
 
@@ -306,9 +312,10 @@ def item_disagreement(ratings: pd.DataFrame, item_ids, scales: Mapping[str, Mapp
         pos = pos[keep]
         v = pd.to_numeric(rows["value"], errors="coerce").to_numpy(np.float64)[keep]
         cnt = np.bincount(pos, minlength=len(items)).astype(np.float64)
-        lo, hi = scale_range(meta)
-        if meta.get("type") == "nominal":
-            k = len(meta["names"])
+        typed = as_scale(meta, f"scales[{name!r}]")
+        lo, hi = typed.value_range()
+        if typed.type == "nominal":
+            k = typed.num_classes
             votes = np.bincount(pos * k + v.astype(np.int64), minlength=len(items) * k)
             p = votes.reshape(len(items), k) / np.maximum(cnt, 1)[:, None]
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -326,7 +333,7 @@ def item_disagreement(ratings: pd.DataFrame, item_ids, scales: Mapping[str, Mapp
 
 
 def gold_scores(ratings: pd.DataFrame, gold: pd.DataFrame,
-                scales: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+                scales: Mapping[str, Any]) -> pd.DataFrame:
     """Each rater's score on gold items, per scale.
 
     ``gold``: columns item_id, scale, value (the known answers). nominal: fraction of exact
@@ -342,9 +349,11 @@ def gold_scores(ratings: pd.DataFrame, gold: pd.DataFrame,
     merged = ratings.merge(gold.rename(columns={"value": "answer"}), on=["item_id", "scale"])
     if merged.empty:
         return pd.DataFrame(columns=cols)
-    span = merged["scale"].map({s: scale_range(m)[1] - scale_range(m)[0]
-                                for s, m in scales.items()})
-    nominal = merged["scale"].map({s: m.get("type") == "nominal" for s, m in scales.items()})
+    require_rater_ids(merged, what="gold scores")
+    typed = {s: as_scale(m, f"scales[{s!r}]") for s, m in scales.items()}
+    span = merged["scale"].map({s: t.value_range()[1] - t.value_range()[0]
+                                for s, t in typed.items()})
+    nominal = merged["scale"].map({s: t.type == "nominal" for s, t in typed.items()})
     exact = (merged["value"].astype(float) == merged["answer"].astype(float)).astype(float)
     closeness = 1.0 - (merged["value"].astype(float) - merged["answer"].astype(float)).abs() / span
     merged["score"] = np.where(nominal.astype(bool), exact, closeness)
@@ -368,7 +377,7 @@ class AgreementReport:
     statistics: dict[str, str] = field(default_factory=dict)
 
 
-def agreement_report(ratings: pd.DataFrame, scales: Mapping[str, Mapping[str, Any]],
+def agreement_report(ratings: pd.DataFrame, scales: Mapping[str, Any],
                      gold: pd.DataFrame | None = None, *, min_items: int = 3) -> AgreementReport:
     """Krippendorff's α per scale (level from ``affectlab.agreement.default_level``: nominal for
     categories, ordinal, interval for Likert), each rater's leave-one-out agreement per scale,
@@ -376,14 +385,15 @@ def agreement_report(ratings: pd.DataFrame, scales: Mapping[str, Mapping[str, An
     _check_ratings(ratings)
     alpha, levels, stats, frames = {}, {}, {}, []
     for name, meta in scales.items():
-        level = default_level(meta)
+        typed = as_scale(meta, f"scales[{name!r}]")
+        level = typed.level
         levels[name] = level
         rows = ratings[ratings["scale"] == name]
         if rows.empty:
             alpha[name] = float("nan")
             continue
-        lo, hi = scale_range(meta)
-        domain = np.arange(lo, hi + 1) if meta.get("type") != "likert" else None
+        lo, hi = typed.value_range()
+        domain = np.arange(lo, hi + 1) if typed.categorical else None
         try:
             alpha[name] = krippendorff_alpha(rows, name, level, value_domain=domain)
         except ValueError:  # e.g. fractional Likert values outside an integer domain

@@ -23,6 +23,8 @@ import pandas as pd
 
 from affectlab.annotate import aggregate
 from affectlab.data.contract import SPLITS, write_dataset
+from affectlab.data.schema import LabelSet
+from affectlab.scales import as_scale
 
 if TYPE_CHECKING:
     from affectlab.annotate.service import OwnerSession
@@ -46,7 +48,7 @@ def _link_or_copy(src: Path, dst: Path, link: bool) -> None:
 def _ds_labels(ratings: pd.DataFrame, ids: list[str], scales: dict) -> dict[str, np.ndarray]:
     out = {}
     for name, meta in scales.items():
-        if meta["type"] == "nominal":
+        if as_scale(meta, f"scales[{name!r}]").type == "nominal":
             post = aggregate.weighted_soft_labels(ratings, ids, name, meta)
             rated = ~np.isnan(post).any(axis=1)
             out[name] = np.where(rated, np.argmax(np.nan_to_num(post, nan=-1.0), axis=1), -1)
@@ -120,10 +122,9 @@ def _write_dataset_dir(out: Path, settings: dict, items: pd.DataFrame, ratings: 
     table["is_gold"] = items["is_gold"].to_numpy()
     counts = ratings.groupby("item_id")["rater_id"].nunique()
     table["n_ratings"] = counts.reindex(ids).fillna(0).astype(np.int64).to_numpy()
+    label_set = LabelSet.model_validate(settings["label_set"])
     for name, label in _ds_labels(ratings, ids, settings["scales"]).items():
-        col = "ds_label" if name == settings["label_set"].get("scale", "category") \
-            else f"ds_label_{name}"
-        table[col] = label
+        table["ds_label" if name == label_set.scale else f"ds_label_{name}"] = label
     long = ratings[["item_id", "rater_id", "scale", "value", "timestamp", "time_spent"]].copy()
     long["value"] = long["value"].astype(np.float64)
     meta = {"name": out.name, "modality": settings["modality"],

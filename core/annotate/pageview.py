@@ -20,6 +20,7 @@ from affectlab.annotate.access import AccessDenied, hash_token
 from affectlab.annotate.service import CampaignProgress, RaterProgress
 from affectlab.annotate.store import Campaign, Item, Store
 from affectlab.data.synth.truth import CATEGORIES
+from affectlab.scales import IntervalScale, NominalScale, as_scale
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -74,23 +75,25 @@ def scale_options(meta: Mapping[str, Any]) -> list[tuple[float, str]]:
     """The buttons of one scale as (stored value, label): Likert low..high as "1".."5",
     nominal / ordinal classes as (index, class name). Raises ValueError for a Likert scale with
     non-integer ends (it has no button row) or more than 11 points."""
-    if not isinstance(meta, Mapping) or "type" not in meta:
-        raise ValueError(f"meta must be a scale definition with a 'type', got {meta!r}")
-    if meta["type"] == "likert":
-        lo, hi = meta["low"], meta["high"]
-        if not (float(lo).is_integer() and float(hi).is_integer()) or not 0 < hi - lo <= 10:
-            raise ValueError(f"meta: a likert scale needs integer ends at most 10 apart for "
-                             f"buttons, got low={lo}, high={hi}")
-        return [(float(v), str(v)) for v in range(int(lo), int(hi) + 1)]
-    return [(float(i), str(n)) for i, n in enumerate(meta["names"])]
+    try:
+        scale = as_scale(meta, "meta")
+    except TypeError as exc:
+        raise ValueError(f"meta must be a scale definition with a 'type', got {meta!r}") from exc
+    if scale.categorical:
+        return [(float(i), n) for i, n in enumerate(scale.class_names)]
+    lo, hi = scale.value_range()
+    if not (lo.is_integer() and hi.is_integer()) or not 0 < hi - lo <= 10:
+        raise ValueError(f"meta: a likert scale needs integer ends at most 10 apart for "
+                         f"buttons, got low={lo:g}, high={hi:g}")
+    return [(float(v), str(v)) for v in range(int(lo), int(hi) + 1)]
 
 
 def default_scales(chosen: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Scale definitions for an upload campaign: "category" (the 7 categories), "valence" and
     "activation" (Likert 1..5). ``chosen``: a non-empty subset of those names."""
-    known = {"category": {"type": "nominal", "names": list(CATEGORIES)},
-             "valence": {"type": "likert", "low": 1, "high": 5},
-             "activation": {"type": "likert", "low": 1, "high": 5}}
+    likert = IntervalScale(type="likert", low=1, high=5).to_json()
+    known = {"category": NominalScale(names=list(CATEGORIES)).to_json(),
+             "valence": likert, "activation": dict(likert)}
     unknown = [c for c in chosen if c not in known]
     if not chosen or unknown:
         raise ValueError(f"chosen must be a non-empty subset of {sorted(known)}, got {chosen!r}")

@@ -54,7 +54,9 @@ from affectlab.annotate.store import (
     utcnow,
 )
 from affectlab.data.contract import MODALITIES, SCALE_TYPES, DatasetDir, load_dataset
+from affectlab.data.schema import default_label_set
 from affectlab.paths import data_dir
+from affectlab.scales import as_scale
 
 __all__ = [
     "CampaignProgress",
@@ -82,28 +84,26 @@ class DuplicateRatingError(ValueError):
 
 
 def check_scales(scales: Any, name: str = "scales") -> dict[str, dict[str, Any]]:
-    """Validate scale definitions in the contract's format; return a plain dict copy."""
+    """Validate scale definitions (typed scales or the contract's dicts, checked by
+    :func:`affectlab.scales.as_scale`); return them as plain dicts, as the store keeps them.
+    A campaign's nominal / ordinal scale needs at least two classes (one button is no choice)."""
     if not isinstance(scales, Mapping) or not scales:
         raise ValueError(f"{name} must be a non-empty dict {{scale: definition}}, got {scales!r}")
     out = {}
     for s, meta in scales.items():
         if not isinstance(s, str) or not s or len(s) > 64:
             raise ValueError(f"{name}: scale names must be non-empty strings ≤ 64 chars, got {s!r}")
-        if not isinstance(meta, Mapping) or meta.get("type") not in SCALE_TYPES:
-            raise ValueError(f"{name}[{s!r}] must have 'type' in {SCALE_TYPES}, got {meta!r}")
-        meta = dict(meta)
-        if meta["type"] == "likert":
-            lo, hi = meta.get("low"), meta.get("high")
-            if not all(isinstance(x, int | float) and math.isfinite(x) for x in (lo, hi)) \
-                    or not lo < hi:
-                raise ValueError(f"{name}[{s!r}]: likert needs finite low < high, got {lo}, {hi}")
-        elif not meta.get("names") or len(meta["names"]) < 2:
-            raise ValueError(f"{name}[{s!r}]: {meta['type']} needs a 'names' list of ≥ 2 classes")
-        out[s] = meta
+        try:
+            typed = as_scale(meta, f"{name}[{s!r}]")
+        except TypeError as exc:  # not a dict: still a bad value, not a bad type of argument
+            raise ValueError(f"{exc}; expected a 'type' in {SCALE_TYPES}") from exc
+        if typed.categorical and typed.num_classes < 2:
+            raise ValueError(f"{name}[{s!r}]: {typed.type} needs a 'names' list of ≥ 2 classes")
+        out[s] = typed.to_json()
     return out
 
 
-def check_value(scales: Mapping[str, Mapping[str, Any]], scale: str, value: Any) -> float:
+def check_value(scales: Mapping[str, Any], scale: str, value: Any) -> float:
     """A rating value as stored: a float in the scale's range.
 
     nominal / ordinal: a class index 0..K−1 (int, or a float with an integer value) or the class
@@ -111,9 +111,9 @@ def check_value(scales: Mapping[str, Mapping[str, Any]], scale: str, value: Any)
     """
     if scale not in scales:
         raise ValueError(f"scale must be one of {sorted(scales)}, got {scale!r}")
-    meta = scales[scale]
-    if meta["type"] != "likert" and isinstance(value, str):
-        names = list(meta["names"])
+    typed = as_scale(scales[scale], f"scales[{scale!r}]")
+    if typed.categorical and isinstance(value, str):
+        names = typed.class_names
         if value not in names:
             raise ValueError(f"value for scale {scale!r} must be one of {names}, got {value!r}")
         return float(names.index(value))
@@ -122,10 +122,10 @@ def check_value(scales: Mapping[str, Mapping[str, Any]], scale: str, value: Any)
     v = float(value)
     if not math.isfinite(v):
         raise ValueError(f"value for scale {scale!r} must be finite, got {v}")
-    lo, hi = aggregate.scale_range(meta)
+    lo, hi = typed.value_range()
     if not lo <= v <= hi:
         raise ValueError(f"value for scale {scale!r} must lie in [{lo:g}, {hi:g}], got {v:g}")
-    if meta["type"] != "likert" and v != round(v):
+    if typed.categorical and v != round(v):
         raise ValueError(f"value for scale {scale!r} must be a class index, got {v:g}")
     return v
 
@@ -449,16 +449,17 @@ class OwnerSession:
         ``gold_rate`` (fraction of each rater's items, in [0, 1)); item_ids: a subset.
         """
         ds = dataset if isinstance(dataset, DatasetDir) else load_dataset(dataset)
+        declared = ds.schema.scales
         if scales is None:
-            chosen = dict(ds.meta["scales"])
+            chosen = dict(declared)
         elif isinstance(scales, Mapping):
             chosen = dict(scales)
         else:
-            unknown = [s for s in scales if s not in ds.meta["scales"]]
+            unknown = [s for s in scales if s not in declared]
             if unknown:
                 raise ValueError(f"scales {unknown} are not in the dataset "
-                                 f"(known: {sorted(ds.meta['scales'])})")
-            chosen = {s: ds.meta["scales"][s] for s in scales}
+                                 f"(known: {sorted(declared)})")
+            chosen = {s: declared[s] for s in scales}
         items = ds.items
         if item_ids is not None:
             wanted = pd.Index(item_ids)
@@ -472,7 +473,7 @@ class OwnerSession:
                                                       strict=True)]
         return self._create(name, modality=ds.modality, source=str(ds.root),
                             media_root=str(ds.root), scales=chosen,
-                            label_set=dict(ds.meta["label_set"]), rows=rows,
+                            label_set=ds.schema.label_set.model_dump(), rows=rows,
                             ratings_per_item=ratings_per_item, max_ratings=max_ratings,
                             min_disagreement=min_disagreement, gold_rate=gold_rate, gold=gold,
                             instructions=instructions)
@@ -494,11 +495,7 @@ class OwnerSession:
         if not files:
             raise ValueError("files must name at least one media file")
         if label_set is None:
-            nominal = [s for s, m in scales.items() if m["type"] != "likert"]
-            label_set = ({"scale": nominal[0], "names": list(scales[nominal[0]]["names"]),
-                          "ordinal": scales[nominal[0]]["type"] == "ordinal"} if nominal
-                         else {"scale": next(iter(scales)), "names": ["low", "high"],
-                               "ordinal": True})
+            label_set = default_label_set(scales).model_dump()
         root = data_dir() / "annotate" / _slug(name)
         if root.exists() and any(root.iterdir()):
             raise FileExistsError(f"{root} already exists; choose another campaign name")
@@ -727,10 +724,10 @@ class OwnerSession:
             raise ValueError(f"scale must be one of {sorted(scales)}, got {scale!r}")
         ids = self.items(campaign)["item_id"].tolist()
         ratings = self.ratings(campaign)
-        meta = scales[scale]
+        meta = as_scale(scales[scale], f"scales[{scale!r}]")
         y = (aggregate.soft_labels(ratings, ids, {scale: meta})[scale] if method == "mean"
              else aggregate.weighted_soft_labels(ratings, ids, scale, meta))
-        cols = list(meta["names"]) if meta["type"] != "likert" else ["low", "high"]
+        cols = meta.class_names
         if y.shape[1] != len(cols):  # FER+ rule dropped unknown / not-a-face
             cols = cols[: y.shape[1]]
         return pd.DataFrame(y, index=pd.Index(ids, name="item_id"), columns=cols)

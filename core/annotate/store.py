@@ -81,7 +81,8 @@ class Campaign(Base):
     """One rating campaign over a fixed set of items.
 
     ``scales`` uses the dataset contract's format ({name: {"type": "nominal", "names": [...]} |
-    {"type": "likert", "low": 1, "high": 5} | {"type": "ordinal", "names": [...]}}).
+    {"type": "likert", "low": 1, "high": 5} | {"type": "ordinal", "names": [...]}}, as
+    :mod:`affectlab.scales` validates and writes them).
     """
 
     __tablename__ = "campaigns"

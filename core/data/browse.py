@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from affectlab.agreement import default_level, krippendorff_alpha
-from affectlab.data.contract import DatasetDir
+from affectlab.agreement import anonymous_mask, krippendorff_alpha
+from affectlab.data.contract import DatasetDir, label_codes
 from affectlab.labels import ambiguity, soft_labels_from_ratings
+from affectlab.scales import as_scale
 
 __all__ = ["FILTER_COLUMNS", "agreement_table", "filter_items", "filter_options", "item_table",
            "rating_histogram", "scale_value_names", "soft_label_frame"]
@@ -27,17 +28,14 @@ def _check_ds(ds: Any) -> DatasetDir:
     return ds
 
 
-def _label_scale(ds: DatasetDir) -> str:
-    return str(ds.meta.get("label_set", {}).get("scale", "category"))
-
-
-def scale_value_names(scale_meta: dict[str, Any]) -> list[str]:
-    """Display names of a scale's values: the class names of a nominal/ordinal scale, the
-    integers low..high of a Likert scale."""
-    if scale_meta.get("type") == "likert":
-        lo, hi = float(scale_meta["low"]), float(scale_meta["high"])
-        return [f"{v:g}" for v in np.arange(lo, hi + 1)]
-    return [str(n) for n in scale_meta["names"]]
+def scale_value_names(scale_meta: Any) -> list[str]:
+    """Display names of a scale's values (a typed scale or its meta entry): the class names of
+    a nominal/ordinal scale, the integers low..high of a Likert scale."""
+    scale = as_scale(scale_meta, "scale_meta")
+    if scale.categorical:
+        return scale.class_names
+    lo, hi = scale.value_range()
+    return [f"{v:g}" for v in np.arange(lo, hi + 1)]
 
 
 def soft_label_frame(ds: DatasetDir, scale: str | None = None) -> pd.DataFrame:
@@ -47,13 +45,11 @@ def soft_label_frame(ds: DatasetDir, scale: str | None = None) -> pd.DataFrame:
     (Likert scales: ``low`` / ``high``, SPEC §1); NaN rows for items without a rating.
     """
     ds = _check_ds(ds)
-    scale = _label_scale(ds) if scale is None else scale
+    scale = ds.schema.label_scale if scale is None else scale
     scale_meta = ds.scale(scale)
     soft = soft_labels_from_ratings(ds.ratings, ds.items["item_id"].to_numpy(), scale, scale_meta)
-    if scale_meta["type"] == "likert":
-        cols = ["low", "high"]
-    elif soft.shape[1] == len(scale_meta["names"]):
-        cols = [str(n) for n in scale_meta["names"]]
+    if soft.shape[1] == scale_meta.num_classes:
+        cols = scale_meta.class_names
     else:  # FER+ 10-column votes collapse to 8 classes
         cols = [f"c{k}" for k in range(soft.shape[1])]
     return pd.DataFrame(soft, index=pd.Index(ds.items["item_id"].to_numpy(), name="item_id"),
@@ -88,11 +84,11 @@ def item_table(ds: DatasetDir) -> pd.DataFrame:
         "split": items["split"].to_numpy(),
         "domain": items["domain"].astype(str).to_numpy(),
     })
-    out["label"] = _names_of(items["label"], names) if "label" in items else top
+    out["label"] = _label_names(items["label"], names) if "label" in items else top
     out["soft_top"] = top
     out["soft_top_p"] = top_p
     out["ambiguity"] = amb
-    scale = _label_scale(ds)
+    scale = ds.schema.label_scale
     r = ds.ratings.loc[ds.ratings["scale"] == scale, "item_id"]
     out["n_ratings"] = out["item_id"].map(r.value_counts()).fillna(0).astype(np.int64).to_numpy()
     out["media"] = items["media"].to_numpy()
@@ -100,6 +96,15 @@ def item_table(ds: DatasetDir) -> pd.DataFrame:
         out["flipped"] = items["flipped"].to_numpy(dtype=bool)
     if "true_label" in items:
         out["true_label"] = _names_of(items["true_label"], names)
+    return out
+
+
+def _label_names(column: pd.Series, names: list[str]) -> np.ndarray:
+    """The dataset label (class names or indices, see the contract) as class names; None where
+    missing."""
+    codes = label_codes(column, names)
+    out = np.full(len(codes), None, dtype=object)
+    out[codes >= 0] = np.asarray(names, dtype=object)[codes[codes >= 0]]
     return out
 
 
@@ -160,14 +165,14 @@ def rating_histogram(ds: DatasetDir, scale: str, item_ids: Iterable[str] | None 
     if item_ids is not None:
         r = r.loc[r["item_id"].isin(list(item_ids))]
     values = pd.to_numeric(r["value"]).to_numpy(dtype=np.float64)
-    if scale_meta["type"] == "likert":
-        domain = np.arange(float(scale_meta["low"]), float(scale_meta["high"]) + 1)
-        # Averaged or half-point ratings still count; they fall between the named levels.
-        domain = np.union1d(domain, np.unique(values))
-        names = [f"{v:g}" for v in domain]
+    if scale_meta.categorical:
+        domain = np.arange(scale_meta.num_classes, dtype=np.float64)
+        names = scale_meta.class_names
     else:
-        domain = np.arange(len(scale_meta["names"]), dtype=np.float64)
-        names = [str(n) for n in scale_meta["names"]]
+        lo, hi = scale_meta.value_range()
+        # Averaged or half-point ratings still count; they fall between the named levels.
+        domain = np.union1d(np.arange(lo, hi + 1), np.unique(values))
+        names = [f"{v:g}" for v in domain]
     counts = np.array([(values == v).sum() for v in domain], dtype=np.int64)
     return pd.DataFrame({"value": domain, "name": names, "count": counts})
 
@@ -177,17 +182,18 @@ def agreement_table(ds: DatasetDir) -> pd.DataFrame:
 
     Returns one row per scale: ``scale``, ``level`` (nominal / ordinal / interval), ``alpha``
     (NaN when undefined or the scale has no ratings), ``n_items`` rated, ``n_ratings``,
-    ``n_raters``.
+    ``n_raters`` (identified raters) and ``n_anonymous`` (anonymous votes, e.g. FER+'s: they
+    count for α, from the value counts per item).
     """
     ds = _check_ds(ds)
     rows = []
-    for scale, scale_meta in ds.meta.get("scales", {}).items():
+    for scale, scale_meta in ds.schema.scales.items():
         r = ds.ratings.loc[ds.ratings["scale"] == scale]
-        level = default_level(scale_meta)
-        alpha = (krippendorff_alpha(r, scale, level=level, duplicates="last")
+        alpha = (krippendorff_alpha(r, scale, level=scale_meta.level, duplicates="last")
                  if len(r) else float("nan"))
-        rows.append({"scale": scale, "level": level, "alpha": alpha,
+        rows.append({"scale": scale, "level": scale_meta.level, "alpha": alpha,
                      "n_items": int(r["item_id"].nunique()), "n_ratings": int(len(r)),
-                     "n_raters": int(r["rater_id"].nunique())})
+                     "n_raters": int(r["rater_id"].nunique()),
+                     "n_anonymous": int(anonymous_mask(r).sum())})
     return pd.DataFrame(rows, columns=["scale", "level", "alpha", "n_items", "n_ratings",
-                                       "n_raters"])
+                                       "n_raters", "n_anonymous"])

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from affectlab.data.schema import ContractError, DatasetMeta
 from affectlab.paths import datasets_dir
 
 
@@ -17,24 +17,31 @@ class DatasetSummary:
     n_items: int | None
     classes: tuple[str, ...]
     generated: bool
+    error: str | None = None  # why its meta.json breaks the contract, if it does
 
 
 def list_datasets(root: Path | None = None) -> list[DatasetSummary]:
-    """Every directory under ``root`` (default: the datasets directory) holding a meta.json."""
+    """Every directory under ``root`` (default: the datasets directory) holding a meta.json.
+
+    A meta.json that breaks the contract is still listed, with modality "?", no classes and the
+    reason in ``error``, so that it does not silently vanish (pages that need a valid dataset
+    leave such entries out)."""
     root = Path(root) if root is not None else datasets_dir()
     out = []
     for meta_path in sorted(root.glob("*/meta.json")):
         try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue  # a broken dataset is reported by load_dataset when opened, not here
-        prov = meta.get("provenance", {})
+            meta = DatasetMeta.read(meta_path)
+        except ContractError as exc:
+            out.append(DatasetSummary(meta_path.parent.name, meta_path.parent, "?", None, (),
+                                      False, error=str(exc)))
+            continue
+        prov = meta.provenance
         out.append(DatasetSummary(
-            name=str(meta.get("name", meta_path.parent.name)),
+            name=meta.name,
             path=meta_path.parent,
-            modality=str(meta.get("modality", "?")),
+            modality=meta.modality,
             n_items=prov.get("n_items", prov.get("n")),
-            classes=tuple(meta.get("label_set", {}).get("names", ())),
-            generated=bool(meta.get("truth_columns")),
+            classes=tuple(meta.label_names),
+            generated=bool(meta.truth_columns),
         ))
     return out

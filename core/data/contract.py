@@ -1,20 +1,40 @@
 """The dataset directory contract (SPEC §7): every corpus, generated or imported, becomes one
 directory holding ``items.parquet``, ``ratings.parquet``, ``meta.json`` and its media files.
 
-``meta.json`` keys::
+``meta.json`` keys (typed and validated by :class:`affectlab.data.schema.DatasetMeta`, which a
+loaded :class:`DatasetDir` holds as ``schema``; unknown keys are kept)::
 
     name            str, the dataset's name
     modality        "face" | "speech"
     format_version  int (1)
     label_set       {"scale": "category", "names": [...], "ordinal": bool}
-                    the classes a classifier predicts; ``names`` fixes their order
+                    the classes a classifier predicts; ``names`` fixes their order (and equals
+                    the names of ``scale`` when that scale is nominal / ordinal)
     scales          {scale_name: {"type": "nominal", "names": [...]}
-                                | {"type": "likert", "low": 1, "high": 5}
-                                | {"type": "ordinal", "names": [...]}}
+                                | {"type": "ordinal", "names": [...]}
+                                | {"type": "likert" | "interval", "low": 1, "high": 5}}
                     every scale that appears in ratings.parquet; nominal/ordinal rating values are
                     class indices into ``names``
     provenance      free-form dict (source, importer, generator parameters, licence)
     truth_columns   names of hidden-truth columns in items.parquet (generated data only)
+
+``items.parquet``: ``item_id``, ``media`` (relative path), ``modality``, ``split`` (train / val /
+test), ``domain``, and any other columns. An optional ``label`` column is the item's single
+dataset label on the label-set scale, stored as written: class *names* (text; what the importers
+write, readable without meta.json) or class *indices* (int64; what the generator writes), null
+where the source gives none. Read it only through :func:`label_codes`, which accepts either form
+under pandas 2 and 3 (object, ``str``, ``string`` or numeric dtypes) and checks it against the
+label set; :func:`write_dataset` and :func:`load_dataset` check it too.
+
+``ratings.parquet``: one row per rating, ``item_id``, ``rater_id``, ``scale``, ``value`` (a class
+index or a number in the scale's range) and optionally ``weight`` (a row counting as that many
+votes). ``rater_id`` is the rater's id (text), or **null for an anonymous vote**
+(:data:`ANONYMOUS_RATER`): a source that publishes only vote counts per item (FER+'s
+fer2013new.csv, CREMA-D's tabulatedVotes.csv) says how many raters chose each class, not who, so
+each vote becomes one row without a rater. Two anonymous rows are never the same rater;
+agreement from value counts (Krippendorff's α) uses them, per-rater statistics (Dawid–Skene,
+rater reliability) refuse them (:func:`affectlab.agreement.require_rater_ids`). Null survives
+parquet under pandas 2 (None) and 3 (NaN) alike and is SQL's NULL.
 
 Soft labels are always derived from ``ratings.parquet``; an items column (e.g. ``label``) may
 carry a single dataset label in addition, never as the only copy of the ratings.
@@ -33,38 +53,58 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-FORMAT_VERSION = 1
-MODALITIES = ("face", "speech")
+from affectlab.data.schema import (
+    FORMAT_VERSION,
+    MODALITIES,
+    SCALE_TYPES,
+    ContractError,
+    DatasetMeta,
+    UnknownScaleError,
+)
+from affectlab.scales import IntervalScale, NominalScale, OrdinalScale
+
+__all__ = ["ANONYMOUS_RATER", "FORMAT_VERSION", "ITEM_REQUIRED", "MODALITIES", "RATING_REQUIRED",
+           "SCALE_TYPES", "SPLITS", "ContractError", "DatasetDir", "DatasetMeta", "UnknownScaleError",
+           "label_codes",
+           "load_dataset", "validate_tables", "write_dataset"]
+
 SPLITS = ("train", "val", "test")
 ITEM_REQUIRED = ("item_id", "media", "modality", "split", "domain")
 RATING_REQUIRED = ("item_id", "rater_id", "scale", "value")
-SCALE_TYPES = ("nominal", "likert", "ordinal")
-
-
-class ContractError(ValueError):
-    """A dataset directory, or the tables about to become one, break the contract."""
+ANONYMOUS_RATER = None
+"""``rater_id`` of an anonymous vote (null in ratings.parquet; NaN or None once read)."""
 
 
 @dataclass
 class DatasetDir:
-    """A loaded dataset directory. ``items`` is indexed 0..n-1 in file order."""
+    """A loaded dataset directory. ``items`` is indexed 0..n-1 in file order.
+
+    ``schema`` is meta.json as a typed :class:`DatasetMeta` (parsed once, here); ``meta`` is the
+    same as a plain dict (``schema.to_json()``), kept for code that reads keys: treat it as
+    read-only, and take scales and their rules from ``schema``.
+    """
 
     root: Path
     items: pd.DataFrame
     ratings: pd.DataFrame
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] | DatasetMeta
+    schema: DatasetMeta = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.schema = DatasetMeta.parse(self.meta, Path(self.root) / "meta.json")
+        self.meta = self.schema.to_json()
 
     @property
     def name(self) -> str:
-        return str(self.meta.get("name", self.root.name))
+        return self.schema.name
 
     @property
     def modality(self) -> str:
-        return str(self.meta["modality"])
+        return self.schema.modality
 
     @property
     def class_names(self) -> list[str]:
-        return list(self.meta["label_set"]["names"])
+        return self.schema.label_names
 
     def media_path(self, row: int | str) -> Path:
         """Absolute path of an item's media file, by row number or item_id."""
@@ -74,56 +114,86 @@ class DatasetDir:
             rel = self.items["media"].iloc[row]
         return self.root / rel
 
-    def scale(self, name: str) -> dict[str, Any]:
-        try:
-            return self.meta["scales"][name]
-        except KeyError as exc:
-            known = ", ".join(self.meta.get("scales", {})) or "none"
-            raise KeyError(f"dataset {self.name!r} has no scale {name!r} (known: {known})") from exc
+    def scale(self, name: str) -> NominalScale | OrdinalScale | IntervalScale:
+        """The typed scale ``name``; :class:`UnknownScaleError` (a KeyError) names the known."""
+        return self.schema.scale(name)
 
 
-def validate_tables(items: pd.DataFrame, ratings: pd.DataFrame, meta: dict[str, Any]) -> None:
-    """Raise :class:`ContractError` naming the first problem found."""
-    for key in ("name", "modality", "label_set", "scales"):
-        if key not in meta:
-            raise ContractError(f"meta.json: missing key {key!r}")
-    if meta["modality"] not in MODALITIES:
-        raise ContractError(f"meta.json: modality must be one of {MODALITIES}, got {meta['modality']!r}")
-    label_set = meta["label_set"]
-    if not isinstance(label_set, dict) or not label_set.get("names"):
-        raise ContractError("meta.json: label_set must be a dict with a non-empty 'names' list")
-    for scale_name, scale in meta["scales"].items():
-        kind = scale.get("type")
-        if kind not in SCALE_TYPES:
-            raise ContractError(f"meta.json: scale {scale_name!r} has type {kind!r}; expected one of {SCALE_TYPES}")
-        if kind == "likert" and not (float(scale["low"]) < float(scale["high"])):
-            raise ContractError(f"meta.json: scale {scale_name!r} needs low < high")
-        if kind in ("nominal", "ordinal") and not scale.get("names"):
-            raise ContractError(f"meta.json: scale {scale_name!r} needs a 'names' list")
+def label_codes(column: pd.Series, names: list[str], where: str = "items.parquet 'label'"
+                ) -> np.ndarray:
+    """A ``label`` column as class indices (int64, −1 where missing).
 
+    Accepts class names (object, pandas 3's ``str``, ``string`` dtypes) and class indices
+    (integer, or float with integer values, e.g. an int column with NaN); an object column may
+    mix both. Raises :class:`ContractError` naming the first unknown class name or index.
+    """
+    k = len(names)
+    missing = column.isna().to_numpy()
+    out = np.full(len(column), -1, dtype=np.int64)
+    if pd.api.types.is_bool_dtype(column.dtype):
+        raise ContractError(f"{where}: holds booleans; expected class names or indices")
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)[~missing]
+        bad = (values != np.round(values)) | (values < 0) | (values >= k)
+        if bad.any():
+            raise ContractError(f"{where}: class index {values[bad][0]:g} is not in 0..{k - 1} "
+                                f"(the label set {names})")
+        out[~missing] = values.astype(np.int64)
+        return out
+    index = {name: j for j, name in enumerate(names)}
+    present = np.flatnonzero(~missing)
+    mapped = column.astype(object).iloc[present].map(index)  # names; anything else → NaN
+    out[present] = mapped.fillna(-1).to_numpy(dtype=np.int64)
+    for row in present[mapped.isna().to_numpy()]:  # not a name: an index (object column)?
+        value = column.iloc[row]
+        if isinstance(value, int | np.integer) and not isinstance(value, bool) and 0 <= value < k:
+            out[row] = int(value)
+        else:
+            raise ContractError(f"{where}: class name {value!r} (row {row}) is not in the label "
+                                f"set {names}")
+    return out
+
+
+def validate_tables(items: pd.DataFrame, ratings: pd.DataFrame, meta: Any,
+                    source: str = "meta.json") -> DatasetMeta:
+    """Raise :class:`ContractError` naming the first problem found; return the typed meta."""
+    schema = DatasetMeta.parse(meta, source)
+    _validate_items(items, schema)
+    _validate_ratings(items, ratings, schema)
+    return schema
+
+
+def _first_bad(table: str, col: str, values: pd.Series, allowed: tuple[str, ...]) -> None:
+    bad = ~values.isin(allowed)
+    if bad.any():
+        raise ContractError(f"{table}: {col} {values[bad].iloc[0]!r} at row "
+                            f"{int(np.argmax(bad.to_numpy()))}; expected one of {allowed}")
+
+
+def _validate_items(items: pd.DataFrame, schema: DatasetMeta) -> None:
     missing = [c for c in ITEM_REQUIRED if c not in items.columns]
     if missing:
-        raise ContractError(f"items.parquet: missing column(s) {missing}; required: {list(ITEM_REQUIRED)}")
+        raise ContractError(f"items.parquet: missing column(s) {missing}; "
+                            f"required: {list(ITEM_REQUIRED)}")
     if items["item_id"].duplicated().any():
         dup = items.loc[items["item_id"].duplicated(), "item_id"].iloc[0]
         raise ContractError(f"items.parquet: duplicate item_id {dup!r}")
-    bad_mod = ~items["modality"].isin(MODALITIES)
-    if bad_mod.any():
-        raise ContractError(f"items.parquet: modality {items.loc[bad_mod, 'modality'].iloc[0]!r} "
-                            f"at row {int(np.argmax(bad_mod.to_numpy()))}; expected one of {MODALITIES}")
-    bad_split = ~items["split"].isin(SPLITS)
-    if bad_split.any():
-        raise ContractError(f"items.parquet: split {items.loc[bad_split, 'split'].iloc[0]!r} "
-                            f"at row {int(np.argmax(bad_split.to_numpy()))}; expected one of {SPLITS}")
+    _first_bad("items.parquet", "modality", items["modality"], MODALITIES)
+    _first_bad("items.parquet", "split", items["split"], SPLITS)
+    if "label" in items.columns:
+        label_codes(items["label"], schema.label_names)
 
+
+def _validate_ratings(items: pd.DataFrame, ratings: pd.DataFrame, schema: DatasetMeta) -> None:
     missing = [c for c in RATING_REQUIRED if c not in ratings.columns]
     if missing:
-        raise ContractError(f"ratings.parquet: missing column(s) {missing}; required: {list(RATING_REQUIRED)}")
+        raise ContractError(f"ratings.parquet: missing column(s) {missing}; "
+                            f"required: {list(RATING_REQUIRED)}")
     unknown_items = ~ratings["item_id"].isin(items["item_id"])
     if unknown_items.any():
         raise ContractError(f"ratings.parquet: item_id {ratings.loc[unknown_items, 'item_id'].iloc[0]!r} "
                             "is not in items.parquet")
-    unknown_scales = ~ratings["scale"].isin(list(meta["scales"]))
+    unknown_scales = ~ratings["scale"].isin(list(schema.scales))
     if unknown_scales.any():
         raise ContractError(f"ratings.parquet: scale {ratings.loc[unknown_scales, 'scale'].iloc[0]!r} "
                             "is not declared in meta.json 'scales'")
@@ -131,22 +201,16 @@ def validate_tables(items: pd.DataFrame, ratings: pd.DataFrame, meta: dict[str, 
     if values.isna().any():
         row = int(np.argmax(values.isna().to_numpy()))
         raise ContractError(f"ratings.parquet: non-numeric or missing value at row {row}")
-    for scale_name, scale in meta["scales"].items():
-        v = values[ratings["scale"] == scale_name]
-        if v.empty:
-            continue
-        if scale["type"] == "likert":
-            lo, hi = float(scale["low"]), float(scale["high"])
-        else:
-            lo, hi = 0.0, float(len(scale["names"]) - 1)
-        out = (v < lo) | (v > hi)
-        if out.any():
-            raise ContractError(f"ratings.parquet: scale {scale_name!r} value {v[out].iloc[0]} "
-                                f"outside [{lo:g}, {hi:g}]")
+    for scale_name, scale in schema.scales.items():
+        v = values[ratings["scale"] == scale_name].to_numpy(dtype=np.float64)
+        try:
+            scale.check_values(v, f"ratings.parquet: scale {scale_name!r} values")
+        except ValueError as exc:
+            raise ContractError(str(exc)) from None
 
 
 def write_dataset(out: str | os.PathLike, items: pd.DataFrame, ratings: pd.DataFrame,
-                  meta: dict[str, Any], media_dir: str | os.PathLike | None = None,
+                  meta: dict[str, Any] | DatasetMeta, media_dir: str | os.PathLike | None = None,
                   overwrite: bool = False) -> DatasetDir:
     """Validate and write a dataset directory atomically.
 
@@ -156,10 +220,9 @@ def write_dataset(out: str | os.PathLike, items: pd.DataFrame, ratings: pd.DataF
     only when complete, so an interrupted write never leaves a half dataset behind.
     """
     out = Path(out)
-    meta = {"format_version": FORMAT_VERSION, "truth_columns": [], "provenance": {}, **meta}
     items = items.reset_index(drop=True)
     ratings = ratings.reset_index(drop=True)
-    validate_tables(items, ratings, meta)
+    schema = validate_tables(items, ratings, meta, str(out / "meta.json"))
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} already exists and is not empty (pass overwrite=True / --overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -170,14 +233,15 @@ def write_dataset(out: str | os.PathLike, items: pd.DataFrame, ratings: pd.DataF
                 shutil.move(str(entry), staging / entry.name)
         items.to_parquet(staging / "items.parquet", index=False)
         ratings.to_parquet(staging / "ratings.parquet", index=False)
-        (staging / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=_json_default))
+        (staging / "meta.json").write_text(json.dumps(schema.to_json(), indent=2, sort_keys=True,
+                                                      default=_json_default))
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return DatasetDir(out, items, ratings, meta)
+    return DatasetDir(out, items, ratings, schema)
 
 
 def load_dataset(path: str | os.PathLike, validate: bool = True) -> DatasetDir:
@@ -188,18 +252,15 @@ def load_dataset(path: str | os.PathLike, validate: bool = True) -> DatasetDir:
     for name in ("items.parquet", "ratings.parquet", "meta.json"):
         if not (root / name).is_file():
             raise ContractError(f"{root}: missing {name}")
-    try:
-        meta = json.loads((root / "meta.json").read_text())
-    except json.JSONDecodeError as exc:
-        raise ContractError(f"{root / 'meta.json'}: invalid JSON ({exc})") from exc
+    schema = DatasetMeta.read(root / "meta.json")
     try:
         items = pd.read_parquet(root / "items.parquet")
         ratings = pd.read_parquet(root / "ratings.parquet")
     except Exception as exc:  # pyarrow raises several types for a corrupt file
         raise ContractError(f"{root}: cannot read parquet table ({exc})") from exc
     if validate:
-        validate_tables(items, ratings, meta)
-    return DatasetDir(root, items, ratings, meta)
+        validate_tables(items, ratings, schema, str(root / "meta.json"))
+    return DatasetDir(root, items, ratings, schema)
 
 
 def _json_default(obj: Any) -> Any:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from affectlab.data.contract import SPLITS, DatasetDir, load_dataset
+from affectlab.data.contract import SPLITS, DatasetDir, label_codes, load_dataset
 from affectlab.features.audio import load_wav
 from affectlab.features.face import load_image
 from affectlab.features.fbank import CorpusNormalizer, FbankCache, FbankParams, fbank
@@ -46,7 +46,7 @@ class EmotionDataset(Dataset):
 
     data:          dataset directory path or a loaded :class:`DatasetDir`
     split:         None (all items) or one of "train", "val", "test"
-    scale:         rating scale for ``y`` (a key of meta["scales"]: "category", "valence", ...)
+    scale:         rating scale for ``y`` (a scale of the dataset's schema: "category", ...)
     target:        "soft" (y = soft label) or "label" (y = one-hot of ``label``)
     transform:     optional callable applied to ``x`` (a tensor) in ``__getitem__``
     feature_cache: speech only. True: the default disk cache; a :class:`FbankCache`: that one;
@@ -72,10 +72,10 @@ class EmotionDataset(Dataset):
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         if transform is not None and not callable(transform):
             raise TypeError(f"transform must be callable or None, got {type(transform).__name__}")
-        scales = self.ds.meta.get("scales", {})
-        if scale not in scales:
+        schema = self.ds.schema
+        if scale not in schema.scales:
             raise ValueError(f"scale {scale!r} is not a scale of dataset {self.ds.name!r} "
-                             f"(known: {', '.join(scales) or 'none'})")
+                             f"(known: {', '.join(schema.scales)})")
         self.split, self.scale, self.target, self.transform = split, scale, target, transform
         self.modality = self.ds.modality
         self.excluded_reasons: dict[str, int] = {}
@@ -84,7 +84,7 @@ class EmotionDataset(Dataset):
         rows = (np.flatnonzero(items["split"].to_numpy() == split) if split
                 else np.arange(len(items)))
         soft = soft_labels_from_ratings(self.ds.ratings, items["item_id"].to_numpy()[rows],
-                                        scale, scales[scale]).astype(np.float32)
+                                        scale, schema.scale(scale)).astype(np.float32)
         label_col = self._label_column(soft.shape[1])
         rated = ~np.isnan(soft).any(axis=1)
         need_rating = target == "soft" or label_col is None
@@ -132,8 +132,7 @@ class EmotionDataset(Dataset):
     @property
     def class_names(self) -> list[str]:
         """Names of the K entries of ``y`` ("low", "high" for a Likert scale)."""
-        meta = self.ds.meta["scales"][self.scale]
-        return ["low", "high"] if meta["type"] == "likert" else list(meta["names"])
+        return self.ds.schema.class_names(self.scale)
 
     @property
     def collate_fn(self) -> Callable[[list[dict]], dict]:
@@ -141,8 +140,7 @@ class EmotionDataset(Dataset):
         return collate_speech if self.modality == "speech" else default_collate
 
     def num_scale_classes(self) -> int:
-        meta = self.ds.meta["scales"][self.scale]
-        return 2 if meta["type"] == "likert" else len(meta["names"])
+        return self.ds.schema.num_classes(self.scale)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -175,25 +173,18 @@ class EmotionDataset(Dataset):
             self.excluded_reasons[reason] = self.excluded_reasons.get(reason, 0) + count
 
     def _label_column(self, k: int) -> np.ndarray | None:
-        """The items' ``label`` column as class indices, when it labels ``self.scale``."""
-        items, meta = self.ds.items, self.ds.meta
-        if "label" not in items.columns or self.scale != meta["label_set"].get("scale", "category"):
+        """The items' ``label`` column as class indices, when it labels ``self.scale`` and has
+        no gaps (names or indices, read by :func:`~affectlab.data.contract.label_codes`)."""
+        items, schema = self.ds.items, self.ds.schema
+        if "label" not in items.columns or self.scale != schema.label_scale:
             return None
-        col = items["label"]
-        if col.isna().any():
+        codes = label_codes(items["label"], schema.label_names)
+        if (codes < 0).any():
             return None
-        if col.dtype == object:  # class names rather than indices
-            index = {name: j for j, name in enumerate(self.ds.class_names)}
-            unknown = set(col) - set(index)
-            if unknown:
-                raise ValueError(f"items 'label' has value(s) {sorted(unknown)[:3]} not in the "
-                                 f"label set {self.ds.class_names}")
-            return col.map(index).to_numpy(dtype=np.int64)
-        values = col.to_numpy(dtype=np.int64)
-        if values.min() < 0 or values.max() >= k:
+        if codes.max() >= k:
             raise ValueError(f"items 'label' must be class indices in 0..{k - 1}, "
-                             f"found {values.min()}..{values.max()}")
-        return values
+                             f"found {codes.max()}")
+        return codes
 
     def _load_faces(self, rows: np.ndarray) -> np.ndarray:
         images = np.empty((len(rows), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
@@ -261,7 +252,7 @@ class EmotionDataset(Dataset):
 
     def _truth_columns(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         """Hidden truth columns for the kept rows; true_dist_* gathered into one (n, K) array."""
-        names = [c for c in self.ds.meta.get("truth_columns", []) if c in self.ds.items.columns]
+        names = [c for c in self.ds.schema.truth_columns if c in self.ds.items.columns]
         if not names:
             return {}
         items = self.ds.items.iloc[rows]

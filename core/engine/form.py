@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from affectlab.data.schema import DatasetMeta, as_dataset_meta
 from affectlab.engine.config import (
     MAX_BATCH_SIZE,
     MAX_EPOCHS,
@@ -58,37 +59,34 @@ class ScaleChoice:
         return f"{self.name} ({self.type}, {order}, {len(self.classes)} classes{tag})"
 
 
-def _check_meta(meta: Any) -> dict[str, Any]:
-    if not isinstance(meta, dict) or not isinstance(meta.get("scales"), dict):
-        raise TypeError("meta must be a dataset's meta.json dict with a 'scales' mapping")
-    return meta
+def _check_meta(meta: Any) -> DatasetMeta:
+    """The dataset's typed meta (a DatasetMeta, or a meta.json dict validated into one)."""
+    if not isinstance(meta, DatasetMeta | dict):
+        raise TypeError("meta must be a dataset's DatasetMeta or meta.json dict, "
+                        f"got {type(meta).__name__}")
+    return as_dataset_meta(meta)
 
 
-def default_scale(meta: dict[str, Any]) -> str:
+def default_scale(meta: DatasetMeta | dict[str, Any]) -> str:
     """The label set's scale (what a run trains on when ``scale`` is left unset)."""
-    return str(_check_meta(meta).get("label_set", {}).get("scale", "category"))
+    return _check_meta(meta).label_scale
 
 
-def scale_is_ordinal(meta: dict[str, Any], scale: str) -> bool:
-    """Whether ``scale``'s classes are ordered (EMD² needs that)."""
-    meta = _check_meta(meta)
-    if scale not in meta["scales"]:
-        raise ValueError(f"scale must be one of {list(meta['scales'])}, got {scale!r}")
-    if scale == default_scale(meta):
-        return bool(meta.get("label_set", {}).get("ordinal", False))
-    return meta["scales"][scale].get("type") in ("ordinal", "likert")
+def scale_is_ordinal(meta: DatasetMeta | dict[str, Any], scale: str) -> bool:
+    """Whether ``scale``'s classes are ordered (EMD² needs that); the schema's rule,
+    :meth:`DatasetMeta.is_ordered`, which the trainer applies too."""
+    schema = _check_meta(meta)
+    if scale not in schema.scales:
+        raise ValueError(f"scale must be one of {list(schema.scales)}, got {scale!r}")
+    return schema.is_ordered(scale)
 
 
-def scale_choices(meta: dict[str, Any]) -> list[ScaleChoice]:
+def scale_choices(meta: DatasetMeta | dict[str, Any]) -> list[ScaleChoice]:
     """Every scale of the dataset, the label set's first."""
-    meta = _check_meta(meta)
-    label = default_scale(meta)
-    out = []
-    for name, spec in meta["scales"].items():
-        kind = str(spec.get("type", "nominal"))
-        classes = tuple(spec.get("names") or (("low", "high") if kind == "likert" else ()))
-        out.append(ScaleChoice(name, kind, scale_is_ordinal(meta, name), name == label,
-                               classes))
+    schema = _check_meta(meta)
+    out = [ScaleChoice(name, spec.type, schema.is_ordered(name), name == schema.label_scale,
+                       tuple(spec.class_names))
+           for name, spec in schema.scales.items()]
     return sorted(out, key=lambda c: not c.label_set)
 
 
@@ -225,7 +223,8 @@ def _check_method(method: str, modality: str, scale: str, ordinal: bool) -> None
         raise ConfigError(f"method: {reason}")
 
 
-def build_run_config(dataset: str | os.PathLike, meta: dict[str, Any], *, model: str,
+def build_run_config(dataset: str | os.PathLike, meta: DatasetMeta | dict[str, Any], *,
+                     model: str,
                      method: str, scale: str | None = None, pretrained: bool = False,
                      model_params: dict[str, Any] | None = None,
                      method_params: dict[str, Any] | None = None, **fields: Any) -> RunConfig:
@@ -237,11 +236,11 @@ def build_run_config(dataset: str | os.PathLike, meta: dict[str, Any], *, model:
     ``fields``: any other RunConfig field (epochs, batch_size, lr, weight_decay, seed, name…).
     """
     meta = _check_meta(meta)
-    modality = str(meta.get("modality"))
+    modality = meta.modality
     scale = scale or default_scale(meta)
-    if scale not in meta["scales"]:
+    if scale not in meta.scales:
         raise ConfigError(f"scale: {scale!r} is not a scale of this dataset "
-                          f"(known: {', '.join(meta['scales'])})")
+                          f"(known: {', '.join(meta.scales)})")
     models = {s.name: s for s in model_choices(modality)}
     if model not in models:
         raise ConfigError(f"model: {model!r} is not a {modality} model (available: "

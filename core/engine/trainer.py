@@ -139,15 +139,20 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _label_scale(config: RunConfig, meta: dict[str, Any]) -> str:
-    return config.scale or meta["label_set"].get("scale", "category")
+def _label_scale(config: RunConfig, meta) -> str:
+    """The run's scale: the config's, else the dataset's label-set scale (``meta``: a
+    DatasetMeta, a DatasetDir or a meta dict)."""
+    from affectlab.data.schema import as_dataset_meta
+
+    return config.scale or as_dataset_meta(meta).label_scale
 
 
-def _is_ordinal(scale: str, meta: dict[str, Any]) -> bool:
-    """Label-set scale: meta's ``ordinal`` flag; other scales: ordinal and Likert are ordered."""
-    if scale == meta["label_set"].get("scale", "category"):
-        return bool(meta["label_set"].get("ordinal", False))
-    return meta["scales"][scale]["type"] in ("ordinal", "likert")
+def _is_ordinal(scale: str, meta) -> bool:
+    """Label-set scale: meta's ``ordinal`` flag; other scales: ordinal and Likert are ordered
+    (the rule is :meth:`affectlab.data.schema.DatasetMeta.is_ordered`)."""
+    from affectlab.data.schema import as_dataset_meta
+
+    return as_dataset_meta(meta).is_ordered(scale)
 
 
 def build_train_info(train_ds, ordinal: bool):
@@ -159,11 +164,11 @@ def build_train_info(train_ds, ordinal: bool):
     """
     from affectlab.labels import likert_means
     from affectlab.methods import TrainSetInfo
+    from affectlab.scales import IntervalScale
 
-    meta, ratings = train_ds.ds.meta, train_ds.ds.ratings
+    scales, ratings = train_ds.ds.schema.scales, train_ds.ds.ratings
     aux = None
-    scales = meta.get("scales", {})
-    if all(s in scales and scales[s]["type"] == "likert" for s in ("valence", "activation")):
+    if all(isinstance(scales.get(s), IntervalScale) for s in ("valence", "activation")):
         cols = []
         for s in ("valence", "activation"):
             col = likert_means(ratings, train_ds.item_ids, s, scales[s])

@@ -186,20 +186,19 @@ def _distribution(table: pd.DataFrame, key: str, class_names: list[str] | None
 def run_class_names(config: dict[str, Any]) -> list[str] | None:
     """Class names of a run's label scale, from its config (``class_names``) or its dataset's
     meta.json (the config's ``scale``, else the label set's); None when neither says."""
+    from affectlab.data.schema import ContractError, DatasetMeta
+
     if config.get("class_names"):
         return [str(n) for n in config["class_names"]]
     ds = config.get("dataset")
     if not ds:
         return None
-    meta = read_json_dict(Path(ds) / "meta.json")
-    if not meta:
+    try:
+        meta = DatasetMeta.read(Path(ds) / "meta.json")
+    except ContractError:  # missing or broken: the run's own outputs still show
         return None
-    scale = config.get("scale") or meta.get("label_set", {}).get("scale")
-    scale_meta = meta.get("scales", {}).get(scale, {})
-    if scale_meta.get("type") == "likert":
-        return ["low", "high"]
-    names = scale_meta.get("names") or meta.get("label_set", {}).get("names")
-    return [str(n) for n in names] if names else None
+    scale = config.get("scale") or meta.label_scale
+    return meta.class_names(scale) if scale in meta.scales else meta.label_names
 
 
 def load_run_outputs(run_dir: str | os.PathLike) -> RunOutputs:

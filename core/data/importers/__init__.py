@@ -3,8 +3,9 @@
 Every importer reads the corpus *as published* (the source is never modified: files are only
 opened for reading, media are hard-linked when the output is on the same filesystem, copied
 otherwise) and produces one dataset directory whose ``ratings.parquet`` holds every single rating
-the corpus publishes — per rater where the corpus names raters — so soft labels are derived from
-the ratings, never stored as the only copy.
+the corpus publishes — per rater where the corpus names raters, as anonymous votes (``rater_id``
+null) where it publishes only vote counts (FER+, CREMA-D's tabulated votes) — so soft labels are
+derived from the ratings, never stored as the only copy.
 
 Malformed rows and unreadable media are reported with their file and line number. By default the
 import then aborts before anything is written; with ``skip_bad=True`` the affected items are

@@ -23,6 +23,8 @@ from typing import Any
 import pandas as pd
 
 from affectlab.data.contract import ContractError, write_dataset
+from affectlab.data.schema import DatasetMeta, LabelSet
+from affectlab.scales import IntervalScale, NominalScale, OrdinalScale, Scale
 
 
 class ImportError_(ValueError):  # noqa: N801 - the trailing underscore avoids the builtin name
@@ -82,13 +84,14 @@ writes the file to the path it is given (FER+ pixels → PNG)."""
 class Corpus:
     """What an importer read. ``items`` rows carry ``item_id``, ``media`` (path relative to the
     output directory), ``split`` and any extra columns; ``modality`` and ``domain`` are filled in
-    by :func:`write_corpus`. ``ratings`` rows carry ``item_id``, ``rater_id``, ``scale``,
-    ``value`` and optionally ``weight``."""
+    by :func:`write_corpus`. ``ratings`` rows carry ``item_id``, ``rater_id`` (None for an
+    anonymous vote: a source that gives vote counts, not raters), ``scale``, ``value`` and
+    optionally ``weight``."""
 
     domain: str
     modality: str
     label_names: list[str]
-    scales: dict[str, dict[str, Any]]
+    scales: dict[str, Scale]
     items: list[dict[str, Any]] = field(default_factory=list)
     ratings: list[dict[str, Any]] = field(default_factory=list)
     media: dict[str, MediaSource] = field(default_factory=dict)
@@ -210,12 +213,22 @@ def group_splits(groups: list[str]) -> dict[str, str]:
     return out
 
 
-def nominal(names: list[str]) -> dict[str, Any]:
-    return {"type": "nominal", "names": list(names)}
+def nominal(names: list[str]) -> NominalScale:
+    return NominalScale(names=list(names))
 
 
-def likert(low: float, high: float) -> dict[str, Any]:
-    return {"type": "likert", "low": low, "high": high}
+def ordinal(names: list[str]) -> OrdinalScale:
+    return OrdinalScale(names=list(names))
+
+
+def likert(low: float, high: float) -> IntervalScale:
+    return IntervalScale(type="likert", low=low, high=high)
+
+
+def anonymous_votes(item_id: str, scale: str, counts: list[int]) -> list[dict[str, Any]]:
+    """One anonymous rating (``rater_id`` None) per vote: ``counts[c]`` votes for class c."""
+    return [{"item_id": item_id, "rater_id": None, "scale": scale, "value": float(cls)}
+            for cls, count in enumerate(counts) for _ in range(count)]
 
 
 def drop_unrated(corpus: Corpus, problems: Problems, reason: str) -> None:
@@ -333,15 +346,17 @@ def write_corpus(corpus: Corpus, problems: Problems, fmt: str, src: Path, out: P
         it["domain"] = corpus.domain
     items_df = _items_frame(items)
     ratings_df = _ratings_frame(ratings)
-    meta = {
-        "name": out.name,
-        "modality": corpus.modality,
-        "label_set": {"scale": corpus.label_scale, "names": list(corpus.label_names),
-                      "ordinal": corpus.ordinal},
-        "scales": corpus.scales,
-        "provenance": {"importer": fmt, "source": str(src.resolve()), "corpus": corpus.domain,
-                       **corpus.provenance},
-    }
+    try:
+        meta = DatasetMeta(
+            name=out.name, modality=corpus.modality,
+            label_set=LabelSet(scale=corpus.label_scale, names=list(corpus.label_names),
+                               ordinal=corpus.ordinal),
+            scales=corpus.scales,
+            provenance={"importer": fmt, "source": str(src.resolve()), "corpus": corpus.domain,
+                        **corpus.provenance})
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise ImportError_(f"{fmt}: the imported scales break the dataset contract: "
+                           f"{exc}") from exc
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.media.", dir=out.parent))
@@ -377,7 +392,9 @@ def _ratings_frame(ratings: list[dict[str, Any]]) -> pd.DataFrame:
         cols.append("weight")
     df = pd.DataFrame(ratings, columns=cols)
     df["item_id"] = df["item_id"].astype(str)
-    df["rater_id"] = df["rater_id"].astype(str)
+    # None (an anonymous vote) stays null: astype(str) would make it the rater "None"
+    df["rater_id"] = pd.Series([None if pd.isna(r) else str(r) for r in df["rater_id"]],
+                               dtype=object, index=df.index)
     df["scale"] = df["scale"].astype(str)
     df["value"] = df["value"].astype("float64")
     if "weight" in df:

@@ -11,7 +11,8 @@ same clip is counted once (the first).
 
 When ``finishedResponses.csv`` is absent, ``processedResults/tabulatedVotes.csv`` is used: its
 row name is 100000·queryType + clipNum, so rows 1xxxxx are the voice-only vote counts; each vote
-becomes one rating from an anonymous ``voter<k>`` (as for FER+), with no levels.
+becomes one anonymous rating (``rater_id`` null, as for FER+: the file gives counts, not
+raters), with no levels.
 
 Items are the WAV files that received at least one voice-only response. The acted emotion and
 level from the file name are kept as ``label`` and ``intended_level``; ``speaker`` is the actor.
@@ -27,6 +28,7 @@ from affectlab.data.importers._common import (
     Corpus,
     ImportError_,
     Problems,
+    anonymous_votes,
     find_file,
     group_splits,
     likert,
@@ -91,12 +93,7 @@ def _read_tabulated(path: Path, clips: set[str], problems: Problems, ratings: li
         if clip not in clips:
             problems.exclude("voice votes for a clip without a WAV")
             continue
-        k = 0
-        for cls, count in enumerate(counts):
-            for _ in range(count):
-                ratings.append({"item_id": clip, "rater_id": f"voter{k}", "scale": "category",
-                                "value": float(cls)})
-                k += 1
+        ratings.extend(anonymous_votes(clip, "category", counts))
 
 
 def parse(src: Path, problems: Problems) -> Corpus:

@@ -3,9 +3,11 @@ Microsoft's ``fer2013new.csv`` (Usage, Image name, 10 vote columns), row-aligned
 
 - Images: each 48×48 pixel string becomes ``media/<FER2013Train|Valid|Test>/<Image name>``
   (PNG, the layout FER+'s own ``generate_training_data.py`` writes).
-- Ratings: every vote over the eight emotions is one ``category`` rating. Taggers are anonymous
-  in the release, so ``rater_id`` is ``tagger<k>``, the k-th vote of that item; identities across
-  items mean nothing (fine for Krippendorff's α, which pairs values within an item).
+- Ratings: every vote over the eight emotions is one ``category`` rating. The release gives
+  vote counts per image, not who voted, so every vote is an anonymous rating (``rater_id``
+  null, the contract's mark): Krippendorff's α uses them (it needs only the value counts per
+  item); Dawid–Skene and other per-rater statistics refuse them rather than treat the k-th
+  vote of every image as one person.
 - SPEC §1: "unknown" and "not-a-face" (NF) votes are dropped before any distribution is formed;
   items whose votes are mostly NF (NF > half of all votes) are excluded, as are rows without an
   image name (FER+ leaves it empty for non-faces) and rows with no emotion vote left.
@@ -23,6 +25,7 @@ from affectlab.data.importers._common import (
     Corpus,
     ImportError_,
     Problems,
+    anonymous_votes,
     nominal,
     parse_int,
     read_csv_rows,
@@ -30,7 +33,7 @@ from affectlab.data.importers._common import (
 )
 
 NAME = "ferplus"
-DESCRIPTION = "FER+: fer2013.csv pixels + fer2013new.csv 10-tagger votes (8 emotions, 48×48 faces)"
+DESCRIPTION = "FER+: fer2013.csv pixels + fer2013new.csv votes (anonymous; 8 emotions, 48×48 faces)"
 
 LABELS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
 VOTE_COLUMNS = [*LABELS, "unknown", "NF"]
@@ -130,10 +133,5 @@ def parse(src: Path, problems: Problems) -> Corpus:
             "votes_nf": nf,
         })
         corpus.media[item_id] = _png_writer(pixels)
-        k = 0
-        for cls, count in enumerate(emotion_votes):
-            for _ in range(count):
-                corpus.ratings.append({"item_id": item_id, "rater_id": f"tagger{k}",
-                                       "scale": "category", "value": float(cls)})
-                k += 1
+        corpus.ratings.extend(anonymous_votes(item_id, "category", emotion_votes))
     return corpus

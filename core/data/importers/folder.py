@@ -43,6 +43,7 @@ from affectlab.data.importers._common import (
     parse_float,
     read_csv_rows,
 )
+from affectlab.scales import Scale
 
 NAME = "folder"
 DESCRIPTION = ("images or WAVs in class folders (optionally under train/val/test), or a CSV of "
@@ -252,11 +253,12 @@ def _parse_csv(src: Path, csv_path: Path, problems: Problems) -> Corpus:
     return corpus
 
 
-def _within(scale: dict[str, Any], value: float) -> bool:
-    return scale["low"] <= value <= scale["high"]
+def _within(scale: Scale, value: float) -> bool:
+    lo, hi = scale.value_range()
+    return lo <= value <= hi
 
 
-def _csv_scales(scale_cols, raw) -> tuple[dict[str, dict], dict[str, str]]:
+def _csv_scales(scale_cols, raw) -> tuple[dict[str, Scale], dict[str, str]]:
     scales, ranges = {}, {}
     for col, (name, declared) in scale_cols.items():
         values = [scores[col] for *_, scores in raw if col in scores]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from affectlab.data.importers._common import Corpus, Problems, group_splits, nominal
+from affectlab.data.importers._common import Corpus, Problems, group_splits, nominal, ordinal
 
 NAME = "ravdess"
 DESCRIPTION = "RAVDESS: 03-01-06-01-02-01-12.wav file-name convention; acted label as one rating"
@@ -52,7 +52,7 @@ def parse_name(stem: str) -> dict[str, int] | str:
 def parse(src: Path, problems: Problems) -> Corpus:
     corpus = Corpus(domain=NAME, modality="speech", label_names=list(LABELS),
                     scales={"category": nominal(LABELS),
-                            "intensity": {"type": "ordinal", "names": list(INTENSITY)}},
+                            "intensity": ordinal(INTENSITY)},
                     provenance={"ratings": "acted label as one rating from rater 'dataset'",
                                 "split": "actors sorted, 80/10/10 by rank (group_splits)"})
     found: dict[str, tuple[Path, dict[str, int]]] = {}

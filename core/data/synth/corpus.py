@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from affectlab.data.contract import ContractError, DatasetDir, load_dataset, write_dataset
+from affectlab.data.schema import DatasetMeta, IntervalScale, LabelSet, NominalScale, OrdinalScale
 from affectlab.data.synth import raters as _raters
 from affectlab.data.synth.truth import CATEGORIES, CIRCUMPLEX, ItemTruth
 
@@ -455,22 +456,22 @@ def truth_columns() -> list[str]:
 
 def _meta(name: str, modality: str, *, seed: int, n: int, n_domains: int, flip_rate: float,
           pool: _raters.RaterPool, rater_config: _raters.RaterConfig, n_identities: int,
-          style_rate: float) -> dict[str, Any]:
+          style_rate: float) -> DatasetMeta:
     media = ({"format": "png", "size": _image_size(), "channels": 1} if modality == "face"
              else {"format": "wav", "sample_rate": _sample_rate(), "subtype": "PCM_16"})
-    return {
-        "name": name,
-        "modality": modality,
-        "label_set": {"scale": "category", "names": list(CATEGORIES), "ordinal": False},
-        "scales": {
-            "category": {"type": "nominal", "names": list(CATEGORIES)},
-            "valence": {"type": "likert", "low": _raters.LIKERT_LOW, "high": _raters.LIKERT_HIGH},
-            "activation": {"type": "likert", "low": _raters.LIKERT_LOW,
-                           "high": _raters.LIKERT_HIGH},
-            "intensity": {"type": "ordinal",
-                          "names": [str(i) for i in range(1, _raters.INTENSITY_LEVELS + 1)]},
+    likert = IntervalScale(type="likert", low=_raters.LIKERT_LOW, high=_raters.LIKERT_HIGH)
+    return DatasetMeta(
+        name=name,
+        modality=modality,
+        label_set=LabelSet(scale="category", names=list(CATEGORIES), ordinal=False),
+        scales={
+            "category": NominalScale(names=list(CATEGORIES)),
+            "valence": likert,
+            "activation": likert,
+            "intensity": OrdinalScale(
+                names=[str(i) for i in range(1, _raters.INTENSITY_LEVELS + 1)]),
         },
-        "provenance": {
+        provenance={
             "source": "generated",
             "generator": GENERATOR,
             "version": GENERATOR_VERSION,
@@ -489,8 +490,8 @@ def _meta(name: str, modality: str, *, seed: int, n: int, n_domains: int, flip_r
             "rater_pool": pool.summary(),
             "licence": "generated data, free to use",
         },
-        "truth_columns": truth_columns(),
-    }
+        truth_columns=truth_columns(),
+    )
 
 
 # -- checks ---------------------------------------------------------------------------------
