@@ -183,26 +183,30 @@ class BenchPart(str, Enum):
     methods = "methods"
     corpus = "corpus"
     annotate = "annotate"
+    live = "live"
 
 
 @app.command()
 def bench(
     what: list[BenchPart] = typer.Option([BenchPart.methods], "--what",
-                                         help="what to time (repeatable): methods, corpus, annotate"),
+                                         help="what to time (repeatable): methods, corpus, annotate, live"),
     modality: str = typer.Option("face", help="methods: face or speech"),
     steps: int = typer.Option(10, min=1, help="methods: timed steps per method (median)"),
     batch_size: int = typer.Option(32, min=2, help="methods: items per step"),
     device: str = typer.Option("auto", help="methods: auto, cpu or cuda"),
     threads: int = typer.Option(None, min=1, help="methods: torch CPU threads (1 gives the steadiest "
-                                "ratios on a shared machine)"),
+                                "ratios on a shared machine); live: torch and OpenCV threads "
+                                "(default 1)"),
     faces: int = typer.Option(10_000, min=0, help="corpus: faces to generate"),
     utterances: int = typer.Option(2_000, min=0, help="corpus: utterances to generate"),
     db_url: str = typer.Option(None, help="annotate: database URL (default: a temporary SQLite file)"),
     raters: int = typer.Option(50, min=1, help="annotate: concurrent simulated raters"),
     ratings_each: int = typer.Option(200, min=1, help="annotate: ratings per rater"),
+    frames: int = typer.Option(100, min=10, help="live: frames of the moving-face clip"),
 ) -> None:
     """Time every method's training step against cross-entropy (ratios, samples/s); optionally
-    corpus generation speed and the rating-store load test."""
+    corpus generation speed, the rating-store load test and the live face / microphone paths
+    (against the naive pipeline in the same run)."""
     if BenchPart.methods in what:
         from affectlab.engine.bench import format_table, run_bench
 
@@ -216,6 +220,21 @@ def bench(
 
         typer.echo(bench_annotate(db_url, raters, ratings_each).to_string(
             index=False, float_format=lambda v: f"{v:.1f}"))
+    if BenchPart.live in what:
+        _bench_live(frames, threads or 1)
+
+
+def _bench_live(frames: int, threads: int) -> None:
+    import pandas as pd
+
+    from affectlab.live.bench import bench_live_audio, bench_live_face, live_summary
+
+    face = bench_live_face(frames, threads=threads)
+    with pd.option_context("display.max_columns", None, "display.width", 250):
+        typer.echo(face.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        typer.echo(live_summary(face))
+        typer.echo(bench_live_audio(threads=threads).to_string(
+            index=False, float_format=lambda v: f"{v:.2f}"))
 
 
 @app.command()
@@ -224,8 +243,13 @@ def predict(
     model: str = typer.Option("mini_xception", help="run directory, or a model name with "
                               "shipped weights"),
     weights: str = typer.Option("last", help="for a run: last | best"),
+    crop: bool = typer.Option(None, "--crop/--no-crop", help="images: take the whole image as "
+                              "the face (--crop) or always detect (--no-crop); default: "
+                              "images at most 128 px and about square are face crops"),
 ) -> None:
-    """Print each file's predicted distribution as JSON (one line per file)."""
+    """Print each file's predicted distribution as JSON (one line per file); the note says how
+    the face was found. A photo with several faces: the largest is the answer, and "faces"
+    lists every face (box, distribution) largest first."""
     import json
 
     from affectlab.engine.inference import Predictor
@@ -236,7 +260,7 @@ def predict(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     failed = 0
-    for result in predictor.predict_files(files):
+    for result in predictor.predict_files(files, crop=crop):
         failed += result.error is not None
         typer.echo(json.dumps(result.to_dict()))
     if failed:

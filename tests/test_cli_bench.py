@@ -2,7 +2,9 @@
 
 from unittest import mock
 
+import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from affectlab.cli import app
@@ -38,3 +40,80 @@ def test_annotate_line_reports_no_lost_or_duplicated_ratings():
     row = table.iloc[0]
     assert row["backend"] == "sqlite" and row["ratings"] == 12
     assert row["lost"] == 0 and row["duplicated"] == 0 and bool(row["meets"])
+
+
+# -- live ----------------------------------------------------------------------------------
+
+def test_moving_faces_truth_is_where_the_faces_are():
+    from affectlab.features.face import YuNetDetector, iou
+    from affectlab.live.bench import moving_faces
+
+    clip = moving_faces(8)
+    assert clip.frames.shape == (8, 480, 640, 3) and len(clip.truth) == 8
+    assert not np.array_equal(clip.frames[0], clip.frames[1])  # the faces move
+    np.testing.assert_array_equal(moving_faces(8).frames, clip.frames)  # deterministic
+    det = YuNetDetector(max_side=None)
+    for frame, truth in zip(clip.frames, clip.truth, strict=True):
+        boxes = det.detect(frame, color="bgr")
+        assert len(boxes) == 2
+        assert all(max(iou(b, t) for b in boxes) >= 0.6 for t in truth), (boxes, truth)
+    assert clip.truth[0][0][0] < clip.truth[-1][0][0]  # the big face goes right
+    assert clip.truth[0][1][0] > clip.truth[-1][1][0]  # the small one left
+
+
+def test_live_face_line_scores_every_pipeline_in_one_run():
+    from affectlab.live.bench import bench_live_face, live_summary
+
+    table = bench_live_face(n_frames=30, redetect_every=5)
+    assert table["pipeline"].tolist() == ["naive", "yunet", "haar+track", "yunet+track"]
+    naive = table.iloc[0]
+    assert naive["speedup"] == 1.0 and naive["agreement"] == 1.0 and naive["recall"] == 1.0
+    ours = table.set_index("pipeline").loc["yunet+track"]
+    assert ours["agreement"] == 1.0 and ours["recall"] == 1.0 and ours["false_pos"] == 0
+    assert ours["full_detections"] == 6  # frames 1, 6, 11, 16, 21, 26
+    np.testing.assert_allclose(table["speedup"], naive["ms_per_frame"] / table["ms_per_frame"])
+    np.testing.assert_allclose(table["frames_per_s"], 1000 / table["ms_per_frame"])
+    line = live_summary(table)
+    assert line.startswith(f"live face: {ours['speedup']:.1f}× the naive pipeline")
+    assert "agreement 100% of 30 frames" in line
+
+
+def test_scoring_by_hand():
+    from affectlab.live.bench import _score
+
+    truth = [[(0, 0, 10, 10)], [(0, 0, 10, 10)], [(0, 0, 10, 10)]]
+    found = {"naive": [[(0, 0, 10, 10)], [], [(1, 0, 10, 10)]],
+             "x": [[(0, 0, 10, 9)], [(0, 0, 10, 10)], [(50, 50, 5, 5)]]}
+    scores = _score(found, truth)
+    # x agrees on frame 0 only, of the two frames where naive found a face
+    assert scores["x"]["agreement"] == 0.5 and scores["naive"]["agreement"] == 1.0
+    assert scores["x"]["recall"] == pytest.approx(2 / 3) and scores["x"]["false_pos"] == 1
+    assert scores["naive"]["recall"] == pytest.approx(2 / 3)
+    assert scores["naive"]["naive_frames"] == 2
+
+
+def test_live_audio_line():
+    from affectlab.live.bench import bench_live_audio
+
+    row = bench_live_audio(seconds=3.0, chunk_ms=20, window_s=2.0).iloc[0]
+    assert row["chunks"] == 51  # the chunks from 2.00 s to 3.00 s, each after a full window
+    assert 0 < row["push_ms"] < row["latency_ms"] and row["window_ms"] > 0
+    assert row["meets"] == (row["real_time_factor"] < 1) and row["real_time_factor"] > 0
+    with pytest.raises(ValueError, match="seconds"):
+        bench_live_audio(seconds=1.0)
+
+
+def test_bench_live_wiring():
+    face = pd.DataFrame({"pipeline": ["naive", "yunet+track"], "ms_per_frame": [100.0, 5.0],
+                         "frames_per_s": [10.0, 200.0], "speedup": [1.0, 20.0],
+                         "agreement": [1.0, 0.97]})
+    face.attrs["naive_frames"] = 40
+    with mock.patch("affectlab.live.bench.bench_live_face", return_value=face) as bf, \
+            mock.patch("affectlab.live.bench.bench_live_audio",
+                       return_value=pd.DataFrame({"real_time_factor": [0.2]})) as ba:
+        res = runner.invoke(app, ["bench", "--what", "live", "--frames", "40"])
+    assert res.exit_code == 0, res.output
+    assert bf.call_args.args == (40,) and bf.call_args.kwargs["threads"] == 1
+    assert ba.call_args.kwargs["threads"] == 1
+    assert ("live face: 20.0× the naive pipeline (5.0 vs 100.0 ms/frame, 200 vs 10.0 frames/s), "
+            "agreement 97% of 40 frames") in res.output and "met)" in res.output

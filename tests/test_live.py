@@ -14,13 +14,14 @@ from PIL import Image
 
 from affectlab.data.synth.truth import CATEGORIES
 from affectlab.explore.projection import MapProjection
-from affectlab.features.face import ImageLoadError
+from affectlab.features.face import FaceDetector, ImageLoadError, YuNetDetector, iou
 from affectlab.labels import entropy
 from affectlab.live.audio import SAMPLE_RATE, AudioChunkProcessor, av_to_samples
 from affectlab.live.devices import LocalMicrophone, probe_audio
 from affectlab.live.face import FaceFrameProcessor, annotate_frame
 from affectlab.live.holder import LatestResult
 from affectlab.live.models import LiveModel, load_run_model, pretrained_face_model
+from affectlab.live.tracking import FaceTracker, search_region
 from affectlab.models import create
 
 
@@ -63,8 +64,9 @@ def test_pretrained_probs_are_the_reordered_fer_outputs(face_processor, astronau
 
     r = face_processor.process(astronaut_bgr)
     x = torch.from_numpy(r.face.astype(np.float32) / 255.0)[None, None]
+    fresh = create("mini_xception", pretrained=True).eval()  # not channels-last: same outputs
     with torch.no_grad():
-        fer = face_processor.model.model(x).logits.softmax(-1)[0].numpy()
+        fer = fresh(x).logits.softmax(-1)[0].numpy()
     for k, name in enumerate(CATEGORIES):
         fer_name = {"disgusted": "disgust", "fearful": "fear", "surprised": "surprise"}.get(
             name, name)
@@ -105,6 +107,129 @@ def test_face_processor_validates(face_processor):
     speech = LiveModel(create("convpool"), ["low", "high"], "x", "speech")
     with pytest.raises(ValueError, match="face model"):
         FaceFrameProcessor(speech)
+
+
+@pytest.fixture(scope="module")
+def two_faces_bgr(astronaut_bgr):
+    scene = np.full((512, 900, 3), 180, np.uint8)
+    scene[:, :512] = astronaut_bgr
+    scene[128:384, 600:856] = cv2.resize(astronaut_bgr, (256, 256), interpolation=cv2.INTER_AREA)
+    return scene
+
+
+def test_every_face_gets_its_box_and_distribution(face_processor, two_faces_bgr):
+    r = face_processor.process(two_faces_bgr)
+    assert len(r.faces) == 2 and r.reason.startswith("2 faces detected by YuNet")
+    big, small = r.faces
+    assert big.box[2] * big.box[3] > small.box[2] * small.box[3] and small.box[0] >= 512
+    # the top level is the largest face; each face's numbers are its own crop's
+    assert r.box == big.box and r.probs is big.probs and r.uncertainty == big.uncertainty
+    for face in r.faces:
+        probs, emb = face_processor.predict_face(face.face)
+        np.testing.assert_allclose(face.probs, probs, atol=1e-6)
+        assert face.uncertainty == pytest.approx(float(entropy(face.probs, normalize=True)))
+        x, y, w, h = face.box
+        assert r.annotated[y, x + w // 2].tolist() == [0, 200, 0]  # both boxes drawn
+    assert big.label(r.class_names).startswith("happy ")
+
+
+def test_an_uploaded_face_crop_is_used_whole(face_processor, astronaut_bgr):
+    crop = cv2.resize(astronaut_bgr[40:200, 140:300], (48, 48), interpolation=cv2.INTER_AREA)
+    buf = io.BytesIO()
+    Image.fromarray(crop[..., ::-1]).save(buf, format="PNG")
+    r = face_processor.process_image_bytes(buf.getvalue())
+    assert r.reason == "already a face crop (48×48): resized to 64×64"
+    assert r.box == (0, 0, 48, 48) and r.top == "happy" and r.face.shape == (64, 64)
+    # a camera frame is never taken as a crop unless asked
+    assert face_processor.process(crop).reason == face_processor.process(
+        crop, crop=False).reason != r.reason
+    assert face_processor.process(crop, crop=True).reason.startswith("taken whole as a face crop")
+
+
+# -- tracking ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def clip():
+    from affectlab.live.bench import moving_faces
+
+    return moving_faces(24)
+
+
+class _Counting(FaceDetector):
+    """YuNet, counting the calls and the image sizes it sees."""
+
+    name = "YuNet"
+
+    def __init__(self):
+        super().__init__(640)
+        self.inner, self.sizes = YuNetDetector(max_side=None), []
+
+    def _detect(self, image, color):
+        self.sizes.append(image.shape[:2])
+        return self.inner._detect(image, color)
+
+
+def test_tracker_follows_the_known_faces_with_few_full_detections(clip):
+    det = _Counting()
+    tracker = FaceTracker(det, redetect_every=10)
+    for frame, truth in zip(clip.frames, clip.truth, strict=True):
+        boxes = tracker.update(frame)
+        assert len(boxes) == 2 and all(max(iou(b, t) for b in boxes) >= 0.5 for t in truth)
+    assert tracker.full_detections == 3  # frames 1, 11, 21
+    assert tracker.searches == 2 * (24 - 3)  # two faces on every other frame
+    full = [s for s in det.sizes if max(s) == 320]
+    assert len(full) == 3 and full[0] == (240, 320)  # full detections at 320 px
+    assert all(max(s) <= 96 for s in det.sizes if max(s) != 320)  # searches at <= 96 px
+
+
+def test_tracker_detects_again_when_a_face_is_lost(clip):
+    tracker = FaceTracker(YuNetDetector(), redetect_every=100)
+    assert len(tracker.update(clip.frames[0])) == 2 and tracker.full_detections == 1
+    tracker.update(clip.frames[1])
+    assert tracker.full_detections == 1  # searched, not detected
+    empty = clip.frames[1].copy()
+    x, y, w, h = clip.truth[1][1]
+    empty[y - 20:y + h + 20, x - 20:x + w + 20] = 128  # the small face disappears
+    boxes = tracker.update(empty)
+    assert tracker.full_detections == 2 and len(boxes) == 1  # lost → a full detection at once
+    assert iou(boxes[0], clip.truth[1][0]) >= 0.5
+    tracker.reset()
+    assert tracker.tracks == [] and tracker.full_detections == 0
+
+
+def test_a_face_moving_faster_than_the_margin_is_detected_again():
+    from affectlab.live.bench import moving_faces
+
+    fast = moving_faces(6)  # ~85 px a frame: more than half a face
+    tracker = FaceTracker(YuNetDetector(), redetect_every=100)
+    for frame, truth in zip(fast.frames, fast.truth, strict=True):
+        boxes = tracker.update(frame)
+        assert all(max(iou(b, t) for b in boxes) >= 0.5 for t in truth), (boxes, truth)
+    assert tracker.full_detections == 6  # every search ran into its region's edge, or missed
+
+
+def test_processor_with_a_tracker_matches_full_detection(face_processor, clip):
+    tracker = face_processor.new_tracker(redetect_every=5)
+    for frame in clip.frames[:6]:
+        tracked = face_processor.process(frame, tracker=tracker)
+        full = face_processor.process(frame)
+        assert len(tracked.faces) == len(full.faces) == 2
+        assert all(iou(a.box, b.box) > 0.7 for a, b in zip(tracked.faces, full.faces, strict=True))
+        assert tracked.top == full.top == "happy"
+
+
+def test_search_region_and_tracker_validation():
+    assert search_region((100, 50, 40, 20), 0.5, 640, 480) == (80, 30, 160, 90)
+    assert search_region((0, 0, 40, 40), 0.5, 50, 45) == (0, 0, 50, 45)  # clipped
+    with pytest.raises(TypeError, match="FaceDetector"):
+        FaceTracker("yunet")
+    with pytest.raises(ValueError, match="redetect_every"):
+        FaceTracker(YuNetDetector(), redetect_every=0)
+    with pytest.raises(ValueError, match="search_side"):
+        FaceTracker(YuNetDetector(), search_side=4)
+    with pytest.raises(TypeError, match="tracker"):
+        FaceFrameProcessor(pretrained_face_model()).process(np.zeros((8, 8, 3), np.uint8),
+                                                            tracker="t")
 
 
 def test_annotate_frame_draws_inside_the_box():

@@ -133,6 +133,7 @@ def test_wheel_installs_in_a_fresh_venv_and_runs(tmp_path):
     assert "error" not in record, record
     assert abs(sum(record["distribution"].values()) - 1.0) < 1e-4
     assert record["predicted"] == "happy"  # the astronaut smiles
+    assert record["note"].startswith("face detected by YuNet")  # its weights ship in the wheel
 
     port = _free_port()
     server = subprocess.Popen([str(venv / "bin" / "affectlab"), "app", "--port", str(port),

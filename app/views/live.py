@@ -98,6 +98,9 @@ def _face_result(result, run_path: str) -> None:
     elif not result.ok:
         st.info(f"No face in the frame ({result.reason}).")
     else:
+        if len(result.faces) > 1:
+            st.caption(f"{len(result.faces)} faces in the frame, each boxed and labelled; "
+                       "the panel shows the largest.")
         _bars(result.probs, result.class_names, result.uncertainty)
         if run_path:
             _map(run_path, result.position)
@@ -110,11 +113,15 @@ def _face_tab() -> None:
     run_path = runs.get(choice, "")
     processor = _face_processor(run_path)
     holder = st.session_state.setdefault("live_face_holder", LatestResult())
+    # the stream's state (where the faces were): one tracker per session and model
+    tracker = st.session_state.setdefault(f"live_face_tracker_{run_path}",
+                                          processor.new_tracker())
 
     def on_frame(frame):  # webrtc worker thread: no st.* calls here
         import av
 
-        result = processor.process(frame.to_ndarray(format="bgr24"), color="bgr")
+        result = processor.process(frame.to_ndarray(format="bgr24"), color="bgr",
+                                   tracker=tracker)
         holder.put(result)
         return av.VideoFrame.from_ndarray(result.annotated, format="bgr24")
 
@@ -132,7 +139,10 @@ def _face_tab() -> None:
                    "No camera, or permission denied? Upload a photo instead.")
     # always rendered, so a change of stream state never removes it (and its file) mid-upload
     st.markdown("**Image file**")
-    upload = st.file_uploader("Image with a face", type=IMAGE_TYPES, key="live_image")
+    upload = st.file_uploader("Image with a face", type=IMAGE_TYPES, key="live_image",
+                              help="A photo (every face is found) or an already-cropped face "
+                              "(at most 128 px and about square, e.g. a FER2013 image), used "
+                              "whole.")
     if upload is not None:
         try:
             result = processor.process_image_bytes(upload.getvalue())
@@ -140,6 +150,7 @@ def _face_tab() -> None:
             st.error(str(exc))
             return
         st.image(result.annotated, width=320)
+        st.caption(result.reason)  # already a face crop, or which detector found it where
         _face_result(result, run_path)
 
 

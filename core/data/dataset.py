@@ -24,14 +24,13 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
 from affectlab.data.contract import SPLITS, DatasetDir, label_codes, load_dataset
 from affectlab.features.audio import load_wav
-from affectlab.features.face import load_image
+from affectlab.features.face import FaceCropper, load_image, resize_face
 from affectlab.features.fbank import CorpusNormalizer, FbankCache, FbankParams, fbank
 from affectlab.labels import soft_labels_from_ratings
 
@@ -187,13 +186,28 @@ class EmotionDataset(Dataset):
         return codes
 
     def _load_faces(self, rows: np.ndarray) -> np.ndarray:
+        """Already-cropped faces (:func:`~affectlab.features.face.is_face_crop`) resized, larger
+        images cropped around their largest detected face; one where none is found is used
+        whole (resized) and reported in the log. ``face_sources`` counts each path."""
         images = np.empty((len(rows), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+        cropper = FaceCropper(size=IMAGE_SIZE)  # the detector loads only if an image needs it
+        self.face_sources: dict[str, int] = {"crop": 0, "detected": 0, "whole image": 0}
+        no_face = []
         for j, row in enumerate(rows):
-            img = load_image(self.ds.media_path(int(row)))
-            if img.shape != (IMAGE_SIZE, IMAGE_SIZE):
-                # Imported images are cropped by importers; this only fixes the size.
-                img = cv2.resize(img, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
-            images[j] = img
+            path = self.ds.media_path(int(row))
+            img = load_image(path)
+            found = cropper.process(img)
+            if found.ok:
+                images[j] = found.face
+                self.face_sources[found.source] += 1
+            else:
+                images[j] = resize_face(img, IMAGE_SIZE)
+                self.face_sources["whole image"] += 1
+                no_face.append(path.name)
+        if no_face:
+            logger.warning("%d image(s) larger than a face crop with no face detected were used "
+                           "whole, resized to %d×%d: %s%s", len(no_face), IMAGE_SIZE, IMAGE_SIZE,
+                           ", ".join(no_face[:5]), " …" if len(no_face) > 5 else "")
         return images
 
     def _load_speech(self, rows: np.ndarray, feature_cache: bool | FbankCache

@@ -1,10 +1,14 @@
 """Predictions for single files or arrays, from a trained run or a registry model with shipped
 weights (``affectlab predict``, the live page).
 
-Images: a 64×64 image is taken as an already-cropped face (the dataset contract's format);
-anything else goes through OpenCV's Haar cropper, and an image with no face is reported, not
-guessed at. Audio: 40-d Kaldi log-Mel filterbanks, z-normalised with the run's training
-statistics (its first domain) or, for a model without them, over the clip itself.
+Images: an already-cropped face (:func:`affectlab.features.face.is_face_crop`: at most 128 px
+and about square, e.g. FER2013's 48×48; or ``crop=True``) is resized to 64×64; anything else goes
+through the face detector (YuNet, Haar as the fallback), and an image with no face is reported,
+not guessed at. The note says which path was taken. With several faces the largest is the
+answer and ``faces`` lists every face (box, distribution), largest first.
+
+Audio: 40-d Kaldi log-Mel filterbanks, z-normalised with the run's training statistics (its first
+domain) or, for a model without them, over the clip itself.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class FilePrediction:
     uncertainty: float | None = None
     note: str = ""
     error: str | None = None
+    faces: list[dict[str, Any]] | None = None  # every face, when an image holds several
 
     def to_dict(self) -> dict[str, Any]:
         out = {"file": self.file}
@@ -44,6 +49,8 @@ class FilePrediction:
                         "uncertainty": self.uncertainty})
             if self.note:
                 out["note"] = self.note
+            if self.faces:
+                out["faces"] = self.faces
         return out
 
 
@@ -99,21 +106,17 @@ class Predictor:
                  "split": "predict"}
         return self.method.predict(batch)
 
-    def _face_input(self, path: Path) -> tuple[torch.Tensor | None, str, str | None]:
+    def _face_input(self, path: Path, crop: bool | None = None):
+        """(x (N, 1, 64, 64) for every face, largest first, note, error, boxes)."""
         from affectlab.features.face import FaceCropper, load_image
 
-        img = load_image(path)
-        if img.shape == (FACE_SIZE, FACE_SIZE):
-            face, note = img, "64×64 image used as the face crop"
-        else:
-            if self._cropper is None:
-                self._cropper = FaceCropper(size=FACE_SIZE)
-            res = self._cropper.process(img)
-            if not res.ok:
-                return None, "", res.reason
-            face, note = res.face, res.reason
-        x = torch.from_numpy(face.astype(np.float32) / 255.0)[None, None]
-        return x, note, None
+        if self._cropper is None:
+            self._cropper = FaceCropper(size=FACE_SIZE)
+        res = self._cropper.process(load_image(path), crop=crop)
+        if not res.ok:
+            return None, "", res.reason, ()
+        x = torch.from_numpy(np.stack(res.faces).astype(np.float32) / 255.0)[:, None]
+        return x, res.reason, None, res.boxes
 
     def _speech_input(self, path: Path) -> tuple[torch.Tensor | None, str, str | None]:
         from affectlab.features.audio import load_wav
@@ -130,7 +133,9 @@ class Predictor:
             norm, note = CorpusNormalizer().fit([feats]), "normalised over the clip itself"
         return torch.from_numpy(norm.transform(feats))[None], note, None
 
-    def predict_file(self, path: str | os.PathLike) -> FilePrediction:
+    def predict_file(self, path: str | os.PathLike, crop: bool | None = None) -> FilePrediction:
+        """One file's prediction; ``crop`` (images): True takes the whole image as the face,
+        False always detects, None decides by the already-cropped rule."""
         path = Path(path)
         suffix = path.suffix.lower()
         kind = ("face" if suffix in IMAGE_SUFFIXES
@@ -142,19 +147,30 @@ class Predictor:
         if kind != self.modality:
             return FilePrediction(str(path), error=f"a {kind} file, but the model is for "
                                   f"{self.modality}")
+        boxes = ()
         try:
-            x, note, err = (self._face_input(path) if kind == "face"
-                            else self._speech_input(path))
+            if kind == "face":
+                x, note, err, boxes = self._face_input(path, crop)
+            else:
+                x, note, err = self._speech_input(path)
         except (OSError, ValueError) as exc:
             return FilePrediction(str(path), error=str(exc))
         if err is not None:
             return FilePrediction(str(path), error=err)
         lengths = torch.tensor([x.shape[1]]) if kind == "speech" else None
         pred = self.predict_batch(x, lengths)
-        probs = pred.probs[0].float().cpu().numpy()
-        dist = {name: float(p) for name, p in zip(self.class_names, probs, strict=True)}
-        return FilePrediction(str(path), dist, self.class_names[int(probs.argmax())],
-                              float(pred.uncertainty.reshape(-1)[0]), note)
+        probs = pred.probs.float().cpu().numpy()
+        unc = pred.uncertainty.reshape(-1).float().cpu().numpy()
+        answers = [self._answer(p, u) for p, u in zip(probs, unc, strict=True)]
+        out = FilePrediction(str(path), *answers[0], note)
+        if len(boxes) > 1:
+            out.faces = [{"box": list(b), "predicted": a[1], "distribution": a[0],
+                          "uncertainty": a[2]} for b, a in zip(boxes, answers, strict=True)]
+        return out
 
-    def predict_files(self, paths) -> list[FilePrediction]:
-        return [self.predict_file(p) for p in paths]
+    def _answer(self, probs: np.ndarray, uncertainty: float):
+        dist = {name: float(p) for name, p in zip(self.class_names, probs, strict=True)}
+        return dist, self.class_names[int(probs.argmax())], float(uncertainty)
+
+    def predict_files(self, paths, crop: bool | None = None) -> list[FilePrediction]:
+        return [self.predict_file(p, crop=crop) for p in paths]

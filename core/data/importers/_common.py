@@ -258,7 +258,7 @@ def media_problem(path: Path, modality: str) -> str | None:
                 im.verify()  # checks the file's structure without decoding every pixel
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             return f"unreadable image ({exc.__class__.__name__}: {exc})"
-        return None
+        return _face_problem(path)
     import soundfile as sf
 
     try:
@@ -268,6 +268,21 @@ def media_problem(path: Path, modality: str) -> str | None:
     if info.frames <= 0:
         return "audio file holds no samples"
     return None
+
+
+def _face_problem(path: Path) -> str | None:
+    """An image larger than a face crop (:func:`~affectlab.features.face.is_face_crop`) must
+    show a face the detector finds, as the dataset loader will crop around it; a crop is taken
+    as it is."""
+    from affectlab.features.face import ImageLoadError, is_face_crop, load_image, shared_detector
+
+    try:
+        img = load_image(path)
+    except ImageLoadError as exc:
+        return f"unreadable image ({exc})"
+    if is_face_crop(img) or shared_detector().detect(img):
+        return None
+    return f"no face detected (a {img.shape[1]}×{img.shape[0]} image, larger than a face crop)"
 
 
 def _place(source: MediaSource, dest: Path, link: bool) -> None:
