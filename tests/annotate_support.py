@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -54,5 +56,24 @@ def rate_item(session, item, values=None) -> None:
         session.submit(item.item_id, scale, values[scale], time_spent=1.0)
 
 
-__all__ = ["CATS", "PASSWORD", "SCALES", "join_campaign", "owner_for", "rate_item",
+def at_once(call: Callable[[], object], n: int) -> tuple[list, list[Exception]]:
+    """Run ``call`` in ``n`` threads released together; (results, exceptions raised)."""
+    barrier, results, errors = threading.Barrier(n), [], []
+
+    def go():
+        barrier.wait()
+        try:
+            results.append(call())
+        except Exception as exc:  # collected for the caller to assert on
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors
+
+
+__all__ = ["CATS", "PASSWORD", "SCALES", "at_once", "join_campaign", "owner_for", "rate_item",
            "tiny_dataset"]

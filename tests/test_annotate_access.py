@@ -8,19 +8,28 @@ import numpy as np
 import pytest
 from annotate_support import owner_for, rate_item, tiny_dataset
 from pg_server import db_url, pg_server  # noqa: F401  (fixtures)
-from sqlalchemy import text
+from sqlalchemy import select, text, update
 
 from affectlab.annotate import (
     AccessDenied,
     OwnerSession,
+    RaterRevoked,
     RaterSession,
+    ResumeCodeRequired,
     Store,
     ensure_admin_password,
     invite_link,
     join_campaign,
     open_owner,
+    resume_rater,
 )
-from affectlab.annotate.access import configured_admin_password, hash_token
+from affectlab.annotate.access import (
+    configured_admin_password,
+    hash_resume_code,
+    hash_token,
+    new_resume_code,
+)
+from affectlab.annotate.store import Assignment, Item, Rater
 
 
 @pytest.fixture
@@ -186,8 +195,9 @@ def test_rater_sees_only_own_ratings(setup):
     assert "rater_id" not in mine.columns
     assert len(bob.my_ratings()) == 2 and set(bob.my_ratings()["value"]) == {2.0}
     public = {n for n in dir(alice) if not n.startswith("_")}
-    assert public == {"name", "next_item", "submit", "submit_all", "skip", "progress",
-                      "my_ratings"}
+    assert public == {"name", "campaign", "instructions", "link_token", "resume_code",
+                      "next_item", "submit", "submit_all", "skip", "progress", "my_ratings",
+                      "last_done", "correct_last", "report_broken", "report_problem"}
     assert len(owner.ratings("c1")) == 6
 
 
@@ -213,3 +223,105 @@ def test_create_campaign_validates_settings(sqlite_url, tmp_path, monkeypatch):
         owner.create_campaign("x", ds)
     with pytest.raises(ValueError, match="does not exist"):
         owner.progress("nope")
+
+
+# ------------------------------------------------------------------ rater identities
+def test_rejoining_under_a_taken_name_needs_the_resume_code(setup):
+    store, owner, invite = setup
+    alice = join_campaign(store, invite.token, "alice")
+    code = alice.resume_code
+    assert code and len(code.replace("-", "")) == 16
+    first = alice.next_item()
+    for bad in (None, "", "AAAA-AAAA-AAAA-AAAA", code[:-1]):
+        with pytest.raises(ResumeCodeRequired, match="taken"):
+            join_campaign(store, invite.token, "alice", bad)
+    # case, spaces and dashes do not matter; the session resumes the same rater and item
+    again = join_campaign(store, invite.token, "  alice ", code.lower().replace("-", " "))
+    assert again.resume_code is None and again.next_item().item_id == first.item_id
+    # only the hash is stored
+    with store.engine.connect() as conn:
+        dump = " ".join(str(v) for row in conn.execute(text("SELECT * FROM raters")) for v in row)
+    assert code not in dump and hash_resume_code(code) in dump
+    # another name is another rater with its own code
+    bob = join_campaign(store, invite.token, "bob", code)
+    assert bob.resume_code not in (None, code)
+    assert set(owner.raters("c1")["rater_id"]) == {"alice", "bob"}
+
+
+def test_link_token_resumes_and_forgeries_are_refused(setup):
+    store, _, invite = setup
+    alice = join_campaign(store, invite.token, "alice")
+    bob = join_campaign(store, invite.token, "bob")
+    shown = alice.next_item()
+    back = resume_rater(store, alice.link_token)
+    assert (back.name, back.campaign) == ("alice", "c1")
+    assert back.next_item().item_id == shown.item_id        # a reload resumes the same item
+    rid, sig = alice.link_token.split(".")
+    bob_id = bob.link_token.split(".")[0]
+    flipped = sig[:-1] + ("A" if sig[-1] != "A" else "B")
+    for bad in (f"{rid}.{flipped}", f"{bob_id}.{sig}", f"{rid}", "x.y", "", None, 7,
+                f"999999.{sig}", "1." + "a" * 200):
+        with pytest.raises(AccessDenied, match="not valid"):
+            resume_rater(store, bad)
+
+
+def test_revoked_rater_is_locked_out_and_their_ratings_stay_flagged(setup):
+    store, owner, invite = setup
+    alice = join_campaign(store, invite.token, "alice")
+    bob = join_campaign(store, invite.token, "bob")
+    rate_item(alice, alice.next_item(), {"category": 2, "valence": 5})
+    rate_item(bob, bob.next_item(), {"category": 0, "valence": 1})
+    held = alice.next_item()                                   # open when revoked
+    assert owner.revoke_rater("c1", "alice") is True
+    assert owner.revoke_rater("c1", "alice") is False          # already revoked
+    with pytest.raises(ValueError, match="no rater named"):
+        owner.revoke_rater("c1", "nobody")
+    for call in (alice.next_item, alice.progress,
+                 lambda: alice.submit(held.item_id, "category", 0),
+                 lambda: alice.skip(held.item_id)):
+        with pytest.raises(RaterRevoked, match="revoked"):
+            call()
+    with pytest.raises(RaterRevoked):
+        resume_rater(store, alice.link_token)
+    with pytest.raises(RaterRevoked):
+        join_campaign(store, invite.token, "alice", alice.resume_code)
+    # the ratings stay, flagged; labels and agreement leave them out
+    ratings = owner.ratings("c1")
+    assert len(ratings) == 4
+    assert ratings.groupby("rater_id")["rater_revoked"].all().to_dict() == {"alice": True,
+                                                                            "bob": False}
+    assert set(owner.label_ratings("c1")["rater_id"]) == {"bob"}
+    soft = owner.soft_labels("c1", "category")
+    assert soft.notna().all(axis=1).sum() == 1                 # bob's item only
+    table = owner.raters("c1").set_index("rater_id")
+    assert table.loc["alice", "status"] == "revoked" and table.loc["bob", "status"] == "active"
+    assert table.loc["alice", "ratings"] == 2 and table.loc["alice", "done"] == 1
+    # alice's open item went back to the pool
+    with store.read() as s:
+        item = s.execute(select(Item).where(Item.item_key == held.item_id)).scalar_one()
+        status = s.execute(select(Assignment.status).where(Assignment.item_id == item.id)
+                           ).scalars().all()
+    assert item.n_live == 0 and status == ["expired"]
+
+
+def test_rater_from_before_resume_codes_claims_the_name_once(setup):
+    store, _, invite = setup
+    join_campaign(store, invite.token, "old-timer")
+    with store.write() as s:  # as a database written before resume codes existed
+        s.execute(update(Rater).where(Rater.name == "old-timer").values(code_hash=None))
+    claimed = join_campaign(store, invite.token, "old-timer")
+    assert claimed.resume_code
+    with pytest.raises(ResumeCodeRequired):
+        join_campaign(store, invite.token, "old-timer")
+    assert join_campaign(store, invite.token, "old-timer", claimed.resume_code).name == \
+        "old-timer"
+
+
+def test_resume_codes_are_random_and_readable():
+    codes = {new_resume_code() for _ in range(200)}
+    assert len(codes) == 200
+    for code in codes:
+        assert len(code) == 19 and code.count("-") == 3
+        assert not set(code.replace("-", "")) & set("01ILOU")
+    with pytest.raises(AccessDenied):
+        hash_resume_code("   ")

@@ -7,11 +7,15 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
-from annotate_support import SCALES, owner_for, rate_item, tiny_dataset
+from annotate_support import SCALES, at_once, owner_for, rate_item, tiny_dataset
 from pg_server import db_url, pg_server  # noqa: F401  (fixtures)
+from sqlalchemy import select, update
 
-from affectlab.annotate import join_campaign
+from affectlab.annotate import ItemUnavailable, join_campaign, resume_rater
 from affectlab.annotate.aggregate import item_disagreement
+from affectlab.annotate.assign import OPEN_LEASE
+from affectlab.annotate.loadtest import finished_per_item, run_load_test
+from affectlab.annotate.store import Assignment, Item, utcnow
 
 
 @pytest.fixture
@@ -56,7 +60,9 @@ def test_resume_where_stopped(db_url, tmp_path, monkeypatch):  # noqa: F811
     first = rater.next_item()
     assert rater.next_item().item_id == first.item_id         # unfinished item comes back
     rater.submit(first.item_id, "category", 1)
-    again = join_campaign(store, invite.token, "alice").next_item()  # a new browser session
+    # a new browser session: with the resume code, or with the link token a reload carries
+    again = join_campaign(store, invite.token, "alice", rater.resume_code).next_item()
+    assert resume_rater(store, rater.link_token).next_item().item_id == first.item_id
     assert again.item_id == first.item_id and again.pending == ("valence",)
     rater.submit(first.item_id, "valence", 5)
     nxt = rater.next_item()
@@ -177,3 +183,59 @@ def test_item_disagreement_bounds_property():
                           "value": [rng.randrange(3) for _ in range(n)]})
         h = item_disagreement(r, ["x"], SCALES)[0]
         assert 0.0 <= h <= 1.0 + 1e-12
+
+
+# ------------------------------------------------------------------ the cap under concurrency
+@pytest.mark.parametrize("n_per,cap", [(5, None), (3, 5)], ids=["N=5", "N=3,adaptive≤5"])
+def test_cap_holds_with_50_concurrent_raters(db_url, monkeypatch, n_per, cap):  # noqa: F811
+    """50 raters at once over too few items for all of them: every rater fights for the last
+    slots. Counted in the database afterwards, no item holds more finished ratings than N
+    (without the adaptive rule) or max_ratings (with it). On PostgreSQL before the conditional
+    claim, 9 of 350 items ended over N=5 (up to 10) in this setting, and more with fewer items."""
+    monkeypatch.setenv("AFFECTLAB_ADMIN_PASSWORD", "cap")
+    report = run_load_test(db_url, raters=50, ratings_each=40, ratings_per_item=n_per,
+                           max_ratings=cap, min_disagreement=0.0, n_items=60)
+    assert report.errors == 0, report.first_error
+    assert (report.lost, report.duplicated, report.extra) == (0, 0, 0)
+    assert report.cap == (cap or n_per)
+    assert report.over_cap == 0 and report.max_finished == report.cap
+    # every slot was used: raters ran out only when the items were full
+    assert report.acknowledged == 60 * report.cap
+
+
+def test_open_item_past_the_lease_goes_to_another_rater_once(db_url, tmp_path, monkeypatch):  # noqa: F811
+    store, owner = owner_for(db_url, monkeypatch)
+    invite = owner.create_campaign("c", tiny_dataset(tmp_path, n=1), ratings_per_item=1)
+    alice = join_campaign(store, invite.token, "alice")
+    item = alice.next_item()
+    alice.submit(item.item_id, "category", 1)                   # one scale of two, then away
+    bob = join_campaign(store, invite.token, "bob")
+    assert bob.next_item() is None                              # alice holds the only slot
+    with store.write() as s:                                    # …for longer than the lease
+        s.execute(update(Assignment).values(assigned_at=utcnow() - OPEN_LEASE * 2))
+    taken = bob.next_item()
+    assert taken.item_id == item.item_id
+    rate_item(bob, taken)
+    with pytest.raises(ItemUnavailable, match="another rater"):
+        alice.submit(item.item_id, "valence", 3)                # too late: refused
+    assert alice.next_item() is None
+    assert finished_per_item(store, invite.campaign_id).tolist() == [1]
+    ratings = owner.ratings("c")
+    # alice's partial rating stays (every saved rating does); bob's two are the item's
+    assert sorted(ratings["rater_id"]) == ["alice", "bob", "bob"]
+    with store.read() as s:
+        assert s.execute(select(Item.n_live)).scalar_one() == 1
+    store.dispose()
+
+
+def test_concurrent_skips_release_one_slot(db_url, tmp_path, monkeypatch):  # noqa: F811
+    store, owner = owner_for(db_url, monkeypatch)
+    invite = owner.create_campaign("c", tiny_dataset(tmp_path, n=2), ratings_per_item=1)
+    alice = join_campaign(store, invite.token, "alice")
+    item = alice.next_item()
+    _, errors = at_once(lambda: alice.skip(item.item_id), 6)
+    assert not errors
+    with store.read() as s:
+        n_live = dict(s.execute(select(Item.item_key, Item.n_live)).all())
+    assert n_live[item.item_id] == 0                             # not -5
+    store.dispose()

@@ -11,6 +11,9 @@ import pytest
 from annotate_support import owner_for
 
 from affectlab.annotate import join_campaign
+from affectlab.annotate.export import train_command
+from affectlab.cli import app
+from affectlab.data.catalog import list_datasets
 from affectlab.data.contract import load_dataset
 from affectlab.data.synth.corpus import generate_corpus
 from affectlab.labels import soft_labels_from_ratings
@@ -56,7 +59,14 @@ def test_campaign_from_corpus_and_dataset_export(rated, corpus, tmp_path):
     ds = load_dataset(out)                                   # validates the contract
     assert len(ds.items) == 60 and ds.modality == "face"
     assert set(ds.meta["scales"]) == {"category", "valence"}
-    assert ds.meta["provenance"]["campaign"] == "faces"
+    prov = ds.meta["provenance"]
+    assert prov["campaign"] == "faces" and prov["source"] == "annotation campaign faces"
+    assert (prov["n_items"], prov["n_raters"], prov["n_ratings"]) == (60, 4, 60 * 3 * 2)
+    assert prov["exported_at"].endswith("Z") and prov["left_out"] == {
+        "n_broken_items": 0, "n_revoked_raters": 0}
+    # the catalog reads the item count from the provenance (it said "None items")
+    summary = next(d for d in list_datasets(tmp_path) if d.path == out)
+    assert summary.n_items == 60
     assert len(ds.ratings) == 60 * 3 * 2
     assert {"timestamp", "time_spent"} <= set(ds.ratings.columns)
     # source columns (split, domain, truth) survive; truth columns are declared
@@ -139,4 +149,47 @@ def test_campaign_from_uploaded_files(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"scales\[.v.\]: low must be < high"):
         owner.create_campaign_from_files("bad2", files, modality="face",
                                          scales={"v": {"type": "likert", "low": 5, "high": 1}})
+    store.dispose()
+
+
+def test_train_command_names_the_real_cli(rated, tmp_path):
+    """The export message's command is one `affectlab train` accepts (checked with --prepare,
+    which validates dataset, model and method and writes only the run's config)."""
+    import shlex
+
+    from typer.testing import CliRunner
+
+    _, owner = rated
+    out = owner.export("faces", tmp_path / "for train")
+    command = train_command(out, "face")
+    assert command.startswith("affectlab train --dataset ") and "--model resnet18" in command
+    args = shlex.split(command)[1:] + ["--prepare", "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "config.yaml").is_file()
+    assert "--model convpool" in train_command("x", "speech")
+    with pytest.raises(ValueError, match="modality"):
+        train_command("x", "video")
+
+
+def test_revoked_raters_are_left_out_of_labels_and_export(corpus, tmp_path):
+    store, owner = owner_for(f"sqlite:///{tmp_path / 'r.db'}")
+    invite = owner.create_campaign("rev", corpus.root, scales=["category"], ratings_per_item=2,
+                                   item_ids=corpus.items["item_id"][:4].tolist())
+    raters = [join_campaign(store, invite.token, n) for n in ("honest", "mallory")]
+    for k, rater in enumerate(raters):
+        while (item := rater.next_item()) is not None:
+            rater.submit(item.item_id, "category", 6 if k else 0)
+    owner.revoke_rater("rev", "mallory")
+    csv = pd.read_csv(owner.export("rev", tmp_path / "all.csv", format="csv"))
+    assert len(csv) == 8 and csv.groupby("rater_id")["rater_revoked"].all().to_dict() == {
+        "honest": False, "mallory": True}
+    ds = load_dataset(owner.export("rev", tmp_path / "ds"))
+    assert set(ds.ratings["rater_id"]) == {"honest"} and len(ds.ratings) == 4
+    assert ds.meta["provenance"]["left_out"]["n_revoked_raters"] == 1
+    assert ds.meta["provenance"]["n_raters"] == 1
+    lines = [json.loads(x) for x in owner.export("rev", tmp_path / "r.jsonl",
+                                                 format="jsonl").read_text().splitlines()]
+    assert {r["rater_id"] for line in lines for r in line["ratings"]} == {"honest"}
+    assert all(line["soft"]["category"][0] == 1.0 for line in lines)
     store.dispose()

@@ -7,17 +7,16 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
-from annotate_support import owner_for, rate_item, tiny_dataset
+from annotate_support import at_once, owner_for, rate_item, tiny_dataset
 from pg_server import db_url, pg_server  # noqa: F401  (fixtures)
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from affectlab.annotate import DuplicateRatingError, Store, default_db_url, join_campaign
-from affectlab.annotate.store import Item, Rater, Rating
+from affectlab.annotate.store import Item, Rater, Rating, upgrade_schema
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -98,21 +97,7 @@ def test_concurrent_duplicate_submits_store_once(campaign):
     store, owner, invite = campaign
     rater = join_campaign(store, invite.token, "dave")
     item = rater.next_item()
-    results, errors = [], []
-    barrier = threading.Barrier(6)
-
-    def go():
-        barrier.wait()
-        try:
-            results.append(rater.submit(item.item_id, "category", 1))
-        except Exception as exc:  # collected, asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=go) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = at_once(lambda: rater.submit(item.item_id, "category", 1), 6)
     assert not errors
     assert results.count(True) == 1 and results.count(False) == 5
     with store.read() as s:
@@ -136,6 +121,7 @@ import sys
 from affectlab.annotate import Store, join_campaign
 store = Store(sys.argv[1])
 rater = join_campaign(store, sys.argv[2], "writer")
+print("CODE", rater.resume_code, flush=True)
 value = 0
 while True:
     item = rater.next_item()
@@ -156,9 +142,11 @@ def test_kill_9_loses_no_acknowledged_rating(campaign):
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(store.engine.url.render_as_string(
         hide_password=False)), invite.token], stdout=subprocess.PIPE, text=True, env=env,
         cwd=REPO)
-    acked = []
+    acked, code = [], None
     try:
         for line in proc.stdout:
+            if line.startswith("CODE"):
+                code = line.split()[1]
             if line.startswith("ACK"):
                 _, item_id, scale, v = line.split()
                 acked.append((item_id, scale, float(v)))
@@ -177,7 +165,7 @@ def test_kill_9_loses_no_acknowledged_rating(campaign):
     if store.is_sqlite:
         with store.engine.connect() as conn:
             assert conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"
-    rater = join_campaign(store, invite.token, "writer")  # resumes the interrupted item
+    rater = join_campaign(store, invite.token, "writer", code)  # resumes the interrupted item
     item = rater.next_item()
     assert item is not None
     rate_item(rater, item)
@@ -190,3 +178,30 @@ def test_items_unique_per_campaign(campaign):
         cid, key = first.campaign_id, first.item_key
     with pytest.raises(IntegrityError), store.write() as s:
         s.add(Item(campaign_id=cid, item_key=key, media="x.png", position=99))
+
+
+def test_older_database_gains_the_new_columns_and_keeps_its_rows(campaign):
+    """A store written before resume codes, revocation and broken items opens unchanged: the
+    missing nullable columns are added, rows and ratings stay."""
+    store, owner, invite = campaign
+    rater = join_campaign(store, invite.token, "early")
+    rate_item(rater, rater.next_item())
+    url = store.engine.url.render_as_string(hide_password=False)
+    store.dispose()
+    old = Store(url, create=False)
+    with old.engine.begin() as conn:  # back to the old layout
+        for table, column in (("raters", "code_hash"), ("raters", "revoked_at"),
+                              ("items", "broken"), ("items", "broken_at")):
+            conn.exec_driver_sql(f'ALTER TABLE "{table}" DROP COLUMN "{column}"')
+    assert sorted(upgrade_schema(old.engine)) == ["items.broken", "items.broken_at",
+                                                  "raters.code_hash", "raters.revoked_at"]
+    assert upgrade_schema(old.engine) == []                     # idempotent
+    old.dispose()
+    again = Store(url)
+    from annotate_support import PASSWORD
+
+    from affectlab.annotate import open_owner
+    table = open_owner(again, PASSWORD).ratings("c1")
+    assert len(table) == 2 and set(table["rater_id"]) == {"early"}
+    assert not table["rater_revoked"].any()
+    again.dispose()

@@ -5,6 +5,7 @@ and the server-side latency of one submit → next item (reported, not asserted)
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from affectlab.annotate import AccessDenied, Store, join_campaign, open_owner
+from affectlab.annotate.flow import CLOSED_NOTICE
 from affectlab.annotate.pageview import (
     INVALID_LINK,
     campaign_by_token,
@@ -33,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "app" / "views" / "annotate.py")
 HOME = str(ROOT / "app" / "Home.py")
 PASSWORD = "annotate-page-secret"
+PAGE_FAILED = ("Something went wrong on our side; your ratings so far are saved. Skip this "
+               "item, or reload the page.")
 TIMEOUT = 60
 
 
@@ -81,12 +85,34 @@ def _create(at: AppTest, name: str = "faces-1", n: int = 2) -> str:
     return link.split("campaign=")[1]
 
 
-def _rater_app(token: str, name: str) -> AppTest:
+def _rater_app(token: str, name: str, code: str | None = None) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.query_params["campaign"] = token
     _run(at)
     at.text_input(key="annotate_name").input(name)
+    if code is not None:
+        at.text_input(key="annotate_code").input(code)
     return _act(at, at.button[0].click())
+
+
+def _reloaded(at: AppTest) -> AppTest:
+    """A reload of ``at``'s page: a new browser session on the same address."""
+    again = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    for k, v in at.query_params.items():
+        again.query_params[k] = v
+    return _run(again)
+
+
+def _resume_code(at: AppTest) -> str:
+    box = next(i.value for i in at.info if "resume code" in i.value)
+    return re.search(r"\*\*([A-Z0-9]{4}(?:-[A-Z0-9]{4}){3})\*\*", box).group(1)
+
+
+def _texts(at: AppTest) -> list[str]:
+    """Every text a rater can read on the page."""
+    kinds = ("error", "warning", "info", "success", "markdown", "caption", "title", "code")
+    return [str(e.value) for kind in kinds for e in getattr(at, kind)] + [
+        str(b.label) for b in at.button]
 
 
 def _rate_current(at: AppTest, category: int, valence: int) -> None:
@@ -172,12 +198,22 @@ def test_owner_creates_raters_rate_owner_watches(env):
     store.dispose()
 
 
-def test_rater_resumes_and_closed_campaign_is_refused(env):
+def test_rater_identity_reload_and_closed_campaign(env):
     owner = _owner_app()
     token = _create(owner, "faces-2")
     at = _rater_app(token, "carol")
     shown = at.caption[0].value
-    again = _rater_app(token, "carol")                 # a new browser tab, same name
+    code = _resume_code(at)                            # shown once, at the first join
+    assert at.query_params.get("r")                    # the address now identifies carol
+    reload = _reloaded(at)                             # a reload resumes: no name to type
+    assert reload.caption[0].value == shown and not reload.text_input
+    assert not any("resume code" in i.value for i in reload.info)
+    # someone else types carol's name: refused, nothing to rate
+    impostor = _rater_app(token, "carol")
+    assert any("taken" in e.value and "resume code" in e.value for e in impostor.error)
+    assert all(b.key != "annotate_submit" for b in impostor.button)
+    assert all(b.key != "annotate_submit" for b in _rater_app(token, "carol", "WRONG").button)
+    again = _rater_app(token, "carol", code.lower())   # carol on another device, with her code
     assert again.caption[0].value == shown             # the unfinished item comes back
     _act(owner, owner.selectbox(key="annotate_campaign").select("faces-2"))
     _act(owner, owner.button(key="annotate_rotate").click())   # renew: the old link dies
@@ -187,16 +223,104 @@ def test_rater_resumes_and_closed_campaign_is_refused(env):
     stale.query_params["campaign"] = token
     assert [e.value for e in _run(stale).error] == [INVALID_LINK]
     assert _rater_app(fresh, "dave").title[0].value == "Rate: faces-2"
+    assert _reloaded(at).caption[0].value == shown     # carol's own link still works
     _act(again, again.button(key="pick_valence_2").click())  # carol, already in, goes on
     assert not again.error
     _act(owner, owner.button(key="annotate_toggle").click())  # close it
-    _act(again, again.button(key="pick_category_0").click())    # the joined rater is stopped
-    assert INVALID_LINK in [e.value for e in again.error]
+    _act(again, again.button(key="pick_category_0").click())    # a pick writes nothing
+    _act(again, again.button(key="annotate_submit").click())    # the submit is refused
+    assert CLOSED_NOTICE in [e.value for e in again.error]
     assert all(b.key != "annotate_submit" for b in again.button)
     late = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     late.query_params["campaign"] = token
     _run(late)
     assert [e.value for e in late.error] == [INVALID_LINK]
+
+
+def test_owner_revokes_a_rater(env):
+    owner = _owner_app()
+    token = _create(owner, "faces-rev")
+    mallory = _rater_app(token, "mallory")
+    _rate_current(mallory, 1, 4)
+    _run(owner)
+    _act(owner, owner.selectbox(key="annotate_campaign").select("faces-rev"))
+    _act(owner, owner.selectbox(key="annotate_revoke_name").select("mallory"))
+    _act(owner, owner.button(key="annotate_revoke").click())
+    table = next(d.value for d in owner.dataframe if "status" in d.value.columns)
+    assert table.set_index("rater_id").loc["mallory", "status"] == "revoked"
+    _act(mallory, mallory.button(key="pick_category_0").click())
+    _act(mallory, mallory.button(key="pick_valence_0").click())
+    _act(mallory, mallory.button(key="annotate_submit").click())
+    assert CLOSED_NOTICE in [e.value for e in mallory.error]
+    reload = _reloaded(mallory)                        # the link stopped working too
+    assert not any(b.key == "annotate_submit" for b in reload.button)
+    store = Store()
+    ratings = open_owner(store, PASSWORD).ratings("faces-rev")
+    assert len(ratings) == 2 and ratings["rater_revoked"].all()   # kept, flagged
+    store.dispose()
+
+
+def test_corrupt_image_never_reaches_the_rater(env):
+    """An uploaded-media campaign with one corrupt image: the rater rates the others and never
+    sees a traceback or a server path; the owner sees the problem. Before the decode check the
+    corrupt file was served (the page failed with a traceback, and had no Skip)."""
+    import io
+
+    from PIL import Image
+
+    def png(shade: int) -> bytes:
+        buf = io.BytesIO()
+        Image.new("L", (16, 16), color=shade).save(buf, format="PNG")
+        return buf.getvalue()
+
+    store = Store()
+    token = open_owner(store, PASSWORD).create_campaign_from_files(
+        "uploads", [("good-a.png", png(30)), ("bad.png", png(60)[:40]), ("good-b.png", png(90))],
+        modality="face", scales=default_scales(["category"]), ratings_per_item=1).token
+    store.dispose()
+    at = _rater_app(token, "uma")
+    seen, texts = [], []
+    for _ in range(3):
+        texts += _texts(at)
+        if not any(b.key == "annotate_submit" for b in at.button):
+            break
+        seen.append(at.caption[0].value.split(" · ")[0])
+        assert any(b.key == "annotate_skip" for b in at.button)    # Skip is always there
+        _act(at, at.button(key="pick_category_1").click())
+        _act(at, at.button(key="annotate_submit").click())
+    texts += _texts(at)
+    assert sorted(seen) == ["item good-a", "item good-b"]
+    assert any("Nothing left" in t for t in texts)
+    assert not any("Traceback" in t or str(env) in t or "bad.png" in t for t in texts)
+    owner = _owner_app()
+    _act(owner, owner.selectbox(key="annotate_campaign").select("uploads"))
+    problems = next(d.value for d in owner.dataframe if "detail" in d.value.columns)
+    assert problems["item_id"].tolist() == ["bad"] and "cannot decode" in problems["detail"][0]
+    assert any("cannot be shown" in w.value for w in owner.warning)
+
+
+def test_a_page_error_shows_a_generic_message_and_skip(env, monkeypatch):
+    from affectlab.annotate.flow import RatingFlow
+
+    token = _create(_owner_app(), "faces-err")
+    at = _rater_app(token, "ian")
+    first = at.caption[0].value
+
+    def broken(self):
+        raise RuntimeError(f"boom in {env}/secret.py")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(RatingFlow, "take_notice", broken)
+        _act(at, at.button(key="pick_category_0").click())
+    assert [e.value for e in at.error] == [PAGE_FAILED]
+    assert not any("boom" in t or str(env) in t for t in _texts(at))
+    skip = next(b for b in at.button if b.key and b.key.startswith("annotate_skip"))
+    _act(at, skip.click())
+    assert at.caption[0].value != first and not at.error      # on to the next item
+    store = Store()
+    problems = open_owner(store, PASSWORD).problems("faces-err")
+    store.dispose()
+    assert problems["kind"].tolist() == ["page"] and "boom" in problems["detail"][0]
 
 
 def test_malformed_name_gets_a_clear_message(env):
@@ -219,7 +343,8 @@ def test_export_is_a_dataset_the_engine_trains_on(env, tmp_path):
     _act(owner, owner.selectbox(key="annotate_campaign").select("faces-4"))
     owner.text_input(key="annotate_export_name").input("faces-4-out")
     _act(owner, owner.button(key="annotate_export").click())
-    assert any("Exported" in s.value for s in owner.success), [e.value for e in owner.error]
+    exported = next(s.value for s in owner.success if "Exported" in s.value)
+    assert "`affectlab train --dataset " in exported and "--model resnet18" in exported
     _act(owner, owner.button(key="annotate_prepare").click())
     assert len(owner.get("download_button")) == 2
 
@@ -324,11 +449,82 @@ def test_submit_to_next_item_server_latency(tmp_path, monkeypatch, capsys):
     store.dispose()
 
 
-# ------------------------------------------------------------- real browser: the shortcuts
+# ------------------------------------------------------------- real browser
+PAGE_RUN_JS = "() => document.querySelector('.affectlab-page-run').dataset.run"
+PROGRESS_JS = "() => document.querySelector('[data-testid=stProgress]').innerText"
+
+
+def _drive_rating_page(url: str, chromium: Path) -> dict:
+    """Chromium through the rating page: join, keys, fragment reruns, undo, reload, an impostor;
+    returns what the test checks afterwards."""
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    out: dict = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(url, timeout=120_000)
+        page.get_by_label("Your name (used to resume later)").fill("kim")
+        page.get_by_role("button", name="Start rating").click()
+        page.locator(".st-key-pick_category_0 button").wait_for(timeout=60_000)
+        code_box = page.locator('[data-testid="stAlert"]').filter(has_text="resume code")
+        out["code"] = re.search(r"[A-Z0-9]{4}(?:-[A-Z0-9]{4}){3}", code_box.inner_text()).group()
+        runs_before = page.evaluate(PAGE_RUN_JS)
+        first = page.locator('[data-testid="stCaptionContainer"]').first.inner_text()
+        page.mouse.click(5, 300)                       # focus the page, not a text field
+        t0 = time.perf_counter()
+        page.keyboard.press("2")
+        page.wait_for_selector(".st-key-pick_category_1 button[kind=primary]")
+        page.keyboard.press("4")
+        page.wait_for_selector(".st-key-pick_valence_3 button[kind=primary]")
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"() => ({PROGRESS_JS})().startsWith('1 of')")
+        out["three_clicks_s"] = time.perf_counter() - t0
+        second = page.locator('[data-testid="stCaptionContainer"]').first.inner_text()
+        # the item advanced, and no full page run happened: only the fragment reran
+        out["advanced"] = second != first
+        out["page_runs"] = (runs_before, page.evaluate(PAGE_RUN_JS))
+        # undo: the first item comes back with its values; correct valence to 5
+        page.locator(".st-key-annotate_undo button").wait_for()
+        page.keyboard.press("u")
+        page.locator('[data-testid="stCaptionContainer"]').filter(
+            has_text="correcting your last item").wait_for()
+        page.wait_for_selector(".st-key-pick_valence_3 button[kind=primary]")
+        page.locator(".st-key-pick_valence_4 button").click()
+        page.wait_for_selector(".st-key-pick_valence_4 button[kind=primary]")
+        page.mouse.click(5, 300)
+        page.keyboard.press("Enter")
+        page.get_by_text("Corrected.").wait_for()
+        page.locator(".st-key-annotate_undo button").wait_for()
+        out["back_to"] = page.locator('[data-testid="stCaptionContainer"]').first.inner_text()
+        page.keyboard.press("s")
+        page.wait_for_function(f"() => ({PROGRESS_JS})().includes('1 skipped')")
+        out["after_skip"] = page.evaluate(PROGRESS_JS)
+        out["third"] = page.locator('[data-testid="stCaptionContainer"]').first.inner_text()
+        # a reload resumes from the address: no name asked, the same item and progress
+        page.reload()
+        page.locator(".st-key-pick_category_0 button").wait_for(timeout=60_000)
+        out["reloaded"] = (page.evaluate(PROGRESS_JS),
+                           page.locator('[data-testid="stCaptionContainer"]').first.inner_text(),
+                           page.get_by_label("Your name (used to resume later)").count())
+        # someone else, with the invite link, types kim's name: refused, nothing to rate
+        other = browser.new_context().new_page()
+        other.goto(url, timeout=120_000)
+        other.get_by_label("Your name (used to resume later)").fill("kim")
+        other.get_by_role("button", name="Start rating").click()
+        refusal = other.locator('[data-testid="stAlert"]').filter(has_text="taken")
+        refusal.wait_for(timeout=60_000)
+        out["impostor"] = (refusal.inner_text(), other.locator(".st-key-pick_category_0").count())
+        browser.close()
+    return out
+
+
 @pytest.mark.slow
 @pytest.mark.browser
-def test_keyboard_shortcuts_in_chromium(env, tmp_path):
-    """Digits pick, Enter submits, S skips, in a real Chromium against `streamlit run`."""
+def test_rating_page_in_chromium(env, tmp_path):
+    """In a real Chromium against `streamlit run`: digits pick, Enter submits, U undoes (a
+    correction), S skips; a click reruns only the rating fragment (the page-run marker outside
+    it stays put) while the item advances; a reload resumes; a second rater cannot rate under
+    the first one's name."""
     import os
     import signal
     import socket
@@ -338,7 +534,7 @@ def test_keyboard_shortcuts_in_chromium(env, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     chromium = Path(os.environ.get("AFFECTLAB_CHROMIUM", "/usr/bin/chromium"))
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    pytest.importorskip("playwright.sync_api")
     if not chromium.is_file():
         pytest.skip(f"no Chromium at {chromium}")
     store = Store()
@@ -360,39 +556,33 @@ def test_keyboard_shortcuts_in_chromium(env, tmp_path):
                 break
             except OSError:
                 time.sleep(0.5)
-
-        def drive() -> None:
-            # in a fresh thread: AppTest runs earlier in this module can leave an asyncio loop
-            # running in the main thread, where Playwright's sync API refuses to start
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
-                page = browser.new_page()
-                page.goto(f"http://127.0.0.1:{port}/annotate?campaign={token}", timeout=120_000)
-                page.get_by_label("Your name (used to resume later)").fill("kim")
-                page.get_by_role("button", name="Start rating").click()
-                page.locator(".st-key-pick_category_0 button").wait_for(timeout=60_000)
-                progress = page.locator("[data-testid=stProgress]")
-                page.mouse.click(5, 300)                       # focus the page, not a text field
-                page.keyboard.press("2")
-                page.wait_for_selector(".st-key-pick_category_1 button[kind=primary]")
-                page.keyboard.press("4")
-                page.wait_for_selector(".st-key-pick_valence_3 button[kind=primary]")
-                page.keyboard.press("Enter")
-                page.wait_for_function("() => document.querySelector('[data-testid=stProgress]')"
-                                       ".innerText.startsWith('1 of')")
-                page.keyboard.press("s")
-                page.wait_for_function("() => document.querySelector('[data-testid=stProgress]')"
-                                       ".innerText.includes('1 skipped')")
-                assert progress.inner_text().startswith("1 of 29")
-                browser.close()
-
+        # in a fresh thread: AppTest runs earlier in this module can leave an asyncio loop
+        # running in the main thread, where Playwright's sync API refuses to start
         with ThreadPoolExecutor(1) as pool:
-            pool.submit(drive).result()
+            out = pool.submit(_drive_rating_page,
+                              f"http://127.0.0.1:{port}/annotate?campaign={token}",
+                              chromium).result()
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+    print(f"\nrating page in Chromium: pick, pick, submit → next item in "
+          f"{out['three_clicks_s']:.2f} s (three key presses, browser round trips included)")
+    assert out["advanced"]
+    before, after = out["page_runs"]
+    assert int(before) >= 2                  # the marker counts full runs: load, then join
+    assert before == after, "a click reran the whole page, not just the rating fragment"
+    assert out["after_skip"].startswith("1 of 29") and "1 skipped" in out["after_skip"]
+    progress, caption, name_fields = out["reloaded"]
+    assert progress == out["after_skip"] and caption == out["third"] and name_fields == 0
+    refusal, pick_buttons = out["impostor"]
+    assert "resume code" in refusal and pick_buttons == 0
     store = Store()
-    stored = open_owner(store, PASSWORD).ratings("kb")
-    store.dispose()
+    owner = open_owner(store, PASSWORD)
+    stored = owner.ratings("kb")
     assert sorted(zip(stored["scale"], stored["value"], strict=True)) == [
-        ("category", 1.0), ("valence", 4.0)]
+        ("category", 1.0), ("valence", 5.0)]                     # valence corrected from 4
+    assert list(owner.raters("kb")["rater_id"]) == ["kim"]       # the impostor got no rater
+    # kim on another device, with the code, continues where the reload was
+    again = join_campaign(store, token, "kim", out["code"])
+    assert again.next_item().item_id in out["third"]
+    store.dispose()

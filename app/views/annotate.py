@@ -1,32 +1,41 @@
-"""Annotate: the rating page for raters (invite link ``?campaign=<token>``) and, without a token,
-the campaign owner's page (admin password): create campaigns, watch progress and agreement,
-preview soft labels, export.
+"""Annotate: the rating page for raters (invite link ``?campaign=<token>``, then ``&r=<rater>``
+so a reload resumes) and, without a token, the campaign owner's page (admin password): create
+campaigns, watch progress and agreement, see and revoke raters, see problems, preview soft
+labels, export.
 
-A rater's browser only ever holds a RaterSession: no owner call is reachable in rater mode.
+A rater's browser only ever holds a RatingFlow over a RaterSession: no owner call is reachable
+in rater mode. Rater-facing code is :func:`rater_page` and what it calls (a page guard can call
+it). The rating widgets live in a fragment, so a click reruns only them; no exception's details
+ever reach a rater (a generic message with Skip; details in the owner's Problems and the server
+log).
 """
 
+import logging
 import tempfile
-import time
+import traceback
 from pathlib import Path
 
 import streamlit as st
 
 from affectlab.annotate import (
     AccessDenied,
-    DuplicateRatingError,
+    RaterRevoked,
+    ResumeCodeRequired,
     Store,
     default_db_url,
     ensure_admin_password,
     invite_link,
     join_campaign,
     open_owner,
+    resume_rater,
 )
+from affectlab.annotate.export import train_command
+from affectlab.annotate.flow import CLOSED_NOTICE, RatingFlow
 from affectlab.annotate.pageview import (
     INVALID_LINK,
     campaign_by_token,
     coverage_histogram,
     default_scales,
-    elapsed_seconds,
     invite_base_url,
     rater_fraction,
     scale_options,
@@ -35,12 +44,18 @@ from affectlab.annotate.pageview import (
 from affectlab.data.catalog import list_datasets
 from affectlab.paths import datasets_dir
 
-RATER = "annotate_rater"        # (token, RaterSession)
-ITEM = "annotate_item"          # the ItemView on screen
-SHOWN_AT = "annotate_shown_at"  # time.time() when it was shown
-PICKS = "annotate_picks"        # {scale: value} chosen for the item on screen
+logger = logging.getLogger("affectlab.app.annotate")
+
+FLOW = "annotate_flow"          # the rater's RatingFlow
+NEW_CODE = "annotate_new_code"  # the resume code issued at this session's join (shown once)
+PAGE_RUNS = "annotate_page_runs"  # full runs of the rating page (not fragment reruns)
 OWNER = "annotate_owner"        # OwnerSession after the password
 INVITE = "annotate_invite"      # (campaign name, token) shown once after create / rotate
+RATER_LINK = "r"                # the query parameter holding the rater's link token
+LINK_ENDED = ("This rating link no longer works (the rater was revoked or the campaign "
+              "closed).")
+PAGE_FAILED = ("Something went wrong on our side; your ratings so far are saved. Skip this "
+               "item, or reload the page.")
 
 
 @st.cache_resource
@@ -60,137 +75,186 @@ def _pick_key(scale: str, i: int) -> str:
 
 
 # ------------------------------------------------------------------------------ rater view
-def _next(rater) -> None:
-    st.session_state[ITEM] = rater.next_item()
-    st.session_state[SHOWN_AT] = time.time()
-    st.session_state[PICKS] = {}
-
-
-def _submit(rater) -> None:
-    item, picks = st.session_state.get(ITEM), st.session_state.get(PICKS, {})
-    missing = [s for s in item.pending if s not in picks]
-    if missing:
-        st.session_state["annotate_msg"] = f"Choose a value for: {', '.join(missing)}"
-        return
-    spent = elapsed_seconds(st.session_state.get(SHOWN_AT), time.time())
-    try:
-        rater.submit_all(item.item_id, {s: picks[s] for s in item.pending}, time_spent=spent)
-        _next(rater)
-    except AccessDenied:
-        st.session_state["annotate_msg"] = INVALID_LINK  # closed meanwhile: rerun says so
-    except (ValueError, TypeError, DuplicateRatingError) as exc:
-        st.session_state["annotate_msg"] = f"Not saved: {exc}"
-
-
-def _skip(rater) -> None:
-    try:
-        rater.skip(st.session_state[ITEM].item_id)
-        _next(rater)
-    except AccessDenied:
-        st.session_state["annotate_msg"] = INVALID_LINK
-
-
-def _choose(scale: str, value: float) -> None:
-    st.session_state[PICKS] = {**st.session_state.get(PICKS, {}), scale: value}
-
-
-def _join(token: str, info) -> None:
+def _join(token: str) -> None:
     name = st.session_state.get("annotate_name", "")
+    code = (st.session_state.get("annotate_code") or "").strip() or None
     try:
-        rater = join_campaign(_store(), token, name)
+        rater = join_campaign(_store(), token, name, code)
+    except (ResumeCodeRequired, RaterRevoked) as exc:
+        st.session_state["annotate_msg"] = str(exc).capitalize() + "."
+        return
     except AccessDenied:
         st.session_state["annotate_msg"] = INVALID_LINK
         return
     except (ValueError, TypeError) as exc:
         st.session_state["annotate_msg"] = f"Please check your name: {exc}"
         return
-    st.session_state[RATER] = (token, rater, info)
-    _next(rater)
+    flow = RatingFlow(rater)
+    flow.start()
+    st.session_state[FLOW] = flow
+    st.session_state[NEW_CODE] = rater.resume_code
+    st.query_params[RATER_LINK] = rater.link_token  # a reload resumes from the address
 
 
-def _item_widgets(rater, item) -> None:
-    picks = st.session_state.get(PICKS, {})
-    active = next((s for s in item.pending if s not in picks), None)
+def _held_flow(link: str | None) -> RatingFlow | None:
+    """The rater of this browser session: held, or resumed from the address's link token."""
+    held = st.session_state.get(FLOW)
+    if held is not None and link in (None, held.rater.link_token):
+        return held
+    if link is None:
+        return None
+    try:
+        rater = resume_rater(_store(), link)
+    except AccessDenied:
+        st.session_state["annotate_msg"] = LINK_ENDED
+        del st.query_params[RATER_LINK]
+        return None
+    flow = RatingFlow(rater)
+    flow.start()
+    st.session_state[FLOW] = flow
+    return flow
+
+
+def _join_form(token: str) -> None:
+    try:
+        info = campaign_by_token(_store(), token)
+    except AccessDenied:
+        st.error(INVALID_LINK)
+        return
+    st.title(f"Rate: {info.name}")
+    msg = st.session_state.pop("annotate_msg", None)
+    if msg:
+        st.error(msg)
+    with st.form("annotate_join"):
+        st.text_input("Your name (used to resume later)", key="annotate_name", max_chars=64)
+        st.text_input("Resume code (only if you rated here before)", key="annotate_code",
+                      max_chars=40, help="Given to you when you first joined.")
+        st.form_submit_button("Start rating", on_click=_join, args=(token,))
+
+
+def _code_box() -> None:
+    code = st.session_state.get(NEW_CODE)
+    if code:
+        st.info(f"Your resume code: **{code}**. Keep it: with your name it lets you continue "
+                "on another device or browser (nobody else can rate under your name). "
+                "Reloading this page resumes without it.")
+
+
+def rater_page(token: str) -> None:
+    """The rating page for the invite ``token`` (and the ``r`` link in the address). Raters
+    see only this; every error shows a generic message (details go to the owner and the log)."""
+    st.session_state[PAGE_RUNS] = st.session_state.get(PAGE_RUNS, 0) + 1
+    try:
+        flow = _held_flow(st.query_params.get(RATER_LINK))
+        if flow is None:
+            _join_form(token)
+            return
+        st.title(f"Rate: {flow.rater.campaign}")
+        if flow.rater.instructions:
+            with st.expander("Instructions", expanded=False):
+                st.markdown(flow.rater.instructions)
+        _code_box()
+        # a value that only a full page run changes: the browser test reads it to show that a
+        # click reran the fragment alone
+        st.html(f'<span class="affectlab-page-run" data-run="{st.session_state[PAGE_RUNS]}">'
+                '</span>')
+        _rating_fragment(flow)
+    except Exception as exc:  # noqa: BLE001  (a rater never sees a traceback)
+        _rater_failure(exc)
+
+
+def _rater_failure(exc: BaseException) -> None:
+    """Log the error with its traceback, record it for the owner, show the generic message and
+    a Skip button."""
+    logger.exception("rating page failed: %s", exc)
+    flow = st.session_state.get(FLOW)
+    item = getattr(flow, "item", None) if flow is not None else None
+    if flow is not None:
+        try:
+            flow.rater.report_problem(getattr(item, "item_id", None), traceback.format_exc())
+        except Exception:  # noqa: BLE001  (recording is best effort; the log has it)
+            logger.exception("could not record the rating page's failure")
+    st.error(PAGE_FAILED)
+    if item is not None:
+        st.button("Skip (S)", key="annotate_skip_after_error", on_click=flow.skip)
+
+
+@st.fragment
+def _rating_fragment(flow: RatingFlow) -> None:
+    try:
+        _rating_widgets(flow)
+    except Exception as exc:  # noqa: BLE001
+        _rater_failure(exc)
+
+
+def _rating_widgets(flow: RatingFlow) -> None:
+    notice = flow.take_notice()
+    if flow.closed:
+        st.error(CLOSED_NOTICE)
+        return
+    if notice is not None:
+        {"info": st.info, "warning": st.warning}.get(notice.level, st.error)(notice.text)
+    progress, item = flow.progress, flow.item
+    if progress is not None:
+        rated, available = rater_fraction(progress, item is not None)
+        st.progress(rated / available if available else 1.0,
+                    text=f"{rated} of {available} items rated · {progress.skipped} skipped")
+    if item is None:
+        st.success("Nothing left to rate in this campaign. Thank you!")
+        if flow.can_undo:
+            st.button("Undo last (U)", key="annotate_undo", on_click=flow.undo)
+        return
+    what = "correcting your last item" if flow.correcting else f"item {item.item_id}"
+    st.caption(f"{what} · signed in as {flow.rater.name} · keys: 1–9 choose, Enter submits, "
+               "S skips, U undoes the last item")
+    active = flow.active_scale
     pick_keys = ([] if active is None else
                  [_pick_key(active, i) for i in range(len(scale_options(item.scales[active])))])
     # keyboard shortcuts: a script that clicks the keyed buttons (see pageview); sent first, so
     # it listens by the time the buttons appear
-    st.html(shortcut_script(pick_keys, "annotate_submit", "annotate_skip"),
+    st.html(shortcut_script(pick_keys, "annotate_submit", "annotate_skip", "annotate_undo"),
             unsafe_allow_javascript=True)
     left, right = st.columns([2, 3])
     with left:
-        if not item.media_path.is_file():
-            st.warning(f"Media file missing for item {item.item_id}; skip it (S).")
-        elif item.modality == "speech":
+        _media(flow, item)
+    with right:
+        _value_buttons(flow, item, active)
+        c1, c2, c3 = st.columns(3)
+        # never disabled: a quick digit-then-Enter reaches the browser before the rerun that
+        # would enable it, and a disabled button swallows the click; submit names what is missing
+        c1.button("Submit (Enter)", key="annotate_submit", on_click=flow.submit,
+                  type="primary" if flow.ready else "secondary", width="stretch")
+        c2.button("Back (S)" if flow.correcting else "Skip (S)", key="annotate_skip",
+                  on_click=flow.skip, width="stretch")
+        if flow.can_undo and not flow.correcting:
+            c3.button("Undo last (U)", key="annotate_undo", on_click=flow.undo, width="stretch")
+
+
+def _media(flow: RatingFlow, item) -> None:
+    try:
+        if item.modality == "speech":
             st.audio(str(item.media_path))
         else:
             st.image(str(item.media_path), width=320)
-    with right:
-        for scale in item.pending:
-            meta = item.scales[scale]
-            marker = " ← keys 1–9" if scale == active else ""
-            st.markdown(f"**{scale}**{marker}")
-            options = scale_options(meta)
-            per_row = len(options) if len(options) <= 5 else 4  # class names need room to show
-            for i, (value, label) in enumerate(options):
-                if i % per_row == 0:
-                    cols = st.columns(per_row)
-                key = _pick_key(scale, i)
-                chosen = picks.get(scale) == value
-                cols[i % per_row].button(label, key=key, on_click=_choose, args=(scale, value),
-                                         type="primary" if chosen else "secondary",
-                                         width="stretch")
-        ready = all(s in picks for s in item.pending)
-        c1, c2 = st.columns(2)
-        # never disabled: a quick digit-then-Enter reaches the browser before the rerun that
-        # would enable it, and a disabled button swallows the click; _submit names what is missing
-        c1.button("Submit (Enter)", key="annotate_submit", on_click=_submit, args=(rater,),
-                  type="primary" if ready else "secondary", width="stretch")
-        c2.button("Skip (S)", key="annotate_skip", on_click=_skip, args=(rater,),
-                  width="stretch")
+    except Exception as exc:  # noqa: BLE001  (served items passed a decode check; still)
+        logger.exception("item %s: media failed on the page", item.item_id)
+        flow.media_failed(f"{item.media_path}: the page could not show it ({exc!r})")
+        st.rerun(scope="fragment")
 
 
-def rater_view(token: str) -> None:
-    held = st.session_state.get(RATER)
-    if held is not None and held[0] == token:
-        _, rater, info = held  # joined: a renewed link does not stop a rater already in
-    else:
-        rater = None
-        try:
-            info = campaign_by_token(_store(), token)
-        except AccessDenied:
-            st.error(INVALID_LINK)
-            return
-    st.title(f"Rate: {info.name}")
-    msg = st.session_state.pop("annotate_msg", None)
-    if rater is None:
-        if msg:
-            st.error(msg)
-        with st.form("annotate_join"):
-            st.text_input("Your name (used to resume later)", key="annotate_name",
-                          max_chars=64)
-            st.form_submit_button("Start rating", on_click=_join, args=(token, info))
-        return
-    if info.instructions:
-        with st.expander("Instructions", expanded=False):
-            st.markdown(info.instructions)
-    if msg:
-        st.warning(msg)
-    try:
-        item = st.session_state.get(ITEM)
-        progress = rater.progress()
-    except AccessDenied:
-        st.error(INVALID_LINK)
-        return
-    rated, available = rater_fraction(progress, item is not None)
-    st.progress(rated / available if available else 1.0,
-                text=f"{rated} of {available} items rated · {progress.skipped} skipped")
-    if item is None:
-        st.success("Nothing left to rate in this campaign. Thank you!")
-        return
-    st.caption(f"item {item.item_id} · signed in as {rater.name} · keys: 1–9 choose, "
-               "Enter submits, S skips")
-    _item_widgets(rater, item)
+def _value_buttons(flow: RatingFlow, item, active: str | None) -> None:
+    for scale in item.pending:
+        marker = " ← keys 1–9" if scale == active else ""
+        st.markdown(f"**{scale}**{marker}")
+        options = scale_options(item.scales[scale])
+        per_row = len(options) if len(options) <= 5 else 4  # class names need room to show
+        for i, (value, label) in enumerate(options):
+            if i % per_row == 0:
+                cols = st.columns(per_row)
+            chosen = flow.picks.get(scale) == value
+            cols[i % per_row].button(label, key=_pick_key(scale, i), on_click=flow.choose,
+                                     args=(scale, value),
+                                     type="primary" if chosen else "secondary", width="stretch")
 
 
 # ------------------------------------------------------------------------------ owner view
@@ -304,8 +368,11 @@ def _monitor(owner, campaign: str) -> None:
         st.markdown("**Coverage**: items by number of finished ratings")
         st.bar_chart(coverage_histogram(progress), x="n_ratings", y="n_items")
     with right:
-        st.markdown("**Raters**: items done / skipped / open")
-        st.dataframe(progress.raters, hide_index=True, key="annotate_raters_table")
+        st.markdown("**Raters**: items done / skipped, ratings, last seen")
+        st.dataframe(owner.raters(campaign), hide_index=True, key="annotate_raters_table")
+    if progress.n_broken:
+        st.warning(f"{progress.n_broken} item(s) cannot be shown (undecodable media) and are "
+                   "skipped for everyone: see Problems below.")
     report = owner.agreement(campaign)
     st.markdown("**Agreement** (Krippendorff's α)")
     cols = st.columns(max(1, len(report.alpha)) + 1)
@@ -336,8 +403,8 @@ def _export_box(owner, campaign: str, scales: list[str]) -> None:
         except (ValueError, FileExistsError, OSError) as exc:
             st.error(f"Not exported: {exc}")
         else:
-            st.success(f"Exported to {path}: pick it on the Train page or "
-                       f"`affectlab train --data {path}`.")
+            command = train_command(path, owner.settings(campaign)["modality"])
+            st.success(f"Exported to {path}: pick it on the Train page, or run `{command}`.")
     if st.button("Prepare CSV / JSON-lines downloads", key="annotate_prepare"):
         with tempfile.TemporaryDirectory() as tmp:
             st.session_state["annotate_files_ready"] = (campaign, {
@@ -374,7 +441,33 @@ def _campaign_tab(owner) -> None:
         owner.set_active(campaign, not settings["active"])
         st.rerun()
     _monitor(owner, campaign)
+    _raters_box(owner, campaign)
+    _problems_box(owner, campaign)
     _export_box(owner, campaign, list(settings["scales"]))
+
+
+def _raters_box(owner, campaign: str) -> None:
+    raters = owner.raters(campaign)
+    active = raters.loc[raters["status"] == "active", "rater_id"].tolist()
+    if not active:
+        return
+    st.markdown("**Revoke a rater**: their link and resume code stop working at once; their "
+                "ratings stay, flagged, and are left out of soft labels, agreement and export.")
+    c1, c2 = st.columns([3, 1])
+    name = c1.selectbox("Rater", active, key="annotate_revoke_name",
+                        label_visibility="collapsed")
+    if c2.button("Revoke", key="annotate_revoke"):
+        owner.revoke_rater(campaign, name)
+        st.rerun()
+
+
+def _problems_box(owner, campaign: str) -> None:
+    problems = owner.problems(campaign)
+    if problems.empty:
+        return
+    st.markdown(f"**Problems** ({len(problems)}): media that cannot be decoded (the item is "
+                "skipped for everyone) and rating-page errors. Raters saw a generic message.")
+    st.dataframe(problems, hide_index=True, key="annotate_problems_table")
 
 
 def owner_view() -> None:
@@ -392,6 +485,6 @@ def owner_view() -> None:
 
 token = st.query_params.get("campaign")
 if token is not None:
-    rater_view(token)
+    rater_page(token)
 else:
     owner_view()

@@ -6,21 +6,30 @@ Pages use two session objects and nothing else::
     ensure_admin_password(store)                      # prints a generated password once
     owner = open_owner(store, password)
     invite = owner.create_campaign("faces-1", "data/datasets/faces-default", ratings_per_item=5)
-    rater = join_campaign(store, invite.token, "alice")
+    rater = join_campaign(store, invite.token, "alice")   # rater.resume_code: shown once
     item = rater.next_item(); rater.submit(item.item_id, "category", 3, time_spent=2.1)
+    again = resume_rater(store, rater.link_token)     # what a reload of the page does
 """
 
-from affectlab.annotate.access import AccessDenied, ensure_admin_password, invite_link
+from affectlab.annotate.access import (
+    AccessDenied,
+    RaterRevoked,
+    ResumeCodeRequired,
+    ensure_admin_password,
+    invite_link,
+)
 from affectlab.annotate.service import (
     CampaignProgress,
     DuplicateRatingError,
     Invite,
+    ItemUnavailable,
     ItemView,
     OwnerSession,
     RaterProgress,
     RaterSession,
     join_campaign,
     open_owner,
+    resume_rater,
 )
 from affectlab.annotate.store import Store, default_db_url
 
@@ -29,14 +38,18 @@ __all__ = [
     "CampaignProgress",
     "DuplicateRatingError",
     "Invite",
+    "ItemUnavailable",
     "ItemView",
     "OwnerSession",
     "RaterProgress",
+    "RaterRevoked",
     "RaterSession",
+    "ResumeCodeRequired",
     "Store",
     "default_db_url",
     "ensure_admin_password",
     "invite_link",
     "join_campaign",
     "open_owner",
+    "resume_rater",
 ]

@@ -5,14 +5,21 @@ reads it like any dataset: ``items.parquet`` (the campaign's items with the sour
 other columns, e.g. split, domain and hidden truth, plus ``n_ratings`` and, when a nominal scale
 exists, ``ds_label``: the Dawid–Skene most probable class), ``ratings.parquet`` (one row per
 rating: item_id, rater_id, scale, value, timestamp, time_spent) and ``meta.json`` (the campaign's
-scales and label set, provenance naming the campaign). Media are hard-linked into the new
+scales and label set; provenance: ``source`` "annotation campaign NAME", ``exported_at``,
+``n_items``, ``n_raters``, ``n_ratings``, what was left out). Media are hard-linked into the new
 directory when source and target share a file system, otherwise copied.
+
+Left out of the dataset and the JSON lines: ratings of revoked raters; left out of the dataset:
+broken items (media that cannot be decoded: training would fail on them). The CSV holds every
+rating, with the ``rater_revoked`` flag. :func:`train_command` is the command line that trains
+on an exported dataset.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from affectlab.annotate import aggregate
+from affectlab.annotate.store import utcnow
 from affectlab.data.contract import SPLITS, write_dataset
 from affectlab.data.schema import LabelSet
 from affectlab.scales import as_scale
@@ -29,9 +37,19 @@ from affectlab.scales import as_scale
 if TYPE_CHECKING:
     from affectlab.annotate.service import OwnerSession
 
-__all__ = ["FORMATS", "export_campaign"]
+__all__ = ["FORMATS", "export_campaign", "train_command"]
 
 FORMATS = ("dataset", "csv", "jsonl")
+# a model that trains on each modality out of the box (affectlab.models)
+DEFAULT_MODEL = {"face": "resnet18", "speech": "convpool"}
+
+
+def train_command(dataset: str | os.PathLike, modality: str, method: str = "ce") -> str:
+    """``affectlab train --dataset DIR --model … --method …`` for an exported dataset."""
+    if modality not in DEFAULT_MODEL:
+        raise ValueError(f"modality must be one of {sorted(DEFAULT_MODEL)}, got {modality!r}")
+    return (f"affectlab train --dataset {shlex.quote(str(dataset))} "
+            f"--model {DEFAULT_MODEL[modality]} --method {shlex.quote(method)}")
 
 
 def _link_or_copy(src: Path, dst: Path, link: bool) -> None:
@@ -61,18 +79,24 @@ def export_campaign(owner: OwnerSession, campaign: int | str, out: str | os.Path
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     settings = owner.settings(campaign)
-    ratings = owner.ratings(campaign)
     items = owner.items(campaign)
     out = Path(out)
     if format == "csv":
         _check_target(out, overwrite)
-        ratings.to_csv(out, index=False)
+        owner.ratings(campaign).to_csv(out, index=False)
         return out
+    all_ratings = owner.ratings(campaign)
+    ratings = owner.label_ratings(campaign)
     if format == "jsonl":
         _check_target(out, overwrite)
         _write_jsonl(out, settings, items, ratings)
         return out
-    return _write_dataset_dir(out, settings, items, ratings, overwrite, link)
+    left_out = {"n_broken_items": int(items["broken"].notna().sum()),
+                "n_revoked_raters": int(all_ratings.loc[all_ratings["rater_revoked"],
+                                                        "rater_id"].nunique())}
+    usable = items[items["broken"].isna()].drop(columns="broken").reset_index(drop=True)
+    ratings = ratings[ratings["item_id"].isin(usable["item_id"])]
+    return _write_dataset_dir(out, settings, usable, ratings, overwrite, link, left_out)
 
 
 def _check_target(out: Path, overwrite: bool) -> None:
@@ -93,6 +117,7 @@ def _write_jsonl(out: Path, settings: dict, items: pd.DataFrame, ratings: pd.Dat
             rows = by_item.get(row.item_id)
             record = {
                 "item_id": row.item_id, "media": row.media, "is_gold": bool(row.is_gold),
+                "broken": row.broken,
                 "ratings": [] if rows is None else [
                     {"rater_id": r, "scale": s, "value": float(v)}
                     for r, s, v in zip(rows["rater_id"], rows["scale"], rows["value"],
@@ -108,8 +133,18 @@ def _nan_to_none(row: np.ndarray) -> list[float] | None:
     return None if np.isnan(row).any() else [float(x) for x in row]
 
 
+def _provenance(settings: dict, n_items: int, ratings: pd.DataFrame,
+                left_out: dict[str, int]) -> dict:
+    return {"source": f"annotation campaign {settings['name']}", "campaign": settings["name"],
+            "campaign_source": settings["source"],
+            "exported_at": utcnow().isoformat(timespec="seconds") + "Z",
+            "n_items": int(n_items), "n_raters": int(ratings["rater_id"].nunique()),
+            "n_ratings": int(len(ratings)), "ratings_per_item": settings["ratings_per_item"],
+            "max_ratings": settings["max_ratings"], "left_out": dict(left_out)}
+
+
 def _write_dataset_dir(out: Path, settings: dict, items: pd.DataFrame, ratings: pd.DataFrame,
-                       overwrite: bool, link: bool) -> Path:
+                       overwrite: bool, link: bool, left_out: dict[str, int]) -> Path:
     ids = items["item_id"].tolist()
     table = items.drop(columns=["is_gold"]).copy()
     table.insert(2, "modality", settings["modality"])
@@ -129,9 +164,7 @@ def _write_dataset_dir(out: Path, settings: dict, items: pd.DataFrame, ratings: 
     long["value"] = long["value"].astype(np.float64)
     meta = {"name": out.name, "modality": settings["modality"],
             "label_set": settings["label_set"], "scales": settings["scales"],
-            "provenance": {"source": "affectlab annotate", "campaign": settings["name"],
-                           "campaign_source": settings["source"],
-                           "ratings_per_item": settings["ratings_per_item"]},
+            "provenance": _provenance(settings, len(table), long, left_out),
             "truth_columns": [c for c in table.columns
                               if c.startswith("true_") or c in ("subclass", "flipped")]}
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -129,10 +129,11 @@ def invite_base_url(page_url: str | None, default: str = DEFAULT_BASE_URL) -> st
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def shortcut_script(pick_keys: Sequence[str], submit_key: str, skip_key: str) -> str:
+def shortcut_script(pick_keys: Sequence[str], submit_key: str, skip_key: str,
+                    undo_key: str | None = None) -> str:
     """An HTML snippet for ``st.html(..., unsafe_allow_javascript=True)``: digits 1..9 click
     the buttons whose widget keys are ``pick_keys`` (in order), Enter clicks ``submit_key``, S
-    clicks ``skip_key``.
+    clicks ``skip_key``, U clicks ``undo_key`` (when given and on screen).
 
     It listens on the page's document (``window.parent`` is the page itself outside an iframe,
     and the same-origin page inside a components iframe) and finds buttons by
@@ -141,7 +142,8 @@ def shortcut_script(pick_keys: Sequence[str], submit_key: str, skip_key: str) ->
     """
     if len(pick_keys) > MAX_SHORTCUT_OPTIONS:
         pick_keys = list(pick_keys)[:MAX_SHORTCUT_OPTIONS]
-    config = json.dumps({"picks": list(pick_keys), "submit": submit_key, "skip": skip_key})
+    config = json.dumps({"picks": list(pick_keys), "submit": submit_key, "skip": skip_key,
+                         "undo": undo_key})
     return f"""<script>
 (function() {{
   const cfg = {config};
@@ -166,6 +168,8 @@ def shortcut_script(pick_keys: Sequence[str], submit_key: str, skip_key: str) ->
       done = press(cfg.submit);
     }} else if (ev.key === "s" || ev.key === "S") {{
       done = press(cfg.skip);
+    }} else if ((ev.key === "u" || ev.key === "U") && cfg.undo) {{
+      done = press(cfg.undo);
     }}
     if (done) ev.preventDefault();
   }};

@@ -2,24 +2,30 @@
 
 Two kinds of session, each bound to who opened it, so a page cannot act beyond its rights:
 
-- :func:`join_campaign` (token, name) → :class:`RaterSession`: one rater in one campaign.
-  It reads and writes only its own ratings: ``next_item()``, ``submit()``, ``skip()``,
-  ``progress()``, ``my_ratings()``. A rater is identified by name within the campaign; joining
-  again with the same name resumes.
+- :func:`join_campaign` (token, name, resume code) or :func:`resume_rater` (the rater's link
+  token) → :class:`RaterSession`: one rater in one campaign (module :mod:`.rater`). It reads
+  and writes only its own ratings: ``next_item()``, ``submit()``, ``skip()``,
+  ``correct_last()``, ``progress()``, ``my_ratings()``. A name is taken by its first join;
+  joining again under it needs the resume code given then.
 - :func:`open_owner` (admin password) → :class:`OwnerSession`: create campaigns (from a
-  dataset directory or uploaded media), follow progress, agreement, soft labels, export.
+  dataset directory or uploaded media), follow progress, raters (and revoke them), problems
+  (undecodable media, page errors), agreement, soft labels, export.
 
-Errors: :class:`~affectlab.annotate.access.AccessDenied` for a bad password or token or a closed
-campaign; ValueError / TypeError naming the argument for malformed input (value outside the
-scale, NaN, unknown item or scale); :class:`DuplicateRatingError` when a rater re-submits a
-different value for a scale they already rated (re-submitting the same value is a no-op).
+Ratings of a revoked rater stay in the store and in :meth:`OwnerSession.ratings` (column
+``rater_revoked``); soft labels, agreement and the dataset / JSON-lines exports leave them out.
+Broken items (media that cannot be decoded) are left out of the exported dataset.
+
+Errors: :class:`~affectlab.annotate.access.AccessDenied` for a bad password, token or resume
+code, a closed campaign or a revoked rater; ValueError / TypeError naming the argument for
+malformed input (value outside the scale, NaN, unknown item or scale);
+:class:`DuplicateRatingError` when a rater re-submits a different value for a scale they already
+rated (re-submitting the same value is a no-op; a correction goes through ``correct_last``).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import random
 import re
 import shutil
 from collections.abc import Mapping, Sequence
@@ -29,31 +35,43 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, bindparam, func, insert, select, update
-from sqlalchemy.engine import Connection, Row
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from affectlab.annotate import aggregate
 from affectlab.annotate.access import (
-    AccessDenied,
     check_admin_password,
     hash_token,
     invite_link,
     new_token,
 )
-from affectlab.annotate.assign import CampaignRules, pick_next, release
+from affectlab.annotate.assign import release
+from affectlab.annotate.checks import (
+    DuplicateRatingError,
+    check_name,
+    check_scales,
+    check_value,
+)
+from affectlab.annotate.rater import (
+    ItemUnavailable,
+    ItemView,
+    RaterProgress,
+    RaterSession,
+    join_campaign,
+    resume_rater,
+)
 from affectlab.annotate.store import (
     Assignment,
     Campaign,
     GoldAnswer,
+    Incident,
     Item,
     Rater,
     Rating,
     Store,
     utcnow,
 )
-from affectlab.data.contract import MODALITIES, SCALE_TYPES, DatasetDir, load_dataset
+from affectlab.data.contract import MODALITIES, DatasetDir, load_dataset
 from affectlab.data.schema import default_label_set
 from affectlab.paths import data_dir
 from affectlab.scales import as_scale
@@ -62,331 +80,20 @@ __all__ = [
     "CampaignProgress",
     "DuplicateRatingError",
     "Invite",
+    "ItemUnavailable",
     "ItemView",
     "OwnerSession",
     "RaterProgress",
     "RaterSession",
+    "check_scales",
     "check_value",
     "join_campaign",
     "open_owner",
+    "resume_rater",
 ]
 
 MEDIA_EXTENSIONS = {"face": (".png", ".jpg", ".jpeg", ".bmp", ".webp"),
                     "speech": (".wav", ".flac", ".ogg", ".mp3")}
-MAX_NAME_LEN = 64
-
-
-class DuplicateRatingError(ValueError):
-    """The rater already rated this item on this scale with a different value."""
-
-
-# --------------------------------------------------------------------------- value checks
-
-
-def check_scales(scales: Any, name: str = "scales") -> dict[str, dict[str, Any]]:
-    """Validate scale definitions (typed scales or the contract's dicts, checked by
-    :func:`affectlab.scales.as_scale`); return them as plain dicts, as the store keeps them.
-    A campaign's nominal / ordinal scale needs at least two classes (one button is no choice)."""
-    if not isinstance(scales, Mapping) or not scales:
-        raise ValueError(f"{name} must be a non-empty dict {{scale: definition}}, got {scales!r}")
-    out = {}
-    for s, meta in scales.items():
-        if not isinstance(s, str) or not s or len(s) > 64:
-            raise ValueError(f"{name}: scale names must be non-empty strings ≤ 64 chars, got {s!r}")
-        try:
-            typed = as_scale(meta, f"{name}[{s!r}]")
-        except TypeError as exc:  # not a dict: still a bad value, not a bad type of argument
-            raise ValueError(f"{exc}; expected a 'type' in {SCALE_TYPES}") from exc
-        if typed.categorical and typed.num_classes < 2:
-            raise ValueError(f"{name}[{s!r}]: {typed.type} needs a 'names' list of ≥ 2 classes")
-        out[s] = typed.to_json()
-    return out
-
-
-def check_value(scales: Mapping[str, Any], scale: str, value: Any) -> float:
-    """A rating value as stored: a float in the scale's range.
-
-    nominal / ordinal: a class index 0..K−1 (int, or a float with an integer value) or the class
-    name; likert: a number in [low, high]. Raises ValueError / TypeError naming the problem.
-    """
-    if scale not in scales:
-        raise ValueError(f"scale must be one of {sorted(scales)}, got {scale!r}")
-    typed = as_scale(scales[scale], f"scales[{scale!r}]")
-    if typed.categorical and isinstance(value, str):
-        names = typed.class_names
-        if value not in names:
-            raise ValueError(f"value for scale {scale!r} must be one of {names}, got {value!r}")
-        return float(names.index(value))
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"value for scale {scale!r} must be a number, got {type(value).__name__}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"value for scale {scale!r} must be finite, got {v}")
-    lo, hi = typed.value_range()
-    if not lo <= v <= hi:
-        raise ValueError(f"value for scale {scale!r} must lie in [{lo:g}, {hi:g}], got {v:g}")
-    if typed.categorical and v != round(v):
-        raise ValueError(f"value for scale {scale!r} must be a class index, got {v:g}")
-    return v
-
-
-def _check_name(name: Any) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a str, got {type(name).__name__}")
-    clean = " ".join(name.split())
-    if not clean:
-        raise ValueError("name must not be empty")
-    if len(clean) > MAX_NAME_LEN or not clean.isprintable():
-        raise ValueError(f"name must be ≤ {MAX_NAME_LEN} printable characters, got {name!r}")
-    return clean
-
-
-def _check_time_spent(t: Any) -> float | None:
-    if t is None:
-        return None
-    if isinstance(t, bool) or not isinstance(t, int | float | np.integer | np.floating):
-        raise TypeError(f"time_spent must be seconds (a number) or None, got {type(t).__name__}")
-    t = float(t)
-    if not math.isfinite(t) or t < 0:
-        raise ValueError(f"time_spent must be a finite number of seconds >= 0, got {t}")
-    return t
-
-
-# --------------------------------------------------------------------------- rater side
-
-
-@dataclass(frozen=True)
-class ItemView:
-    """What the rating page shows: the item's id and media file, the scales still to rate."""
-
-    item_id: str
-    media_path: Path
-    modality: str
-    scales: dict[str, dict[str, Any]]
-    pending: tuple[str, ...]
-    instructions: str
-
-
-@dataclass(frozen=True)
-class RaterProgress:
-    done: int          # items finished (all scales rated), gold included
-    skipped: int
-    gold_done: int
-    remaining: int     # regular items this rater could still get for coverage (upper bound)
-
-
-class RaterSession:
-    """One rater in one campaign. Obtain it from :func:`join_campaign`; it never exposes other
-    raters' ratings or other campaigns.
-
-    Its methods run fixed Core statements (built once, see the module's ``_R_*``) on one
-    connection per call: a submit is one lookup, one insert and one conditional update; a
-    next item is one status read, the pick and one insert and update.
-    """
-
-    def __init__(self, store: Store, campaign: Campaign, rater_id: int, name: str, *,
-                 _key: object = None):
-        if _key is not _JOIN_KEY:
-            raise TypeError("use join_campaign(store, token, name) to get a RaterSession")
-        self._store, self._campaign_id, self._rater_id = store, campaign.id, rater_id
-        # fixed when the campaign was created: read once, not on every call
-        self._rules = CampaignRules.of(campaign)
-        self._scales = dict(campaign.scales)
-        self._modality, self._instructions = campaign.modality, campaign.instructions
-        self._media_root = Path(campaign.media_root)
-        self.name = name
-        self._rng = random.Random()
-
-    def __repr__(self) -> str:
-        return f"RaterSession(name={self.name!r})"
-
-    def _check_open(self, conn: Connection) -> None:
-        if not conn.execute(_R_ACTIVE, {"cid": self._campaign_id}).scalar():
-            raise AccessDenied("this campaign is closed")
-
-    def _view(self, conn: Connection, item: Row, resumed: bool) -> ItemView:
-        rated: set[str] = set()
-        if resumed:  # a new assignment has no ratings yet (the rater never saw the item)
-            rated = set(conn.execute(_R_RATED, {"rid": self._rater_id,
-                                                "iid": item.id}).scalars())
-        return ItemView(item.item_key, self._media_root / item.media, self._modality,
-                        dict(self._scales), tuple(s for s in self._scales if s not in rated),
-                        self._instructions)
-
-    def next_item(self) -> ItemView | None:
-        """The item to rate now (the unfinished one first), or None when nothing is left."""
-        for _ in range(3):  # a concurrent call for this same rater may win the unique slot
-            try:
-                with self._store.write_conn() as conn:
-                    self._check_open(conn)
-                    picked = pick_next(conn, self._rules, self._rater_id, self._rng)
-                    return None if picked is None else self._view(conn, *picked)
-            except IntegrityError:
-                continue
-        raise RuntimeError("could not assign an item (concurrent requests for this rater)")
-
-    def _lookup(self, conn: Connection, item_id: str, scale: str) -> Row:
-        """(active, item pk, assignment id, assignment status, existing value on ``scale``)
-        for ``item_id``, after the access checks."""
-        if not isinstance(item_id, str):
-            raise TypeError(f"item_id must be a str, got {type(item_id).__name__}")
-        row = conn.execute(_R_LOOKUP, {"cid": self._campaign_id, "key": item_id,
-                                       "rid": self._rater_id, "scale": scale}).first()
-        if row is None or not row.active:
-            raise AccessDenied("this campaign is closed")
-        if row.item_pk is None:
-            raise ValueError(f"item_id {item_id!r} is not an item of this campaign")
-        if row.assignment_id is None:
-            raise ValueError(f"item_id {item_id!r} was not given to you; call next_item()")
-        return row
-
-    def submit(self, item_id: str, scale: str, value: Any, time_spent: float | None = None
-               ) -> bool:
-        """Store one rating in its own transaction. Returns True when stored, False when the
-        same value was already stored (idempotent re-submit); raises
-        :class:`DuplicateRatingError` for a different value, ValueError for a skipped item."""
-        time_spent = _check_time_spent(time_spent)
-        try:
-            with self._store.write_conn() as conn:
-                row = self._lookup(conn, item_id, scale if isinstance(scale, str) else "")
-                v = check_value(self._scales, scale, value)
-                if row.status == "skipped":
-                    raise ValueError(f"item_id {item_id!r} was skipped; it cannot be rated now")
-                if row.existing is not None:
-                    return self._same(row.existing, v, item_id, scale)
-                now = utcnow()
-                conn.execute(_R_INSERT, {"campaign_id": self._campaign_id,
-                                         "rater_id": self._rater_id, "item_id": row.item_pk,
-                                         "scale": scale, "value": v, "created_at": now,
-                                         "time_spent": time_spent})
-                conn.execute(_R_FINISH, {"aid": row.assignment_id, "now": now,
-                                         "rid": self._rater_id, "iid": row.item_pk,
-                                         "n_scales": len(self._scales)})
-            return True
-        except IntegrityError:
-            # another submit of the same rating committed first: decide as for a re-submit
-            with self._store.read_conn() as conn:
-                row = self._lookup(conn, item_id, scale)
-            if row.existing is None:
-                raise
-            return self._same(row.existing, v, item_id, scale)
-
-    def submit_all(self, item_id: str, values: Mapping[str, Any],
-                   time_spent: float | None = None) -> int:
-        """Submit several scales of one item (one transaction each); returns how many were new."""
-        if not isinstance(values, Mapping) or not values:
-            raise ValueError("values must be a non-empty dict {scale: value}")
-        return sum(self.submit(item_id, s, v, time_spent) for s, v in values.items())
-
-    @staticmethod
-    def _same(existing: float, v: float, item_id: str, scale: str) -> bool:
-        if existing == v:
-            return False
-        raise DuplicateRatingError(f"you already rated item {item_id!r} on scale {scale!r} "
-                                   f"({existing:g}); a rating cannot be changed")
-
-    def skip(self, item_id: str) -> None:
-        """Skip an item given to you: it is not shown to you again. Ratings already given for
-        some of its scales stay."""
-        with self._store.write_conn() as conn:
-            row = self._lookup(conn, item_id, "")
-            if row.status == "open":
-                conn.execute(_R_SKIP, {"aid": row.assignment_id, "now": utcnow()})
-                release(conn, row.item_pk)
-
-    def progress(self) -> RaterProgress:
-        params = {"cid": self._campaign_id, "rid": self._rater_id,
-                  "n_per": self._rules.ratings_per_item}
-        with self._store.read_conn() as conn:
-            self._check_open(conn)
-            rows = conn.execute(_R_STATUS, params).all()
-            done = sum(n for s, _, n in rows if s == "done")
-            skipped = sum(n for s, _, n in rows if s == "skipped")
-            gold = sum(n for s, g, n in rows if s == "done" and g)
-            remaining = conn.execute(_R_REMAINING, params).scalar_one()
-        return RaterProgress(done=done, skipped=skipped, gold_done=gold, remaining=remaining)
-
-    def my_ratings(self) -> pd.DataFrame:
-        """This rater's own ratings: item_id, scale, value, timestamp, time_spent."""
-        with self._store.read() as session:
-            rows = session.execute(
-                select(Item.item_key, Rating.scale, Rating.value, Rating.created_at,
-                       Rating.time_spent)
-                .join(Item, Item.id == Rating.item_id)
-                .where(Rating.rater_id == self._rater_id).order_by(Rating.id)).all()
-        return pd.DataFrame(rows, columns=["item_id", "scale", "value", "timestamp",
-                                           "time_spent"])
-
-
-# The raters' statements, built once (bound parameters: cid campaign, rid rater, iid item pk).
-_c, _i, _a, _r = Campaign.__table__, Item.__table__, Assignment.__table__, Rating.__table__
-_R_ACTIVE = select(_c.c.active).where(_c.c.id == bindparam("cid"))
-_R_RATED = select(_r.c.scale).where(_r.c.rater_id == bindparam("rid"),
-                                    _r.c.item_id == bindparam("iid"))
-_R_EXISTING = (select(_r.c.value).where(_r.c.rater_id == bindparam("rid"),
-                                        _r.c.item_id == _i.c.id,
-                                        _r.c.scale == bindparam("scale"))
-               .scalar_subquery())
-_R_LOOKUP = (select(_c.c.active, _i.c.id.label("item_pk"), _a.c.id.label("assignment_id"),
-                    _a.c.status, _R_EXISTING.label("existing"))
-             .select_from(_c.outerjoin(_i, and_(_i.c.campaign_id == _c.c.id,
-                                                _i.c.item_key == bindparam("key")))
-                          .outerjoin(_a, and_(_a.c.item_id == _i.c.id,
-                                              _a.c.rater_id == bindparam("rid"))))
-             .where(_c.c.id == bindparam("cid")))
-_R_INSERT = insert(_r)
-# the assignment is done once every scale of the item is rated (counted in the same statement)
-_R_FINISH = (update(_a).where(_a.c.id == bindparam("aid"),
-                              select(func.count()).select_from(_r)
-                              .where(_r.c.rater_id == bindparam("rid"),
-                                     _r.c.item_id == bindparam("iid")).scalar_subquery()
-                              >= bindparam("n_scales"))
-             .values(status="done", finished_at=bindparam("now")))
-_R_SKIP = (update(_a).where(_a.c.id == bindparam("aid"))
-           .values(status="skipped", finished_at=bindparam("now")))
-_R_STATUS = (select(_a.c.status, _i.c.is_gold, func.count())
-             .join(_i, _i.c.id == _a.c.item_id)
-             .where(_a.c.rater_id == bindparam("rid"))
-             .group_by(_a.c.status, _i.c.is_gold))
-# regular items this rater has not seen whose live assignments (open or done, the n_live
-# counter) are still below N
-_R_REMAINING = (select(func.count()).select_from(_i)
-                .where(_i.c.campaign_id == bindparam("cid"), _i.c.is_gold.is_(False),
-                       _i.c.n_live < bindparam("n_per"),
-                       _i.c.id.not_in(select(_a.c.item_id)
-                                      .where(_a.c.rater_id == bindparam("rid")))))
-
-
-_JOIN_KEY = object()
-
-
-def join_campaign(store: Store, token: str, name: str) -> RaterSession:
-    """A rater joins the campaign of ``token`` (from the invite link) under ``name``; the same
-    name later resumes. Raises AccessDenied for an unknown token or a closed campaign."""
-    if not isinstance(token, str):
-        raise AccessDenied("campaign token must be a string")
-    name = _check_name(name)
-    digest = hash_token(token)
-    for _ in range(2):
-        try:
-            with store.write() as session:
-                campaign = session.execute(select(Campaign).where(
-                    Campaign.token_hash == digest)).scalar_one_or_none()
-                if campaign is None:
-                    raise AccessDenied("unknown campaign token: ask the campaign owner for a "
-                                       "new invite link")
-                if not campaign.active:
-                    raise AccessDenied(f"campaign {campaign.name!r} is closed")
-                rater = session.execute(select(Rater).where(
-                    Rater.campaign_id == campaign.id, Rater.name == name)).scalar_one_or_none()
-                if rater is None:
-                    rater = Rater(campaign_id=campaign.id, name=name)
-                    session.add(rater)
-                    session.flush()
-                return RaterSession(store, campaign, rater.id, name, _key=_JOIN_KEY)
-        except IntegrityError:  # the same name joined concurrently: the second pass finds it
-            continue
-    raise RuntimeError(f"could not join as {name!r}")
 
 
 # --------------------------------------------------------------------------- owner side
@@ -406,8 +113,9 @@ class Invite:
 
 @dataclass(frozen=True)
 class CampaignProgress:
-    """items: one row per item (item_id, is_gold, n_ratings (finished), n_skipped, complete);
-    raters: one row per rater (rater_id, done, skipped, open)."""
+    """items: one row per item (item_id, is_gold, n_ratings (finished), n_skipped, complete,
+    broken); raters: one row per rater (rater_id, done, skipped, open). ``n_items`` counts the
+    regular items that can be rated (gold and broken ones are not), ``n_broken`` the broken."""
 
     n_items: int
     n_complete: int
@@ -415,6 +123,7 @@ class CampaignProgress:
     n_raters: int
     items: pd.DataFrame
     raters: pd.DataFrame
+    n_broken: int = 0
 
     @property
     def fraction_complete(self) -> float:
@@ -535,7 +244,7 @@ class OwnerSession:
                 ratings_per_item: int, max_ratings: int | None, min_disagreement: float,
                 gold_rate: float, gold: Mapping[str, Mapping[str, Any]] | None,
                 instructions: str) -> Invite:
-        name = _check_name(name)
+        name = check_name(name)
         scales = check_scales(scales)
         for arg, v in (("ratings_per_item", ratings_per_item), ("max_ratings", max_ratings)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
@@ -631,30 +340,112 @@ class OwnerSession:
         with self._store.write() as session:
             self._get(session, campaign).active = bool(active)
 
+    # ------------------------------------------------------------------ raters
+    def raters(self, campaign: int | str) -> pd.DataFrame:
+        """One row per rater: rater_id (the name), status ("active" / "revoked"), done (items
+        finished), skipped, ratings (stored values), joined, last_seen (the latest join,
+        assignment or rating)."""
+        with self._store.read() as session:
+            c = self._get(session, campaign)
+            raters = session.execute(select(Rater.id, Rater.name, Rater.revoked_at,
+                                            Rater.created_at)
+                                     .where(Rater.campaign_id == c.id).order_by(Rater.id)).all()
+            asg = session.execute(select(Assignment.rater_id, Assignment.status, func.count(),
+                                         func.max(Assignment.assigned_at))
+                                  .where(Assignment.campaign_id == c.id)
+                                  .group_by(Assignment.rater_id, Assignment.status)).all()
+            rated = dict(session.execute(select(Rating.rater_id, func.max(Rating.created_at))
+                                         .where(Rating.campaign_id == c.id)
+                                         .group_by(Rating.rater_id)).all())
+            n_rated = dict(session.execute(select(Rating.rater_id, func.count())
+                                           .where(Rating.campaign_id == c.id)
+                                           .group_by(Rating.rater_id)).all())
+        counts = {(r, s): n for r, s, n, _ in asg}
+        seen: dict[int, Any] = {}
+        for r, _, _, last in asg:
+            seen[r] = max(seen.get(r, last), last)
+        rows = [{"rater_id": name, "status": "revoked" if revoked is not None else "active",
+                 "done": counts.get((rid, "done"), 0), "skipped": counts.get((rid, "skipped"), 0),
+                 "ratings": n_rated.get(rid, 0), "joined": joined,
+                 "last_seen": max(x for x in (joined, seen.get(rid), rated.get(rid)) if x)}
+                for rid, name, revoked, joined in raters]
+        return pd.DataFrame(rows, columns=["rater_id", "status", "done", "skipped", "ratings",
+                                           "joined", "last_seen"])
+
+    def revoke_rater(self, campaign: int | str, name: str) -> bool:
+        """Revoke the rater ``name``: their link and resume code stop working at once (every
+        rater call checks), their open items go back to the pool, their ratings stay (flagged,
+        left out of labels). Returns False when they were revoked already."""
+        now = utcnow()
+        with self._store.write() as session:
+            c = self._get(session, campaign)
+            rater = session.execute(select(Rater).where(Rater.campaign_id == c.id,
+                                                        Rater.name == name)
+                                    ).scalar_one_or_none()
+            if rater is None:
+                raise ValueError(f"campaign {c.name!r} has no rater named {name!r}")
+            if rater.revoked_at is not None:
+                return False
+            rater.revoked_at = now
+            opened = session.execute(
+                update(Assignment).where(Assignment.rater_id == rater.id,
+                                         Assignment.status == "open")
+                .values(status="expired", finished_at=now)
+                .returning(Assignment.item_id)).scalars().all()
+            conn = session.connection()
+            for item_id in opened:
+                release(conn, item_id)
+        return True
+
+    def problems(self, campaign: int | str) -> pd.DataFrame:
+        """What raters ran into, newest first: at, kind ("media": an item's media cannot be
+        decoded, the item is skipped for everyone; "page": the rating page failed), item_id,
+        rater_id (name), detail (the error; raters saw a generic message only)."""
+        with self._store.read() as session:
+            c = self._get(session, campaign)
+            rows = session.execute(
+                select(Incident.at, Incident.kind, Incident.item_key, Rater.name, Incident.detail)
+                .outerjoin(Rater, Rater.id == Incident.rater_id)
+                .where(Incident.campaign_id == c.id)
+                .order_by(Incident.at.desc(), Incident.id.desc())).all()
+        return pd.DataFrame(rows, columns=["at", "kind", "item_id", "rater_id", "detail"])
+
     # ------------------------------------------------------------------ read
     def ratings(self, campaign: int | str) -> pd.DataFrame:
-        """The long table: item_id, rater_id (the rater's name), scale, value, timestamp,
-        time_spent, is_gold."""
+        """The long table: item_id, rater_id (the rater's name), scale, value (the current one:
+        a correction replaces it), timestamp, time_spent, is_gold, rater_revoked (the owner
+        revoked the rater: kept here, left out of labels)."""
         with self._store.read() as session:
             c = self._get(session, campaign)
             rows = session.execute(
                 select(Item.item_key, Rater.name, Rating.scale, Rating.value,
-                       Rating.created_at, Rating.time_spent, Item.is_gold)
+                       Rating.created_at, Rating.time_spent, Item.is_gold,
+                       Rater.revoked_at.is_not(None))
                 .join(Item, Item.id == Rating.item_id).join(Rater, Rater.id == Rating.rater_id)
                 .where(Rating.campaign_id == c.id).order_by(Rating.id)).all()
-        return pd.DataFrame(rows, columns=["item_id", "rater_id", "scale", "value", "timestamp",
-                                           "time_spent", "is_gold"])
+        table = pd.DataFrame(rows, columns=["item_id", "rater_id", "scale", "value", "timestamp",
+                                            "time_spent", "is_gold", "rater_revoked"])
+        table["rater_revoked"] = table["rater_revoked"].astype(bool)
+        return table
+
+    def label_ratings(self, campaign: int | str) -> pd.DataFrame:
+        """:meth:`ratings` without those of revoked raters (and without the flag): what soft
+        labels, agreement and the exports use."""
+        table = self.ratings(campaign)
+        return table[~table["rater_revoked"]].drop(columns="rater_revoked").reset_index(drop=True)
 
     def items(self, campaign: int | str) -> pd.DataFrame:
-        """The campaign's items: item_id, media (relative to media_root), is_gold, then the
-        dataset's other columns (split, domain, truth, …)."""
+        """The campaign's items: item_id, media (relative to media_root), is_gold, broken (why
+        the media cannot be decoded, None when fine), then the dataset's other columns (split,
+        domain, truth, …)."""
         with self._store.read() as session:
             c = self._get(session, campaign)
-            rows = session.execute(select(Item.item_key, Item.media, Item.is_gold, Item.extra)
+            rows = session.execute(select(Item.item_key, Item.media, Item.is_gold, Item.broken,
+                                          Item.extra)
                                    .where(Item.campaign_id == c.id).order_by(Item.position)
                                    ).all()
-        base = pd.DataFrame([(k, m, g) for k, m, g, _ in rows],
-                            columns=["item_id", "media", "is_gold"])
+        base = pd.DataFrame([(k, m, g, b) for k, m, g, b, _ in rows],
+                            columns=["item_id", "media", "is_gold", "broken"])
         extra = pd.DataFrame([e or {} for *_, e in rows], index=base.index)
         return pd.concat([base, extra.drop(columns=[c for c in extra.columns
                                                     if c in base.columns])], axis=1)
@@ -671,7 +462,8 @@ class OwnerSession:
     def progress(self, campaign: int | str) -> CampaignProgress:
         with self._store.read() as session:
             c = self._get(session, campaign)
-            items = session.execute(select(Item.id, Item.item_key, Item.is_gold)
+            items = session.execute(select(Item.id, Item.item_key, Item.is_gold,
+                                           Item.broken.is_not(None))
                                     .where(Item.campaign_id == c.id).order_by(Item.position)
                                     ).all()
             status = session.execute(
@@ -683,7 +475,9 @@ class OwnerSession:
                                         .where(Rating.campaign_id == c.id)).scalar_one()
             n_per = c.ratings_per_item
         st = pd.DataFrame(status, columns=["item", "rater", "status"])
-        it = pd.DataFrame(items, columns=["item", "item_id", "is_gold"]).set_index("item")
+        it = pd.DataFrame(items, columns=["item", "item_id", "is_gold", "broken"]
+                          ).set_index("item")
+        it["broken"] = it["broken"].astype(bool)
         counts = st.groupby(["item", "status"]).size().unstack(fill_value=0)
         it["n_ratings"] = counts.get("done", pd.Series(dtype=int)).reindex(it.index).fillna(0)
         it["n_skipped"] = counts.get("skipped", pd.Series(dtype=int)).reindex(it.index).fillna(0)
@@ -694,17 +488,18 @@ class OwnerSession:
         for s in ("done", "skipped", "open"):
             rt[s] = per_rater.get(s, pd.Series(dtype=int)).reindex(rt.index).fillna(0)
             rt[s] = rt[s].astype(np.int64)
-        regular = ~it["is_gold"]
+        regular = ~it["is_gold"].astype(bool) & ~it["broken"]
         return CampaignProgress(n_items=int(regular.sum()),
                                 n_complete=int(it.loc[regular, "complete"].sum()),
                                 n_ratings=int(n_ratings), n_raters=len(rt),
-                                items=it.reset_index(drop=True), raters=rt.reset_index(drop=True))
+                                items=it.reset_index(drop=True), raters=rt.reset_index(drop=True),
+                                n_broken=int(it["broken"].sum()))
 
     def agreement(self, campaign: int | str, *, min_items: int = 3
                   ) -> aggregate.AgreementReport:
         """Krippendorff's α per scale and campaign mean, each rater's leave-one-out agreement
         and gold score, computed now from the store."""
-        ratings = self.ratings(campaign)
+        ratings = self.label_ratings(campaign)
         scales = self.settings(campaign)["scales"]
         return aggregate.agreement_report(ratings, scales, self.gold(campaign),
                                           min_items=min_items)
@@ -723,7 +518,7 @@ class OwnerSession:
         if scale not in scales:
             raise ValueError(f"scale must be one of {sorted(scales)}, got {scale!r}")
         ids = self.items(campaign)["item_id"].tolist()
-        ratings = self.ratings(campaign)
+        ratings = self.label_ratings(campaign)
         meta = as_scale(scales[scale], f"scales[{scale!r}]")
         y = (aggregate.soft_labels(ratings, ids, {scale: meta})[scale] if method == "mean"
              else aggregate.weighted_soft_labels(ratings, ids, scale, meta))

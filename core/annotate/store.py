@@ -11,9 +11,15 @@ process (kill -9) and loses at most the last transactions on a power cut; pass
 most once per scale: a unique constraint on (rater, item, scale) enforces it in the database, so no
 race between two submits can store a rating twice.
 
-Tables: ``settings`` (key/value: the generated admin password's hash), ``campaigns``, ``items``,
-``gold_answers``, ``raters``, ``assignments`` (which rater was shown which item, and whether it
-was done or skipped), ``ratings``.
+Tables: ``settings`` (key/value: the generated admin password's hash, the secret that signs
+raters' resume links), ``campaigns``, ``items``, ``gold_answers``, ``raters``, ``assignments``
+(which rater was shown which item, and whether it was done, skipped, expired or broken),
+``ratings``, ``rating_corrections`` (a rating's earlier value, kept when the rater corrects it),
+``incidents`` (undecodable media and rating-page errors, for the owner).
+
+Schema changes are additive: :meth:`Store.__init__` creates missing tables and adds missing
+nullable columns to existing ones (:func:`upgrade_schema`), so a database written by an older
+version opens unchanged.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -49,13 +56,17 @@ __all__ = [
     "Base",
     "Campaign",
     "GoldAnswer",
+    "Incident",
     "Item",
     "Rater",
     "Rating",
+    "RatingCorrection",
     "Setting",
     "Store",
     "default_db_url",
+    "is_transient",
     "make_engine",
+    "upgrade_schema",
     "utcnow",
 ]
 
@@ -104,8 +115,11 @@ class Campaign(Base):
 
 
 class Item(Base):
-    """``n_live`` counts the item's assignments that are not skipped (open or done), kept in the
-    same transaction as the assignment, so picking the least-covered item needs no GROUP BY."""
+    """``n_live`` counts the item's open and done assignments, kept in the same transaction as
+    each assignment change, so picking the least-covered item needs no GROUP BY and a
+    conditional ``UPDATE … WHERE n_live < cap`` claims a slot race-free (see assign.py).
+    ``broken`` holds why the item's media cannot be decoded (None: fine); a broken item is
+    served to nobody."""
 
     __tablename__ = "items"
     __table_args__ = (UniqueConstraint("campaign_id", "item_key", name="uq_item_key"),
@@ -119,6 +133,8 @@ class Item(Base):
     is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
     n_live: Mapped[int] = mapped_column(Integer, default=0)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # split, domain, truth, …
+    broken: Mapped[str | None] = mapped_column(Text, nullable=True)
+    broken_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class GoldAnswer(Base):
@@ -131,6 +147,10 @@ class GoldAnswer(Base):
 
 
 class Rater(Base):
+    """A rater of one campaign. ``code_hash``: SHA-256 of the resume code given at the first join
+    (None for raters from before resume codes); ``revoked_at``: set by the owner, the rater can
+    no longer join, resume or rate (their ratings stay)."""
+
     __tablename__ = "raters"
     __table_args__ = (UniqueConstraint("campaign_id", "name", name="uq_rater_name"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -138,10 +158,14 @@ class Rater(Base):
                                              index=True)
     name: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Assignment(Base):
-    """Item ``item_id`` was shown to rater ``rater_id``; status 'open', 'done' or 'skipped'."""
+    """Item ``item_id`` was shown to rater ``rater_id``; status 'open', 'done', 'skipped',
+    'expired' (left open past the lease and given to another rater, or its rater was revoked)
+    or 'broken' (the item's media turned out undecodable)."""
 
     __tablename__ = "assignments"
     __table_args__ = (UniqueConstraint("rater_id", "item_id", name="uq_assignment"),)
@@ -167,6 +191,72 @@ class Rating(Base):
     value: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     time_spent: Mapped[float | None] = mapped_column(Float, nullable=True)  # seconds
+
+
+class RatingCorrection(Base):
+    """A rating's value before its rater corrected it (undo): the rating row holds the new value,
+    this row the old one, so every value ever saved survives."""
+
+    __tablename__ = "rating_corrections"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rating_id: Mapped[int] = mapped_column(ForeignKey("ratings.id", ondelete="CASCADE"),
+                                           index=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"),
+                                             index=True)
+    value: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    time_spent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    replaced_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Incident(Base):
+    """Something a rater ran into that the owner should see: kind 'media' (an item's media could
+    not be decoded) or 'page' (the rating page failed); ``detail`` is never shown to raters."""
+
+    __tablename__ = "incidents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"),
+                                             index=True)
+    rater_id: Mapped[int | None] = mapped_column(ForeignKey("raters.id", ondelete="SET NULL"),
+                                                 nullable=True)
+    item_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+def upgrade_schema(engine: Engine) -> list[str]:
+    """Add the model's nullable columns that an existing table lacks (``ALTER TABLE … ADD
+    COLUMN``); returns "table.column" for each one added. Tables themselves come from
+    ``create_all``; nothing is dropped or changed."""
+    added = []
+    with engine.begin() as conn:
+        inspector = sa_inspect(conn)
+        for table in Base.metadata.sorted_tables:
+            if not inspector.has_table(table.name):
+                continue
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                if not column.nullable:
+                    raise RuntimeError(f"table {table.name!r} lacks the required column "
+                                       f"{column.name!r}: this database needs a migration")
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN '
+                                     f'"{column.name}" {kind}')
+                added.append(f"{table.name}.{column.name}")
+    return added
+
+
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back and
+# may simply be run again
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for a database error that a retry of the whole transaction may not meet again."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _TRANSIENT_SQLSTATES
 
 
 def default_db_url() -> str:
@@ -232,6 +322,7 @@ class Store:
         self._write = sessionmaker(self._write_bind, expire_on_commit=False)
         if create:
             Base.metadata.create_all(self.engine)
+            upgrade_schema(self.engine)
 
     @property
     def url(self) -> str:
