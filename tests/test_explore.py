@@ -324,6 +324,28 @@ def test_subclass_medoids_are_each_subclass_items_nearest_its_centre(world):
         assert d_medoid <= np.median(dist) * (1 + 1e-5) + 1e-6  # float32 embeddings
 
 
+@pytest.mark.parametrize(("params", "per_class"), [
+    ({}, 2),                                                   # no sub-class levels: 2
+    ({"subclass_levels": 3}, 3),                               # the run's last level: 3
+    ({"subclass_levels": 3, "subclass_components": 1}, 1),     # its fixed number
+])
+def test_subclass_colouring_follows_an_sgm_runs_last_level(world, params, per_class):
+    import dataclasses
+
+    from affectlab.explore.colour import subclass_discovery
+
+    _, _, run = world
+    out = load_run_outputs(run)
+    sgm = dataclasses.replace(out, config={**out.config, "method": "sgm", "method_params": params})
+    disc = subclass_discovery(sgm).fit(sgm.embeddings, sgm.labels)
+    sizes = np.bincount(sgm.labels)
+    # per_class components a class (fewer only for a class with fewer items)
+    assert [int((disc.subclass_class_ == c).sum()) for c in disc.classes_] == [
+        min(per_class, int(sizes[c])) for c in disc.classes_]
+    names = set(colour_values(sgm, "sub-class").values)
+    assert names <= set(disc.names_) and max(int(n.split(" / ")[1]) for n in names) <= per_class
+
+
 def test_join_items_follows_test_order(world):
     _, ds, run = world
     out = load_run_outputs(run)

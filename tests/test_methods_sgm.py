@@ -1,4 +1,5 @@
-"""SGM method (SPEC §4): balanced batches, loss, k-NN prediction, reference bank, sub-classes."""
+"""SGM method (SPEC §4): balanced batches, loss, k-NN prediction, reference bank, linear
+embedding, sub-classes (Algorithm 2)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from affectlab.losses import sgm_loss
 from affectlab.methods.base import TrainSetInfo
 from affectlab.methods.sgm import SGMMethod, knn_soft_vote, refine_labels
 from affectlab.models.base import EmotionModel, ModelOutput
+from affectlab.models.resnet import SmallResNet18
 
 K, D = 3, 4
 
@@ -71,15 +73,16 @@ def test_batches_are_class_balanced():
 
 def test_step_is_sgm_loss_and_training_reduces_it():
     x, info = _clusters(spread=2.0)
+    x = 0.05 * x  # classes start crowded together: posteriors near uniform, a high loss
     method = methods.create("sgm", Linear(seed=1), info, n_per_class=5)
     assert isinstance(method, SGMMethod)
     batch = _batch(x, info, method.batch_sampler(0, 0, 0)[0])
     first = method.training_step(batch, 0, 0)
-    z = method.model(batch["x"]).embedding
+    z = method.head(method.model(batch["x"]).features)  # the linear layer on the features
     want = float(sgm_loss(z.detach(), batch["y"], sigma=0.5))
     assert float(first.loss.detach()) == pytest.approx(want, rel=1e-6)
     first.loss.backward()
-    g = method.model.fc.weight.grad
+    g = method.head.weight.grad
     assert g is not None and torch.isfinite(g).all() and float(g.abs().sum()) > 0
     opt = method.optimizers(lr=0.05, weight_decay=0.0)[0]
     opt.step()
@@ -106,7 +109,7 @@ def test_knn_soft_vote_hand_example():
 
 def test_knn_prediction_recovers_separated_clusters():
     x, info = _clusters()
-    method = methods.create("sgm", Linear(identity=True), info)
+    method = methods.create("sgm", Linear(identity=True), info, embedding="model")
     with pytest.raises(RuntimeError, match="fit_reference"):
         method.predict(_batch(x, info, range(3)))
     method.on_epoch_end(_loader(x, info))
@@ -126,7 +129,7 @@ def test_training_items_are_not_their_own_neighbour():
     x, info = _clusters(n_per=3)
     x[0] = torch.tensor([100.0, 0, 0, 0])  # far from everyone
     info.soft_labels[0] = torch.tensor([0.0, 0.0, 1.0])
-    method = methods.create("sgm", Linear(identity=True), info, k=1)
+    method = methods.create("sgm", Linear(identity=True), info, k=1, embedding="model")
     method.fit_reference(x)
     own = method.predict(_batch(x, info, [0], split="test")).probs
     loo = method.predict(_batch(x, info, [0], split="train")).probs
@@ -148,7 +151,7 @@ def test_bank_is_saved_with_state_dict_and_hook_keeps_train_mode():
 
 def test_fit_reference_validation():
     x, info = _clusters()
-    method = methods.create("sgm", Linear(), info)
+    method = methods.create("sgm", Linear(), info, embedding="model")
     with pytest.raises(ValueError, match="n_items"):
         method.fit_reference(x[:5])
     with pytest.raises(ValueError, match=r"\(m, 4\)"):
@@ -165,50 +168,169 @@ def test_fit_reference_validation():
         methods.create("sgm", Linear(), info, subclass_components=0)
 
 
-def _two_blob_classes(n_per=12, seed=0):
+# -- linear embedding (SPEC §4: no ReLU after the last layer, d = 32 or 64) ---------------
+
+def _faces(n=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % K
+    return (torch.rand(n, 1, 16, 16, generator=g),
+            TrainSetInfo(n, K, F.one_hot(labels, K).float(), labels))
+
+
+def test_default_embedding_is_linear_64_and_can_be_negative():
+    x, info = _faces()
+    model = SmallResNet18(num_classes=K, width=4)
+    method = methods.create("sgm", model, info, n_per_class=2)
+    assert method.params["embedding"] == "linear" and method.embedding_dim == 64
+    assert isinstance(method.head, nn.Linear)
+    assert (method.head.in_features, method.head.out_features) == (model.feature_dim, 64)
+    method.eval()
+    batch = {"x": x, "index": torch.arange(len(x)), "split": "test"}
+    method.fit_reference(method.embed(x).detach())
+    z = method.predict(batch).embedding
+    out = model(x)
+    assert z.shape == (len(x), 64) and method.bank_z.shape == (len(x), 64)
+    torch.testing.assert_close(z, method.head(out.features))  # linear in the features
+    assert float(z.min()) < 0  # no ReLU: the whole of R^d, not the positive orthant
+    assert float(out.embedding.detach().min()) >= 0  # the model's own (ReLU) layer, left unused
+
+
+def test_embedding_dim_option_and_model_embedding():
+    x, info = _faces()
+    m32 = methods.create("sgm", SmallResNet18(num_classes=K, width=4), info, embedding_dim=32)
+    assert m32.embed(x).shape == (len(x), 32) and m32.bank_z.shape[1] == 32
+    model = SmallResNet18(num_classes=K, width=4, embedding_dim=16)
+    plain = methods.create("sgm", model, info, embedding="model")
+    assert plain.head is None and plain.embedding_dim == 16
+    torch.testing.assert_close(plain.embed(x), model(x).embedding)
+    with pytest.raises(ValueError, match="embedding must be one of linear, model"):
+        methods.create("sgm", model, info, embedding="relu")
+
+
+# -- sub-classes (Algorithm 2) ----------------------------------------------------------
+
+def _two_blob_classes(n_per=12, seed=0, soft=True):
     """K classes, each two blobs 4 apart along axis 3 (the hidden sub-class)."""
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(K).repeat_interleave(2 * n_per)
     comp = torch.arange(2).repeat_interleave(n_per).repeat(K)
     x = 8.0 * torch.eye(K, D)[labels] + 0.3 * torch.randn(len(labels), D, generator=g)
     x[:, 3] += 4.0 * comp
-    soft = F.one_hot(labels, K).float() * 0.7 + 0.1
-    return x, TrainSetInfo(len(labels), K, soft, labels), comp
+    y = F.one_hot(labels, K).float()
+    if soft:
+        y = y * 0.7 + 0.1
+    return x, TrainSetInfo(len(labels), K, y, labels), comp
 
 
-def test_refine_labels_splits_mass_by_component():
-    x, info, comp = _two_blob_classes()
-    ref = refine_labels(info, x, n_components=2)
-    assert ref.info.num_classes == 2 * K
+def _one_blob_classes(n_per=40, seed=0):
+    """K classes of one Gaussian blob each: mixtures split them with soft responsibilities."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(K).repeat_interleave(n_per)
+    x = 8.0 * torch.eye(K, D)[labels] + torch.randn(len(labels), D, generator=g)
+    return x, TrainSetInfo(len(labels), K, F.one_hot(labels, K).float(), labels)
+
+
+@pytest.mark.parametrize("level", [2, 3, 4])
+def test_refined_labels_are_one_hot_with_k_times_l_groups(level):
+    x, info = _one_blob_classes()
+    ref = refine_labels(info, x, level)
     fine = ref.info.soft_labels
-    assert torch.allclose(fine.sum(1), torch.ones(len(x)), atol=1e-6)
-    # Σ_m y'_(c,m) = y_c: the finer label keeps each class's mass
-    coarse = torch.zeros(len(x), K).index_add_(1, ref.parent, fine)
-    assert torch.allclose(coarse, info.soft_labels, atol=1e-5)
+    # hard relabelling: every row one-hot (mixture responsibilities would be fractional here)
+    assert torch.equal((fine > 0).sum(1), torch.ones(len(x), dtype=torch.long))
+    assert torch.equal(fine.max(1).values, torch.ones(len(x)))
+    assert ref.level == level and ref.info.num_classes == K * level == fine.shape[1]
+    assert torch.equal(fine.argmax(1), ref.info.labels)
+    # sub-class k_j + g lies in original class j; every group has members
+    assert ref.parent.tolist() == [j for j in range(K) for _ in range(level)]
+    assert torch.equal(ref.parent[ref.info.labels], info.labels)
+    assert torch.bincount(ref.info.labels, minlength=K * level).min() > 0
+
+
+def test_refine_labels_recovers_planted_subclasses():
+    x, info, comp = _two_blob_classes(soft=False)
+    ref = refine_labels(info, x, 2)
     truth = (info.labels * 2 + comp).numpy()
     assert adjusted_rand_score(truth, ref.info.labels.numpy()) > 0.95
-    assert torch.equal(fine.argmax(1), ref.info.labels)
     with pytest.raises(ValueError, match="n_items"):
         refine_labels(info, x[:3])
+    with pytest.raises(ValueError, match="level must be an integer ≥ 2"):
+        refine_labels(info, x, 1)
 
 
-def test_subclass_levels_refine_during_training():
+def test_soft_label_mass_of_each_class_goes_whole_to_one_component():
+    x, info, comp = _two_blob_classes(soft=True)
+    ref = refine_labels(info, x, 2)
+    fine = ref.info.soft_labels
+    assert torch.allclose(fine.sum(1), torch.ones(len(x)), atol=1e-6)
+    for j in range(K):
+        cols = fine[:, ref.parent == j]  # (n, 2): class j's two sub-classes
+        assert torch.equal((cols > 0).sum(1), torch.ones(len(x), dtype=torch.long))
+        torch.testing.assert_close(cols.sum(1), info.soft_labels[:, j])  # Σ_g y'_(j,g) = y_j
+    # an item's own class mass sits on its own hard component
+    assert adjusted_rand_score((info.labels * 2 + comp).numpy(), fine.argmax(1).numpy()) > 0.95
+
+
+def test_mass_of_a_class_nobody_is_argmax_of_moves_to_the_items_own_class():
+    x, info, _ = _two_blob_classes(soft=False)
+    rows = {0: [0.7, 0.0, 0.3], 1: [0.0, 0.7, 0.3], 2: [0.3, 0.6, 0.1]}  # class 2: no argmax
+    y = torch.tensor([rows[int(c)] for c in info.labels])
+    ref = refine_labels(TrainSetInfo(len(x), K, y, info.labels), x, 2)
+    assert ref.info.num_classes == 2 * 2 and set(ref.parent.tolist()) == {0, 1}
+    fine = ref.info.soft_labels
+    torch.testing.assert_close(fine.sum(1), torch.ones(len(x)))
+    per_class = torch.zeros(len(x), K).index_add_(1, ref.parent, fine)
+    own = y.argmax(1)
+    want = y.clone()
+    want[torch.arange(len(x)), own] += y[:, 2]
+    want[:, 2] = 0
+    torch.testing.assert_close(per_class, want)
+
+
+def test_bic_and_fixed_components_options():
+    x, info, _ = _two_blob_classes(n_per=60, soft=False)
+    bic = refine_labels(info, x, 4, components="bic")
+    assert bic.info.num_classes == 2 * K  # two blobs a class: BIC picks 2 of 1..4
+    fixed = refine_labels(info, x, 3, components=2)
+    assert fixed.info.num_classes == 2 * K
+
+
+def test_subclass_levels_refine_each_original_class_during_training():
     x, info, comp = _two_blob_classes()
-    method = methods.create("sgm", Linear(identity=True), info, subclass_levels=1,
-                            subclass_every=2, n_per_class=3)
+    method = methods.create("sgm", Linear(identity=True), info, subclass_levels=3,
+                            subclass_every=2, n_per_class=3, embedding="model")
+    assert method.level == 1 and torch.equal(method.subclass_of(), info.labels)
     method.on_epoch_end(_loader(x, info))
-    assert method.level == 0 and method.targets is None
+    assert method.level == 1 and method.targets is None
     method.on_epoch_end(_loader(x, info))
-    assert method.level == 1 and method.targets.shape == (len(x), 2 * K)
+    assert method.level == 2 and method.targets.shape == (len(x), 2 * K)
     assert adjusted_rand_score((info.labels * 2 + comp).numpy(),
                                method.subclass_of().numpy()) > 0.95
     batches = method.batch_sampler(0, 0, 0)
     assert all(len(b) == 3 * 2 * K for b in batches)  # balanced over the 6 sub-classes
     r = method.training_step(_batch(x, info, batches[0]), 0, 0)
-    assert math.isfinite(float(r.loss.detach())) and r.parts["level"] == 1.0
+    assert math.isfinite(float(r.loss.detach())) and r.parts["level"] == 2.0
     method.on_epoch_end(_loader(x, info))
     method.on_epoch_end(_loader(x, info))
-    assert method.level == 1  # no deeper than subclass_levels
+    # level 3: three components of each ORIGINAL class (K·3), not the level-2 groups split again
+    assert method.level == 3 and method.targets.shape == (len(x), 3 * K)
+    assert torch.equal(method.refinements[-1].parent[method.subclass_of()], info.labels)
+    for _ in range(2):
+        method.on_epoch_end(_loader(x, info))
+    assert method.level == 3  # no deeper than subclass_levels
     pred = method.predict(_batch(x, info, range(4), split="val"))
     assert pred.probs.shape == (4, K)  # predictions stay over the original classes
     assert np.isfinite(pred.uncertainty.numpy()).all()
+
+
+def test_prediction_equals_the_subclass_vote_summed_per_class():
+    """The k-NN vote over original soft labels = the vote over sub-class labels, each class's
+    sub-classes summed (Σ_g y'_(j,g) = y_j)."""
+    x, info, _ = _two_blob_classes()
+    method = methods.create("sgm", Linear(identity=True), info, k=5, embedding="model")
+    method.fit_reference(x)
+    ref = method.refine()
+    query = x[:9] + 0.1
+    fine_vote = knn_soft_vote(query, x, ref.info.soft_labels, k=5)
+    summed = torch.zeros(9, K).index_add_(1, ref.parent, fine_vote)
+    got = method.predict({"x": query, "index": torch.arange(9), "split": "test"}).probs
+    torch.testing.assert_close(got, summed)

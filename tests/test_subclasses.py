@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from affectlab.explore.subclasses import SubclassDiscovery
+from affectlab.subclasses import SubclassDiscovery, discovery_for_level
 
 
 def _planted(n_per=40, classes=3, d=4, seed=0):
@@ -65,6 +65,32 @@ def test_component_proba_blocks_sum_to_one_per_class():
     assert p.shape == (len(z), disc.n_subclasses_)
     for c in disc.classes_:
         np.testing.assert_allclose(p[:, disc.subclass_class_ == c].sum(1), 1.0, atol=1e-9)
+
+
+def test_class_subclass_ids_hard_component_within_every_class():
+    z, cls, comp = _planted(n_per=15, seed=4)
+    disc = SubclassDiscovery(2).fit(z, cls)
+    ids = disc.class_subclass_ids(z)
+    assert ids.shape == (len(z), 3)
+    for j, c in enumerate(disc.classes_):
+        # column j: an id of class c, the argmax of c's responsibilities, for every row
+        assert np.all(disc.subclass_class_[ids[:, j]] == c)
+        block = disc.component_proba(z)[:, disc.subclass_class_ == c]
+        np.testing.assert_array_equal(ids[:, j], disc._first_id[int(c)] + block.argmax(1))
+    # the own-class column is the training relabelling
+    np.testing.assert_array_equal(ids[np.arange(len(z)), cls], disc.labels_)
+
+
+def test_discovery_for_level_is_algorithm_2s_component_rule():
+    z, cls, _ = _planted(n_per=30)
+    assert discovery_for_level(3).fit(z, cls).n_subclasses_ == 3 * 3  # l per class
+    bic = discovery_for_level(4, "bic").fit(z, cls)
+    assert bic.max_components == 4 and bic.n_subclasses_ == 2 * 3  # planted: 2 a class
+    assert discovery_for_level(5, 1).fit(z, cls).n_subclasses_ == 3
+    with pytest.raises(ValueError, match="level must be an integer ≥ 2"):
+        discovery_for_level(1)
+    with pytest.raises(ValueError, match="n_components"):
+        discovery_for_level(3, "many")
 
 
 def test_medoids_are_the_members_nearest_the_centroid():

@@ -9,7 +9,9 @@ Colourings (offered only when the run / dataset has what they need):
 - ``soft-label ambiguity``: normalised entropy of the annotated soft label, [0, 1];
 - ``true ambiguity``: generated data's ``ambiguity`` truth column (the mixing weight of the
   second category), and ``true label`` / ``true sub-class`` / ``flipped`` from the truth;
-- ``sub-class``: discovered by :mod:`affectlab.explore.subclasses` when that module is present.
+- ``sub-class``: per-class Gaussian mixtures of the run's embeddings (:mod:`affectlab.subclasses`,
+  the code SGM's Algorithm 2 relabels by): for an SGM run trained to level L ≥ 2 the mixture of
+  its last level (L components per class, or its ``subclass_components`` rule), else 2.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import pandas as pd
 
 from affectlab.explore.run_outputs import RunOutputs
 from affectlab.labels import entropy
+from affectlab.subclasses import LEVEL, SubclassDiscovery, discovery_for_level
 
-__all__ = ["Colouring", "colour_options", "colour_values", "join_items", "subclass_labels",
-           "subclass_medoids"]
+__all__ = ["Colouring", "colour_options", "colour_values", "join_items", "subclass_discovery",
+           "subclass_labels", "subclass_medoids"]
 
 
 @dataclass(frozen=True)
@@ -64,14 +67,6 @@ def _norm_entropy(dist: np.ndarray) -> np.ndarray:
     return out
 
 
-def _subclasses_available() -> bool:
-    try:
-        from affectlab.explore import subclasses  # noqa: F401
-    except ImportError:
-        return False
-    return hasattr(subclasses, "SubclassDiscovery")
-
-
 def colour_options(outputs: RunOutputs, items: pd.DataFrame | None = None) -> list[str]:
     """The colourings this run (and its dataset's ``items``, when given) supports, in menu
     order."""
@@ -95,17 +90,31 @@ def colour_options(outputs: RunOutputs, items: pd.DataFrame | None = None) -> li
                           ("domain", "domain")):
             if col in joined.columns and joined[col].notna().any():
                 opts.append(name)
-    if outputs.embeddings is not None and _subclasses_available():
+    if outputs.embeddings is not None:
         opts.append("sub-class")
     return opts
 
 
-def _fit_subclasses(outputs: RunOutputs):
-    """:class:`affectlab.explore.subclasses.SubclassDiscovery` (a Gaussian mixture per class, SPEC §4)
-    fitted on the embeddings within each item's class (the dataset label, else the predicted
-    class)."""
-    from affectlab.explore.subclasses import SubclassDiscovery
+# components per class when the run says nothing (the paper's first level)
+DEFAULT_COMPONENTS = 2
 
+
+def subclass_discovery(outputs: RunOutputs) -> SubclassDiscovery:
+    """The (unfitted) mixture the ``sub-class`` colouring fits: an SGM run trained to level
+    ``subclass_levels`` L ≥ 2 gets the mixture of its last level (:func:`discovery_for_level`
+    with its ``subclass_components``), any other run :data:`DEFAULT_COMPONENTS` per class."""
+    names = list(outputs.class_names)
+    params = outputs.config.get("method_params") or {}
+    level = params.get("subclass_levels", 1) if outputs.config.get("method") == "sgm" else 1
+    if isinstance(level, int) and not isinstance(level, bool) and level >= 2:
+        return discovery_for_level(level, params.get("subclass_components", LEVEL),
+                                   class_names=names)
+    return SubclassDiscovery(DEFAULT_COMPONENTS, class_names=names)
+
+
+def _fit_subclasses(outputs: RunOutputs) -> SubclassDiscovery:
+    """:func:`subclass_discovery` fitted on the embeddings within each item's class (the
+    dataset label, else the predicted class)."""
     if outputs.embeddings is None:
         raise ValueError("the run has no embeddings to discover sub-classes in")
     if outputs.labels is not None:
@@ -115,7 +124,7 @@ def _fit_subclasses(outputs: RunOutputs):
         if dist is None:
             raise ValueError("the run has no labels or distributions to group items by class")
         classes = np.argmax(dist, axis=1)
-    return SubclassDiscovery(class_names=list(outputs.class_names)).fit(outputs.embeddings, classes)
+    return subclass_discovery(outputs).fit(outputs.embeddings, classes)
 
 
 def subclass_labels(outputs: RunOutputs) -> np.ndarray:
@@ -148,7 +157,7 @@ def colour_values(outputs: RunOutputs, by: str, items: pd.DataFrame | None = Non
         return Colouring(by, _norm_entropy(outputs.latent), False)
     if by == "soft-label ambiguity" and outputs.soft is not None:
         return Colouring(by, _norm_entropy(outputs.soft), False)
-    if by == "sub-class" and _subclasses_available():
+    if by == "sub-class" and outputs.embeddings is not None:
         return Colouring(by, subclass_labels(outputs), True)
     truth = {"true ambiguity": ("ambiguity", False), "true label": ("true_label", True),
              "true sub-class": ("subclass", True), "flipped": ("flipped", True),

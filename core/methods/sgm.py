@@ -1,14 +1,21 @@
 """SGM: Structured Gaussian Manifold loss with k-NN prediction and sub-classes (seed 002, SPEC §4).
 
+Embedding (SPEC §4: linear, d = 32 or 64). With ``embedding="linear"`` (the default) the method
+owns a linear layer z = W·v + b of ``embedding_dim`` outputs (64, the paper's Figure 7) on the
+model's backbone features v (``ModelOutput.features``), with no ReLU after it, so z ranges over
+all of R^d as in the paper's code. The model's own embedding and classifier are left unused, and
+other methods' embeddings are untouched (f-SPL keeps its ReLU-ed, L2-normalised layer).
+``embedding="model"`` uses the model's embedding layer as it is (e.g. 128-d after a ReLU).
+
 Training: class-balanced batches (``n_per_class`` items of every class, the paper's n = 30;
-an item's class is the argmax of its soft label), embedding z = the model's embedding layer
-(no normalisation), loss = mean ‖P(w | z) − y‖² (+ ``norm_weight``·mean ‖z‖, default 0) with
-Gaussian posteriors around the batch's soft-weighted class means, σ = 0.5. The engine's
-``batch_size`` is not used: a batch is n_per_class × (number of classes) items, as in the paper.
+an item's class is the argmax of its soft label), loss = mean ‖P(w | z) − y‖² (+
+``norm_weight``·mean ‖z‖, default 0) with Gaussian posteriors around the batch's soft-weighted
+class means, σ = 0.5. The engine's ``batch_size`` is not used: a batch is n_per_class × (number
+of classes) items, as in the paper.
 
 Prediction: k-nearest neighbours (k = 11, Euclidean) among the training embeddings; probs =
 mean of the neighbours' soft labels, uncertainty = entropy of that. The method keeps the
-reference bank as buffers (``bank_z`` (n_items, D), ``bank_y`` (n_items, K), ``bank_filled``
+reference bank as buffers (``bank_z`` (n_items, d), ``bank_y`` (n_items, K), ``bank_filled``
 (n_items,)), so it is saved and restored with the method's state_dict. Two ways to fill it:
 
 - ``on_epoch_end(train_loader)``: the engine calls it after every epoch (under no_grad) with a
@@ -19,36 +26,47 @@ reference bank as buffers (``bank_z`` (n_items, D), ``bank_y`` (n_items, K), ``b
 When ``batch["split"] == "train"`` an item is not its own neighbour (leave-one-out), so the
 training-set predictions and uncertainties are honest.
 
-Sub-classes (Algorithm 2): with ``subclass_levels`` L > 0, after every ``subclass_every``
-epochs (L times in all) ``on_epoch_end`` fits a Gaussian mixture per current class to the
-bank's embeddings (:class:`affectlab.explore.subclasses.SubclassDiscovery`, ``subclass_components``
-per class, an int or 'bic') and training continues on the finer labels from the current
-weights. ``refine_labels(info, embeddings)`` is the same step as a function. A finer soft label
-splits each class's mass over its components by that class's mixture responsibilities,
-y'_(c,m) = y_c · P(m | z, c), so Σ_m y'_(c,m) = y_c and hard labels give the plain (class,
-component) relabelling. Predictions stay over the original K classes (the bank keeps the
-original soft labels); ``subclass_of`` gives the sub-class ids. The refined targets live outside
-the state_dict: resuming a run restarts them at the original labels.
+Sub-classes (Algorithm 2, SPEC §4). ``subclass_levels`` is the paper's L: level 1 trains on the
+original K classes; every ``subclass_every`` epochs ``on_epoch_end`` moves to the next level l
+(up to L), fits a Gaussian mixture with l components to each ORIGINAL class's bank embeddings
+(:func:`affectlab.subclasses.discovery_for_level`; the class of an item is the argmax of its
+soft label), relabels every item by hard assignment (class j, component g → sub-class k_j + g,
+K·l sub-classes) and training continues from the current weights on the finer labels.
+``subclass_components`` = ``'level'`` is that rule; ``'bic'`` lets BIC choose 1..l components
+per class, an int fixes the number at every level. ``refine_labels(info, embeddings, level)``
+is the same step as a function.
+
+Soft labels of the sub-classes: an item's mass y_j for class j goes whole to its hard component
+within j, y'_(j,g) = y_j·[g = argmax_m P(m | z, j)]. Hard (one-hot) labels therefore give one-hot
+sub-class labels, the paper's relabelling, and a soft label keeps the annotators' split over the
+original classes (Σ_g y'_(j,g) = y_j) instead of being hardened to one class: sub-classes refine
+the classes, they do not re-annotate the items. No mixture responsibilities enter the labels.
+(A class that is nobody's argmax has no mixture; its mass moves to the item's own class.)
+
+Predictions stay over the original K classes: the k-NN vote averages the neighbours' original
+soft labels (the bank keeps them), which is the vote over their sub-class labels summed over
+each class's sub-classes, since Σ_g y'_(j,g) = y_j. ``subclass_of`` gives the sub-class ids.
+The refined targets live outside the state_dict: resuming a run restarts them at the original
+labels.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from affectlab.losses import ClassBalancedBatchSampler, sgm_loss
 from affectlab.losses.sgm import NORM_WEIGHT, SIGMA
 from affectlab.methods.base import Method, Prediction, StepResult, TrainSetInfo
 from affectlab.methods.softlabel import check_method_inputs
-from affectlab.models.base import EmotionModel
+from affectlab.models.base import MAX_UNITS, EmotionModel
 from affectlab.registry import Param
+from affectlab.subclasses import LEVEL, SubclassDiscovery, discovery_for_level
 from affectlab.validation import Interval, check_scalar
-
-if TYPE_CHECKING:  # scikit-learn is imported only when sub-classes are fitted
-    from affectlab.explore.subclasses import SubclassDiscovery
 
 __all__ = ["Refinement", "SGMMethod", "knn_soft_vote", "refine_labels"]
 
@@ -82,73 +100,94 @@ def knn_soft_vote(query: torch.Tensor, ref_z: torch.Tensor, ref_y: torch.Tensor,
 
 @dataclass
 class Refinement:
-    """One level of Algorithm 2: the finer training set and how it maps to the coarser one.
+    """One level of Algorithm 2: the finer training set and how it maps to the original one.
 
+    level:      l (2..L)
     info:       TrainSetInfo over the S sub-classes (soft_labels (n, S), labels (n,) sub-class
                 ids, ordinal False; aux kept)
     discovery:  the fitted SubclassDiscovery (names, centroids, medoids)
-    parent:     (S,) int64 class (of the coarser level) of each sub-class
+    parent:     (S,) int64 original class of each sub-class
     """
 
+    level: int
     info: TrainSetInfo
     discovery: SubclassDiscovery
     parent: torch.Tensor
 
 
-def refine_labels(info: TrainSetInfo, embeddings, n_components: int | str = 2,
-                  seed: int = 0, class_names: list[str] | None = None) -> Refinement:
-    """Relabel every training item as (class, component) (Algorithm 2, one level).
+def _own_class_mass(y: np.ndarray, hard: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """``y`` with the mass of classes that have no mixture (``~covered``) moved to each row's
+    own class ``hard``, so rows stay distributions over the covered classes."""
+    if covered.all():
+        return y
+    lost = y[:, ~covered].sum(axis=1)
+    y = y * covered
+    y[np.arange(y.shape[0]), hard] += lost
+    return y
 
-    ``info``: the current training set (class of an item = argmax of its soft label);
-    ``embeddings``: (n_items, D) its embeddings, in index order. The finer soft label splits
-    each class's mass by that class's mixture responsibilities (module note).
+
+def refine_labels(info: TrainSetInfo, embeddings, level: int = 2,
+                  components: int | str = LEVEL, seed: int = 0,
+                  class_names: list[str] | None = None) -> Refinement:
+    """Algorithm 2 at ``level`` l: relabel every training item as (original class, component).
+
+    ``info``: the ORIGINAL training set (class of an item = argmax of its soft label);
+    ``embeddings``: (n_items, d) their embeddings, in index order; ``components``: see
+    :func:`affectlab.subclasses.discovery_for_level` (``'level'``: l per class). An item's mass
+    for class j goes whole to its hard component within j (module note): one-hot labels give
+    one-hot sub-class labels.
     """
-    from affectlab.explore.subclasses import SubclassDiscovery
-
     z = torch.as_tensor(embeddings).detach().cpu().double().numpy()
     if z.ndim != 2 or z.shape[0] != info.n_items:
-        raise ValueError(f"embeddings must be (n_items={info.n_items}, D), got shape {z.shape}")
+        raise ValueError(f"embeddings must be (n_items={info.n_items}, d), got shape {z.shape}")
     y = info.soft_labels.detach().cpu().double().numpy()
     hard = y.argmax(axis=1)
-    disc = SubclassDiscovery(n_components, seed=seed, class_names=class_names).fit(z, hard)
-    parent = disc.subclass_class_
-    # classes nobody is argmax of keep no mass in the finer labels; move it to the item's own
-    # class so rows stay distributions (only for soft labels with such classes)
+    disc = discovery_for_level(level, components, seed=seed, class_names=class_names)
+    disc.fit(z, hard)
     covered = np.zeros(y.shape[1], dtype=bool)
     covered[disc.classes_] = True
-    if not covered.all():
-        lost = y[:, ~covered].sum(axis=1)
-        y = y * covered
-        y[np.arange(y.shape[0]), hard] += lost
-    fine = y[:, parent] * disc.component_proba(z)
-    fine /= fine.sum(axis=1, keepdims=True)
-    new_info = TrainSetInfo(n_items=info.n_items, num_classes=len(parent),
-                            soft_labels=torch.as_tensor(fine, dtype=torch.float32),
-                            labels=torch.as_tensor(disc.labels_), aux=info.aux, ordinal=False)
-    return Refinement(new_info, disc, torch.as_tensor(parent))
+    y = _own_class_mass(y, hard, covered)
+    ids = disc.class_subclass_ids(z)  # (n, C): each row's hard component within every class
+    fine = np.zeros((info.n_items, disc.n_subclasses_))
+    rows = np.arange(info.n_items)
+    for col, cls in enumerate(disc.classes_.tolist()):
+        fine[rows, ids[:, col]] += y[:, cls]
+    new_info = replace(info, num_classes=disc.n_subclasses_,
+                       soft_labels=torch.as_tensor(fine, dtype=torch.float32),
+                       labels=torch.as_tensor(disc.labels_), ordinal=False)
+    return Refinement(int(level), new_info, disc, torch.as_tensor(disc.subclass_class_))
 
 
 class SGMMethod(Method):
     """SGM loss on class-balanced batches, k-NN prediction over a training-embedding bank.
 
     Params: ``sigma`` (0.5), ``norm_weight`` (0: the authors' code), ``n_per_class`` (30; a
-    class with fewer items repeats some), ``k`` (11 neighbours), ``subclass_levels`` (0),
-    ``subclass_components`` (2 or 'bic'), ``subclass_every`` (epochs per level, 10).
-    Parts logged: ``sgm``; ``level`` (current sub-class level).
+    class with fewer items repeats some), ``k`` (11 neighbours), ``embedding`` ('linear': the
+    method's linear layer on the backbone features; 'model': the model's embedding layer),
+    ``embedding_dim`` (d = 64), ``subclass_levels`` (L = 1: no sub-classes),
+    ``subclass_components`` ('level', 'bic' or an int), ``subclass_every`` (epochs per level,
+    10). Parts logged: ``sgm``; ``level`` (current level, 1 = the original classes).
     """
 
     description = "Structured Gaussian Manifold loss on class-balanced batches; k-NN prediction"
-    # ceilings: a batch holds n_per_class × classes items; every level multiplies the classes
+    # ceilings: a batch holds n_per_class × classes items; every level adds K sub-classes
     param_specs = (
         SIGMA,
         NORM_WEIGHT,
         Param("n_per_class", int, 30, low=1, high=10_000,
               help="items of every class in a batch (the paper: 30)"),
         Param("k", int, 11, low=1, high=1000, help="neighbours of the k-NN prediction"),
-        Param("subclass_levels", int, 0, low=0, high=5,
-              help="levels of sub-class refinement (Algorithm 2); 0: none"),
-        Param("subclass_components", int, 2, low=1, high=50, also=("bic",),
-              help="mixture components per class, or 'bic' to choose them"),
+        Param("embedding", str, "linear", choices=("linear", "model"),
+              help="linear: a d-dim linear layer on the backbone features (the paper); "
+                   "model: the model's own embedding layer"),
+        Param("embedding_dim", int, 64, low=1, high=MAX_UNITS,
+              help="d of the linear embedding (the paper: 64; SPEC: 32 or 64)"),
+        Param("subclass_levels", int, 1, low=0, high=8,
+              help="L of Algorithm 2: level l = 2..L splits each class into l sub-classes; "
+                   "0 or 1: none"),
+        Param("subclass_components", int, LEVEL, low=1, high=50, also=(LEVEL, "bic"),
+              help="components per class at a level: 'level' (l at level l, the paper), "
+                   "'bic' (BIC's choice in 1..l) or a fixed number"),
         Param("subclass_every", int, 10, low=1, high=10_000, help="epochs per sub-class level"),
     )
 
@@ -161,15 +200,32 @@ class SGMMethod(Method):
         self.n_per_class, self.k = p["n_per_class"], p["k"]
         self.subclass_levels, self.subclass_every = p["subclass_levels"], p["subclass_every"]
         self.subclass_components = p["subclass_components"]
-        n, d = info.n_items, int(model.embedding_dim)
+        if p["embedding"] == "linear":
+            self.head: nn.Linear | None = nn.Linear(int(model.feature_dim), p["embedding_dim"])
+            d = p["embedding_dim"]
+        else:
+            self.head = None
+            d = int(model.embedding_dim)
+        n = info.n_items
         self.register_buffer("bank_z", torch.zeros(n, d))
         self.register_buffer("bank_y", info.soft_labels.detach().float().clone())
         self.register_buffer("bank_filled", torch.zeros(n, dtype=torch.uint8))
-        # training targets (original labels at level 0, finer ones after each refinement)
+        # training targets (original labels at level 1, finer ones after each refinement)
         self.targets: torch.Tensor | None = None
-        self.level = 0
+        self.level = 1
         self.refinements: list[Refinement] = []
         self._epochs_done = 0
+
+    @property
+    def embedding_dim(self) -> int:
+        """d of the embedding SGM trains and predicts with."""
+        return int(self.bank_z.shape[1])
+
+    def embed(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, d) embedding z: the linear layer on the backbone features, or the model's
+        embedding (``embedding="model"``)."""
+        out = self.model(x, lengths)
+        return out.embedding if self.head is None else self.head(out.features)
 
     # -- batches and loss -----------------------------------------------------------------
 
@@ -185,7 +241,7 @@ class SGMMethod(Method):
         return list(sampler)
 
     def training_step(self, batch: dict[str, Any], epoch: int, step: int) -> StepResult:
-        z = self.model(batch["x"], batch.get("lengths")).embedding
+        z = self.embed(batch["x"], batch.get("lengths"))
         if self.targets is None:
             y = batch["y"]
         else:
@@ -235,10 +291,10 @@ class SGMMethod(Method):
         try:
             for batch in loader:
                 lengths = batch.get("lengths")
-                out = self.model(batch["x"].to(device),
-                                 None if lengths is None else lengths.to(device))
+                z = self.embed(batch["x"].to(device),
+                               None if lengths is None else lengths.to(device))
                 idx.append(batch["index"].to(device))
-                embs.append(out.embedding.float())
+                embs.append(z.float())
         finally:
             self.model.train(was_training)
         return torch.cat(idx), torch.cat(embs)
@@ -255,22 +311,23 @@ class SGMMethod(Method):
             self.refine()
 
     def refine(self, embeddings: torch.Tensor | None = None) -> Refinement:
-        """One level of Algorithm 2 on ``embeddings`` (n_items, D) (default: the bank); the
-        next training steps use the finer labels."""
+        """The next level of Algorithm 2 on ``embeddings`` (n_items, d) (default: the bank):
+        mixtures on each original class, hard relabelling; the next training steps use the
+        finer labels."""
         z = self.bank_z if embeddings is None else embeddings
-        current = TrainSetInfo(self.info.n_items, self._train_soft_labels().shape[1],
-                               self._train_soft_labels().detach().cpu(), self.info.labels)
-        ref = refine_labels(current, z, self.subclass_components,
-                            seed=len(self.refinements))
+        ref = refine_labels(self.info, z, self.level + 1, self.subclass_components,
+                            seed=self.level + 1)
         self.targets = ref.info.soft_labels.to(self.bank_z.device)
         self.refinements.append(ref)
-        self.level += 1
+        self.level = ref.level
         return ref
 
     def subclass_of(self) -> torch.Tensor:
-        """(n_items,) sub-class id of every training item at the current level (level 0:
-        the class)."""
-        return self._train_soft_labels().argmax(dim=1)
+        """(n_items,) sub-class id of every training item at the current level (level 1:
+        the class, the argmax of its soft label)."""
+        if self.refinements:
+            return self.refinements[-1].info.labels.clone()
+        return self.info.soft_labels.argmax(dim=1)
 
     # -- prediction -----------------------------------------------------------------------
 
@@ -279,7 +336,7 @@ class SGMMethod(Method):
         if not bool(self.bank_filled.any()):
             raise RuntimeError("SGM predicts by k-NN over training embeddings, but none are "
                                "stored: call on_epoch_end(train_loader) or fit_reference first")
-        z = self.model(batch["x"], batch.get("lengths")).embedding
+        z = self.embed(batch["x"], batch.get("lengths"))
         filled = torch.nonzero(self.bank_filled).flatten()
         exclude = None
         if batch.get("split") == "train" and "index" in batch:

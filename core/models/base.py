@@ -36,9 +36,10 @@ class ModelOutput:
     """What a forward pass returns.
 
     logits:    (B, K) class scores (before softmax)
-    embedding: (B, D) the embedding layer: what f-SPL (after ReLU, before L2 normalisation), SGM
-               and the explore map use
-    features:  (B, F) backbone features feeding the head (LDLVA's v_i; DMUE's branch input)
+    embedding: (B, D) the embedding layer: what f-SPL (after ReLU, before L2 normalisation) and
+               the explore map use (SGM only with ``embedding="model"``)
+    features:  (B, F) backbone features feeding the head (LDLVA's v_i; DMUE's branch input;
+               the input of SGM's own linear embedding layer, SPEC §4)
     """
 
     logits: torch.Tensor

@@ -1,5 +1,10 @@
 """Sub-class discovery (SPEC §4, Algorithm 2 of the SGM paper): a Gaussian mixture per class.
 
+One piece of code for the two users of sub-classes: SGM's Algorithm 2
+(:mod:`affectlab.methods.sgm`, which relabels the training items by it) and the explore map's
+``sub-class`` colouring (:mod:`affectlab.explore.colour`). It needs only numpy and scikit-learn
+and sits in the layer of ``labels`` and ``metrics``, so either may import it.
+
 ``SubclassDiscovery().fit(embeddings, labels)`` fits, for every class present, a
 ``sklearn.mixture.GaussianMixture`` (EM) to that class's embeddings. Each (class, component)
 pair is a sub-class with a flat integer id, numbered class by class: the components of the
@@ -9,6 +14,8 @@ first class get ids 0..m₀−1, the next class's follow (Algorithm 2's ``g + k`
   number in 1..``max_components`` with the lowest Bayesian information criterion. A class with
   fewer items than components gets as many components as it has items (at least 1; a single
   item becomes a component of covariance ``reg_covar`` around it).
+  :func:`discovery_for_level` gives the mixture Algorithm 2 fits at a level l: l components per
+  class (the paper), or the BIC choice among 1..l, or a fixed number.
 - ``covariance_type`` defaults to ``'diag'``: a full covariance in a 64–128-d embedding has
   thousands of parameters per component, more than a class usually has items, so EM and BIC
   would be dominated by the covariance estimate; ``'full'`` is available.
@@ -19,15 +26,21 @@ first class get ids 0..m₀−1, the next class's follow (Algorithm 2's ``g + k`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.mixture import GaussianMixture
 
 from affectlab.validation import as_float_array
 
-__all__ = ["SubclassDiscovery"]
+if TYPE_CHECKING:  # scikit-learn is imported when a mixture is fitted, not with this module
+    from sklearn.mixture import GaussianMixture
+
+__all__ = ["LEVEL", "Subclass", "SubclassDiscovery", "discovery_for_level"]
 
 _COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+# Algorithm 2's rule for the number of components at level l: l per class
+LEVEL = "level"
 
 
 def _check_labels(labels, n: int) -> np.ndarray:
@@ -95,6 +108,8 @@ class SubclassDiscovery:
     # -- fitting --------------------------------------------------------------------------
 
     def _fit_class(self, z: np.ndarray, n_components: int | str, seed: int) -> GaussianMixture:
+        from sklearn.mixture import GaussianMixture
+
         n = z.shape[0]
         if n == 1:  # EM needs two rows: a lone item is a one-point component
             z = np.repeat(z, 2, axis=0)
@@ -164,6 +179,14 @@ class SubclassDiscovery:
         return np.concatenate([self.mixtures_[c].predict_proba(z)
                                for c in self.classes_.tolist()], axis=1)
 
+    def class_subclass_ids(self, embeddings) -> np.ndarray:
+        """(n, C) int: column j holds, for every row, the sub-class id of the component of
+        class ``classes_[j]``'s mixture most responsible for it (its hard assignment within
+        that class, whether or not the row belongs to the class)."""
+        z = self._check_x(embeddings)
+        return np.stack([self._first_id[c] + self.mixtures_[c].predict(z)
+                         for c in self.classes_.tolist()], axis=1).astype(np.int64)
+
     def predict(self, embeddings, labels=None) -> np.ndarray:
         """(n,) sub-class ids. With ``labels`` (n,): the most responsible component of each
         item's own class (how training items are relabelled). Without: the sub-class of highest
@@ -174,11 +197,8 @@ class SubclassDiscovery:
             unknown = sorted(set(np.unique(y).tolist()) - set(self.classes_.tolist()))
             if unknown:
                 raise ValueError(f"labels contain classes {unknown} that had no items in fit")
-            out = np.empty(z.shape[0], dtype=np.int64)
-            for c in np.unique(y).tolist():
-                rows = y == c
-                out[rows] = self._first_id[c] + self.mixtures_[c].predict(z[rows])
-            return out
+            column = np.searchsorted(self.classes_, y)
+            return self.class_subclass_ids(z)[np.arange(z.shape[0]), column]
         # log w_m + log N(z | μ_m, Σ_m) per component, all classes side by side
         # (public API: log p(z) + log P(m | z) = log w_m N(z | m))
         scores = np.concatenate([self._weighted_log_prob(self.mixtures_[c], z)
@@ -224,3 +244,22 @@ class SubclassDiscovery:
             dist = np.linalg.norm(self.embeddings_[members] - means[s], axis=1)
             out[s] = members[np.argsort(dist, kind="stable")[:k]]
         return out
+
+
+def discovery_for_level(level: int, components: int | str = LEVEL, *, seed: int = 0,
+                        class_names: list[str] | None = None) -> SubclassDiscovery:
+    """The (unfitted) discovery Algorithm 2 runs at ``level`` l ≥ 2 on each original class.
+
+    ``components``: ``'level'`` (the paper: l components per class, K·l sub-classes), ``'bic'``
+    (per class, the number in 1..l with the lowest BIC) or an int m (m per class at every
+    level).
+    """
+    if isinstance(level, bool) or not isinstance(level, int | np.integer) or level < 2:
+        raise ValueError(f"level must be an integer ≥ 2 (level 1 is the original classes), "
+                         f"got {level!r}")
+    level = int(level)
+    if components == LEVEL:
+        return SubclassDiscovery(level, seed=seed, class_names=class_names)
+    if components == "bic":
+        return SubclassDiscovery("bic", max_components=level, seed=seed, class_names=class_names)
+    return SubclassDiscovery(_check_n_components(components), seed=seed, class_names=class_names)
