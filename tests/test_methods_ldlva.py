@@ -22,6 +22,7 @@ from affectlab.methods.ldlva import (
     construct_target,
     knn_l1,
     local_similarity,
+    rescale_aux,
     update_centres,
 )
 from affectlab.models.resnet import SmallResNet18
@@ -96,13 +97,49 @@ def test_local_similarity_hand_checked():
 
 def test_method_neighbour_similarity_hand_checked():
     x, info = _data()
-    info.aux = torch.zeros(N, 2)
-    info.aux[:, 0] = torch.arange(N, dtype=torch.float32) * 0.1  # items on a line, 0.1 apart
+    info.aux = torch.ones(N, 2)
+    info.aux[:, 0] += torch.arange(N, dtype=torch.float32) * 0.1  # items on a line, 0.1 apart
+    info.aux_bounds = torch.tensor([[1.0, 1.0], [5.0, 5.0]])  # Likert 1..5: ×0.5 into [−1, 1]
     m = LDLVA(_model(), info)
-    # item 0's 8 nearest are items 1..8 at L1 distances 0.1..0.8
+    # item 0's 8 nearest are items 1..8 at L1 distances 0.05..0.4 in the [−1, 1] space
     assert sorted(m.neighbour_index[0].tolist()) == list(range(1, 9))
-    want = np.exp(-np.arange(1, 9) * 0.1 / 0.5)
+    want = np.exp(-np.arange(1, 9) * 0.05 / 0.5)
     np.testing.assert_allclose(m.neighbour_similarity[0].numpy(), want, rtol=1e-5)
+
+
+def test_rescale_aux_hand_checked():
+    aux = torch.tensor([[1.0, 5.0], [3.0, 2.0], [4.5, 1.0]])
+    got = rescale_aux(aux, torch.tensor([[1.0, 1.0], [5.0, 5.0]]))
+    torch.testing.assert_close(got, torch.tensor([[-1.0, 1.0], [0.0, -0.5], [0.75, -1.0]]))
+    # without bounds one map for all columns: min 1 → −1, max 5 → 1 (the same here)
+    torch.testing.assert_close(rescale_aux(aux), got)
+    torch.testing.assert_close(rescale_aux(torch.full((3, 2), 2.0)), torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="column 1 has values outside its bounds"):
+        rescale_aux(aux, torch.tensor([[1.0, 2.0], [5.0, 5.0]]))
+    with pytest.raises(ValueError, match=r"\(2, A=2\)"):
+        rescale_aux(aux, torch.tensor([1.0, 5.0]))
+    with pytest.raises(ValueError, match="low must be below its high"):
+        rescale_aux(aux, torch.tensor([[1.0, 5.0], [5.0, 5.0]]))
+
+
+@pytest.mark.parametrize("bounds", [None, torch.tensor([[1.0, 1.0], [5.0, 5.0]])])
+def test_valence_arousal_space_is_minus_one_to_one(bounds):
+    """Likert means 1..5 enter neighbours and the kernel in [−1, 1] (SPEC §5), where the
+    bandwidth 0.5 was set."""
+    x, info = _data()
+    info.aux_bounds = bounds
+    m = LDLVA(_model(), info)
+    assert m.aux_source == "aux"
+    assert float(m.aux_space.min()) >= -1.0 and float(m.aux_space.max()) <= 1.0
+    if bounds is not None:
+        torch.testing.assert_close(m.aux_space, (info.aux - 3.0) / 2.0)
+    else:  # smallest and largest value over both columns → −1 and 1
+        assert float(m.aux_space.min()) == -1.0 and float(m.aux_space.max()) == 1.0
+    # the neighbour table holds L1 distances in that space
+    idx = m.neighbour_index
+    want = (m.aux_space[:, None, :] - m.aux_space[idx]).abs().sum(-1)
+    torch.testing.assert_close(m.neighbour_distance, want, rtol=1e-5, atol=1e-6)
+    assert float(m.neighbour_distance.max()) <= 4.0
 
 
 def test_aggregate_and_construct_hand_checked():
@@ -114,8 +151,24 @@ def test_aggregate_and_construct_hand_checked():
     np.testing.assert_allclose(d.numpy(), [[0.15, 0.85]], rtol=1e-6)
 
 
+def test_calibration_mlp_is_2f_512_256_1_with_batch_norm():
+    """SPEC §5 and the authors' AdaptiveSimNet: 2F → 512 → 256 → 1, BN and ReLU after each
+    hidden layer."""
+    x, info = _data()
+    m = LDLVA(_model(), info)
+    f = m.model.feature_dim
+    linears = [layer for layer in m.calibration.net if isinstance(layer, torch.nn.Linear)]
+    assert [(lin.in_features, lin.out_features) for lin in linears] == [
+        (2 * f, 512), (512, 256), (256, 1)]
+    kinds = [type(layer).__name__ for layer in m.calibration.net]
+    assert kinds == ["Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear"]
+    assert m.params["calib_hidden"] == 512 and m.params["calib_hidden2"] == 256
+    g = CalibrationMLP(feature_dim=3, hidden=(16, 8))
+    assert g(torch.randn(5, 3), torch.randn(5, 2, 3)).shape == (5, 2)
+
+
 def test_calibration_floor_is_sigmoid_minus_1_3():
-    g = CalibrationMLP(feature_dim=4, hidden=8)
+    g = CalibrationMLP(feature_dim=4, hidden=(8, 6))
     g.eval()
     v_i, v_k = torch.randn(3, 4), torch.randn(3, 2, 4)
     with torch.no_grad():
@@ -130,7 +183,7 @@ def test_calibration_floor_is_sigmoid_minus_1_3():
 
 
 def test_calibration_floor_blocks_gradient_below_it():
-    g = CalibrationMLP(feature_dim=2, hidden=4)
+    g = CalibrationMLP(feature_dim=2, hidden=(4, 3))
     with torch.no_grad():
         g.net[-1].bias.fill_(-10.0)
         g.net[-1].weight.zero_()
@@ -140,10 +193,12 @@ def test_calibration_floor_blocks_gradient_below_it():
 
 def test_centre_update_one_step_hand_checked():
     centres = torch.zeros(2, 2)
-    feats = torch.tensor([[2.0, 0.0], [4.0, 0.0]])
-    update_centres(centres, feats, torch.tensor([0, 0]), torch.ones(2), lr=0.5, repulsion_lr=0.0)
-    # 0.5 · ((2 − 0) + (4 − 0)) / (2 + 1) = 1
-    torch.testing.assert_close(centres, torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+    feats = torch.tensor([[2.0, 0.0], [4.0, 0.0], [0.0, 6.0]])
+    update_centres(centres, feats, torch.tensor([0, 0, 1]), torch.tensor([1.0, 1.0, 0.5]),
+                   lr=0.5, repulsion_lr=0.0)
+    # the authors' rate: lr · Σ w (v − μ) / ((n_c + 1) · R), R = 3 rows
+    # class 0: 0.5 · (2 + 4) / (3 · 3) = 1/3; class 1: 0.5 · 0.5 · 6 / (2 · 3) = 0.25
+    torch.testing.assert_close(centres, torch.tensor([[1 / 3, 0.0], [0.0, 0.25]]))
 
 
 def test_centre_repulsion_step_is_gradient_descent_on_repulsion_term():
@@ -168,12 +223,11 @@ def test_centres_move_toward_class_means():
     means = torch.stack([feats[labels == c].mean(0) for c in range(3)])
     centres = torch.zeros(3, 5)
     gaps = []
-    for _ in range(12):
+    for _ in range(6):
         update_centres(centres, feats, labels, torch.ones(30), lr=0.5, repulsion_lr=0.0)
         gaps.append((centres - means).norm().item())
-    # each step closes the gap by lr · n_c / (n_c + 1) = 0.5 · 10 / 11
-    np.testing.assert_allclose(np.array(gaps[1:]) / np.array(gaps[:-1]), 1 - 5 / 11, rtol=1e-3)
-    assert gaps[-1] < 1e-2 * gaps[0]
+    # each step closes the gap by lr · n_c / ((n_c + 1) · R) = 0.5 · 10 / (11 · 30)
+    np.testing.assert_allclose(np.array(gaps[1:]) / np.array(gaps[:-1]), 1 - 5 / 330, rtol=1e-4)
 
 
 # --------------------------------------------------------------------------- the method
@@ -303,10 +357,48 @@ def test_centres_update_during_training_and_loss_uses_them():
     assert m.centres.abs().sum() > 0
 
 
+def _centres_after(rows_v, rows_y, rows_w, c, lr=0.5):
+    """The authors' pull from zero centres, written out: lr · Σ w v / ((n_c + 1) · R)."""
+    want = torch.zeros(c, rows_v.shape[1])
+    for j in range(c):
+        sel = rows_y == j
+        want[j] = lr * (rows_w[sel, None] * rows_v[sel]).sum(0) / ((sel.sum() + 1) * len(rows_v))
+    return want
+
+
+def test_centre_update_uses_batch_and_neighbour_rows_at_the_authors_rate():
+    m, x, info = _method(repulsion_scale=0.0)
+    m.eval()
+    m.fill_bank([_batch(x, info, range(N))])
+    idx = torch.tensor([0, 5, 7, 11])
+    with torch.no_grad():
+        m.theta.copy_(torch.linspace(-2, 2, N))
+        v = m.model(x[idx]).features
+    neigh = m.neighbour_index[idx].reshape(-1)
+    rows_v = torch.cat([v, m.bank_features[neigh]])            # R = B · (1 + K) = 36 rows
+    rows_y = torch.cat([info.labels[idx], info.labels[neigh]])
+    rows_w = 1 - torch.sigmoid(m.theta.detach()[torch.cat([idx, neigh])])
+    want = _centres_after(rows_v, rows_y, rows_w, C)
+    m.training_step(_batch(x, info, idx), 0, 0)
+    torch.testing.assert_close(m.centres, want, rtol=1e-5, atol=1e-7)
+
+
+def test_centre_update_leaves_out_unseen_neighbours():
+    m, x, info = _method(repulsion_scale=0.0)
+    m.eval()
+    idx = torch.tensor([1, 2, 3])
+    with torch.no_grad():
+        v = m.model(x[idx]).features
+    m.training_step(_batch(x, info, idx), 0, 0)  # empty bank: the batch's own rows only
+    lam = torch.sigmoid(m.theta.detach()[idx])
+    torch.testing.assert_close(m.centres, _centres_after(v, info.labels[idx], 1 - lam, C),
+                               rtol=1e-5, atol=1e-7)
+
+
 def test_far_apart_aux_does_not_underflow():
     x, info = _data()
-    info.aux = torch.arange(N, dtype=torch.float32)[:, None] * 1000.0
-    m = LDLVA(_model(), info)
+    info.aux = torch.arange(N, dtype=torch.float32)[:, None]
+    m = LDLVA(_model(), info, bandwidth=1e-4)  # neighbours ≥ 2/23 apart in [−1, 1]
     assert m.neighbour_similarity.max() == 0.0  # a_ik underflows …
     r = m.training_step(_batch(x, info, range(6)), 0, 0)
     assert torch.isfinite(r.loss)  # … but the normalised weights do not

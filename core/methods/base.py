@@ -32,6 +32,9 @@ class TrainSetInfo:
     labels:       (n_items,) int dataset labels
     aux:          (n_items, A) auxiliary per-item vectors (LDLVA's valence/arousal), or None
     ordinal:      whether the classes are ordered (EMD² is offered only then)
+    aux_bounds:   (2, A) the declared low (row 0) and high (row 1) of each aux column (for
+                  valence/arousal: the Likert scales' ends, e.g. 1 and 5), or None (LDLVA then
+                  maps the smallest and largest aux value to −1 and 1)
     """
 
     n_items: int
@@ -40,6 +43,7 @@ class TrainSetInfo:
     labels: torch.Tensor
     aux: torch.Tensor | None = None
     ordinal: bool = False
+    aux_bounds: torch.Tensor | None = None
 
 
 class StepResult:

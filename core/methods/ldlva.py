@@ -14,6 +14,12 @@ neighbours in an auxiliary space (valence–arousal by default)::
 Choices where the paper and SPEC leave room (all follow the authors' released code unless
 stated):
 
+- The auxiliary space is [−1, 1] (SPEC §5), where the authors' bandwidth 0.5 was set: each
+  column is mapped affinely from ``info.aux_bounds`` (the rating scales' ends: valence and
+  arousal Likert means 1..5 → −1..1); without bounds the smallest and largest aux value over
+  all columns map to −1 and 1 (one map for all columns, so their relative scale and the
+  neighbour ranking stay). When there is no aux the soft labels serve, unscaled (already in
+  [0, 1]). See :func:`rescale_aux`; the points are ``LDLVA.aux_space``.
 - Neighbours are ranked by the same L1 distance the kernel uses (so they are the K items of
   largest a_ik), the item itself excluded, computed once at construction.
 - Neighbours' p_k and v_k carry no gradient (the code computes them outside the gradient tape);
@@ -21,11 +27,17 @@ stated):
 - In L_D the weight (1 − λ_i) is detached (the code's stop_gradient): otherwise θ would be
   pushed up merely to shrink the centre term. The repulsion term depends on the centres only,
   so it carries no gradient to the network; it is reported and drives the centre update.
-- Centre update (after each step, no back-propagation): for every class c in the batch,
-  μ_c ← μ_c + α Σ_{i: y_i = c} (1 − λ_i)(v_i − μ_c) / (n_c + 1)  (the centre-loss rule, α =
-  ``centre_lr``; the code additionally divides by the batch size, which only slows it), then one
-  gradient step of size α·``repulsion_scale`` on the repulsion term pushes centres apart.
-  Centres start at zero, as in the code.
+- Centre update (after each step, no back-propagation), the authors' rule and rate: the rows are
+  the batch items and their neighbours (R = B·(1 + K) rows; in bank mode a neighbour not seen
+  yet has no feature and is left out), each with its label and weight 1 − λ (detached), and
+  μ_c ← μ_c + α Σ_{r: y_r = c} (1 − λ_r)(v_r − μ_c) / ((n_c + 1)·R), α = ``centre_lr`` = 0.5
+  (the code's SGD step on its centre-loss gradient, which divides by n_c + 1 and by R), then one
+  gradient step of size α·``repulsion_scale`` = 0.05 on the repulsion term pushes centres
+  apart. The division by R (288 at the code's batch of 32 and K = 8) makes each centre a slow
+  moving average, closing about α/R of its gap per step; an update without it would move the
+  centres R times faster than the authors' do. Centres start at zero, as in the code. L_D
+  itself stays SPEC's mean over the batch items (the code also adds the neighbours' rows, which
+  carry no gradient, to its value).
 - Memory bank (``neighbour_mode="bank"``, the default): each item's latest prediction and
   feature, written whenever the item is in a batch (detached, after the targets are built). An
   item not yet seen has its one-hot label as prediction and no feature; its calibration score is
@@ -34,13 +46,16 @@ stated):
   (the authors' way); it needs the training inputs, given by ``attach_dataset``.
 - θ starts at −0.5 (the code's confidence logit 0.5, i.e. λ = 0.378) and has its own SGD
   optimiser with lr 10.
+- Calibration MLP g: 2F → 512 → 256 → 1, batch norm and ReLU after each hidden layer, the output
+  floored at −1.3 before the sigmoid; hidden weights He-normal and output weights Glorot-uniform
+  with zero biases, as the code's Keras layers start.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -61,6 +76,7 @@ __all__ = [
     "construct_target",
     "knn_l1",
     "local_similarity",
+    "rescale_aux",
     "update_centres",
 ]
 
@@ -72,6 +88,37 @@ def _weight(name: str, default: float, help: str) -> Param:
 
 
 # --------------------------------------------------------------------------- small pieces
+
+def rescale_aux(aux: torch.Tensor, bounds: torch.Tensor | None = None) -> torch.Tensor:
+    """``aux`` (N, A) mapped affinely into [−1, 1]: a ↦ 2(a − low)/(high − low) − 1.
+
+    ``bounds`` (2, A): each column's declared low (row 0) and high (row 1), e.g. the Likert
+    scale's 1 and 5; a value outside them is refused. Without bounds, low and high are the
+    smallest and largest value over all of ``aux`` (one map for every column); a constant
+    ``aux`` maps to zeros.
+    """
+    aux = torch.as_tensor(aux, dtype=torch.float32)
+    if bounds is None:
+        low, high = aux.min(), aux.max()
+        if not bool(high > low):
+            return torch.zeros_like(aux)
+        return 2 * (aux - low) / (high - low) - 1
+    b = torch.as_tensor(bounds, dtype=torch.float32)
+    if b.shape != (2, aux.shape[1]) or not bool(torch.isfinite(b).all()):
+        raise ValueError(f"info.aux_bounds must be finite (2, A={aux.shape[1]}) lows and highs, "
+                         f"got shape {tuple(b.shape)}")
+    low, high = b[0], b[1]
+    if not bool((high > low).all()):
+        raise ValueError(f"info.aux_bounds: every low must be below its high, got {b.tolist()}")
+    span = high - low
+    outside = ((aux < low - 1e-6 * span) | (aux > high + 1e-6 * span)).any(dim=0)
+    if bool(outside.any()):
+        col = int(torch.nonzero(outside)[0])
+        raise ValueError(f"info.aux column {col} has values outside its bounds "
+                         f"[{float(low[col]):g}, {float(high[col]):g}]: "
+                         f"[{float(aux[:, col].min()):g}, {float(aux[:, col].max()):g}]")
+    return (2 * (aux - low) / span - 1).clamp(-1.0, 1.0)
+
 
 def knn_l1(aux: torch.Tensor, k: int, chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` nearest other rows of ``aux`` by L1 distance.
@@ -149,19 +196,20 @@ def centre_repulsion(centres: torch.Tensor) -> torch.Tensor:
 def update_centres(centres: torch.Tensor, features: torch.Tensor, labels: torch.Tensor,
                    weights: torch.Tensor, lr: float = 0.5,
                    repulsion_lr: float = 0.05) -> torch.Tensor:
-    """One centre update (in place, returned): the centre-loss moving average toward each
-    class's weighted batch features, then a gradient step of ``repulsion_lr`` on
-    :func:`centre_repulsion`.
+    """One centre update of the authors' code (in place, returned): a step toward each class's
+    weighted rows, then a gradient step of ``repulsion_lr`` on :func:`centre_repulsion`.
 
-    ``centres`` (C, D); ``features`` (B, D); ``labels`` (B,) int in [0, C); ``weights`` (B,) ≥ 0.
-    μ_c ← μ_c + lr · Σ_{i: y_i = c} w_i (v_i − μ_c) / (n_c + 1); classes absent from the batch
+    ``centres`` (C, D); ``features`` (R, D) the update's rows (the batch items and their
+    neighbours); ``labels`` (R,) int in [0, C); ``weights`` (R,) ≥ 0.
+    μ_c ← μ_c + lr · Σ_{r: y_r = c} w_r (v_r − μ_c) / ((n_c + 1) · R); classes without rows
     move only by the repulsion step.
     """
-    c = centres.shape[0]
-    onehot = F.one_hot(labels, c).to(features.dtype)                      # (B, C)
-    diff = features.unsqueeze(1) - centres.unsqueeze(0)                   # (B, C, D)
-    pull = torch.einsum("bc,bcd->cd", onehot * weights.unsqueeze(1), diff)
-    centres += lr * pull / (onehot.sum(0).unsqueeze(1) + 1)
+    c, rows = centres.shape[0], features.shape[0]
+    if rows:
+        onehot = F.one_hot(labels, c).to(features.dtype)                  # (R, C)
+        diff = features.unsqueeze(1) - centres.unsqueeze(0)               # (R, C, D)
+        pull = torch.einsum("rc,rcd->cd", onehot * weights.unsqueeze(1), diff)
+        centres += lr * pull / ((onehot.sum(0).unsqueeze(1) + 1) * rows)
     if repulsion_lr > 0 and c > 1:
         # ∂/∂μ_j Σ_{j<k} exp(−‖μ_j − μ_k‖²/D) = Σ_k exp(·)(−2/D)(μ_j − μ_k)
         d = centres.shape[1]
@@ -174,17 +222,29 @@ def update_centres(centres: torch.Tensor, features: torch.Tensor, labels: torch.
 
 
 class CalibrationMLP(nn.Module):
-    """g([v_i, v_k]): Linear(2F, hidden) → BatchNorm → ReLU → Linear(hidden, 1), the output
-    floored at ``floor`` before the sigmoid (so s ≥ sigmoid(floor); gradient is zero below).
+    """g([v_i, v_k]): Linear(2F, 512) → BatchNorm → ReLU → Linear(512, 256) → BatchNorm → ReLU →
+    Linear(256, 1) (``hidden`` gives other widths), the output floored at ``floor`` before the
+    sigmoid (so s ≥ sigmoid(floor); gradient is zero below).
 
     ``forward(v_i (B, F), v_k (B, K, F)) → (B, K)``.
     """
 
-    def __init__(self, feature_dim: int, hidden: int = 256, floor: float = -1.3) -> None:
+    def __init__(self, feature_dim: int, hidden: tuple[int, ...] = (512, 256),
+                 floor: float = -1.3) -> None:
         super().__init__()
         self.floor = float(floor)
-        self.net = nn.Sequential(nn.Linear(2 * feature_dim, hidden), nn.BatchNorm1d(hidden),
-                                 nn.ReLU(inplace=True), nn.Linear(hidden, 1))
+        layers: list[nn.Module] = []
+        width = 2 * feature_dim
+        for units in hidden:
+            linear = nn.Linear(width, units)
+            nn.init.kaiming_normal_(linear.weight, nonlinearity="relu")  # Keras HeNormal
+            nn.init.zeros_(linear.bias)
+            layers += [linear, nn.BatchNorm1d(units), nn.ReLU(inplace=True)]
+            width = units
+        out = nn.Linear(width, 1)
+        nn.init.xavier_uniform_(out.weight)  # Keras' default Dense initialisation
+        nn.init.zeros_(out.bias)
+        self.net = nn.Sequential(*layers, out)
 
     def score_pairs(self, pairs: torch.Tensor) -> torch.Tensor:
         """(P, 2F) concatenated pairs → (P,) scores."""
@@ -197,6 +257,17 @@ class CalibrationMLP(nn.Module):
 
 
 # --------------------------------------------------------------------------- the method
+
+class _Targets(NamedTuple):
+    """A batch's constructed targets and the neighbours they came from."""
+
+    d: torch.Tensor            # (B, C) target distributions
+    lam: torch.Tensor          # (B,) λ_i
+    d_tilde: torch.Tensor      # (B, C) aggregated neighbour distributions
+    neighbours: torch.Tensor   # (B, K) neighbour indices
+    v_k: torch.Tensor          # (B, K, F) their features
+    known: torch.Tensor        # (B, K) bool: the feature is known (seen, or exact mode)
+
 
 class LDLVA(Method):
     """Label distribution learning with auxiliary-space neighbours and per-item uncertainty.
@@ -217,8 +288,10 @@ class LDLVA(Method):
         Param("lambda_lr", float, 10.0, low=0, low_open=True,
               help="SGD learning rate of the per-item uncertainty θ"),
         Param("theta_init", float, -0.5, help="initial θ (λ = sigmoid(θ))"),
-        Param("calib_hidden", int, 256, low=1, high=MAX_UNITS,
-              help="hidden units of the calibration MLP"),
+        Param("calib_hidden", int, 512, low=1, high=MAX_UNITS,
+              help="units of the calibration MLP's first hidden layer (the code: 512)"),
+        Param("calib_hidden2", int, 256, low=1, high=MAX_UNITS,
+              help="units of the calibration MLP's second hidden layer (the code: 256)"),
         Param("calib_floor", float, -1.3, help="floor of the calibration output before sigmoid"),
         _weight("centre_lr", 0.5, "step α of the class-centre update"),
         _weight("repulsion_scale", 0.1, "repulsion step as a fraction of centre_lr"),
@@ -250,6 +323,10 @@ class LDLVA(Method):
         aux = torch.as_tensor(aux, dtype=torch.float32)
         if aux.ndim != 2 or aux.shape[0] != n:
             raise ValueError(f"info.aux must be ({n}, A), got shape {tuple(aux.shape)}")
+        if self.aux_source == "aux":
+            aux = rescale_aux(aux, info.aux_bounds)
+        # the space neighbours and a_ik are computed in (not saved: its table is)
+        self.aux_space = aux
         idx, dist = knn_l1(aux, self.k)
         self.register_buffer("neighbour_index", idx)          # (N, K)
         self.register_buffer("neighbour_distance", dist)      # (N, K) L1
@@ -262,8 +339,9 @@ class LDLVA(Method):
             w = torch.ones(c)
         self.register_buffer("class_weight", w)
         self.theta = nn.Parameter(torch.full((n,), float(params["theta_init"])))
-        self.calibration = CalibrationMLP(feature_dim, int(params["calib_hidden"]),
-                                          float(params["calib_floor"]))
+        self.calibration = CalibrationMLP(
+            feature_dim, (int(params["calib_hidden"]), int(params["calib_hidden2"])),
+            float(params["calib_floor"]))
         self.register_buffer("centres", torch.zeros(c, feature_dim))
         self.register_buffer("bank_probs", F.one_hot(labels, c).float())
         self.register_buffer("bank_features", torch.zeros(n, feature_dim))
@@ -360,8 +438,9 @@ class LDLVA(Method):
             s = s.index_put(rows, self.calibration.score_pairs(pairs).to(s.dtype))
         return s
 
-    def _targets(self, idx, labels, v):
-        """d (B, C), λ (B,), d̃ (B, C) for the batch (v: the batch's features (B, F))."""
+    def _targets(self, idx, labels, v) -> _Targets:
+        """d (B, C), λ (B,), d̃ (B, C) and the neighbours used, for the batch (v: the batch's
+        features (B, F))."""
         p_k, v_k, known = self._neighbours(idx, v)
         s = self._calibration(v.float(), v_k, known)
         # a_ik rescaled per row by exp(+min distance / bandwidth): identical d̃ (the factor
@@ -371,7 +450,8 @@ class LDLVA(Method):
         d_tilde = aggregate_neighbours(p_k, a * s)
         lam = torch.sigmoid(self.theta[idx])
         onehot = F.one_hot(labels, self.info.num_classes).to(d_tilde.dtype)
-        return construct_target(onehot, d_tilde, lam), lam, d_tilde
+        return _Targets(construct_target(onehot, d_tilde, lam), lam, d_tilde,
+                        self.neighbour_index[idx], v_k, known)
 
     def training_step(self, batch: dict[str, Any], epoch: int, step: int) -> StepResult:
         idx = self._indices(batch)
@@ -382,24 +462,33 @@ class LDLVA(Method):
 
     def _step_from_outputs(self, idx, labels, out) -> StepResult:
         v = out.features.float()
-        d, lam, _ = self._targets(idx, labels, v)
+        t = self._targets(idx, labels, v)
         logp = out.logits.float().log_softmax(-1)
-        ce = -(d * logp).sum(-1)
+        ce = -(t.d * logp).sum(-1)
         l_cls = (self.class_weight[labels] * ce).mean()
-        conf = (1 - lam).detach()
+        conf = (1 - t.lam).detach()
         centre = 0.5 * (conf * (v - self.centres[labels]).pow(2).sum(-1)).mean()
         repulsion = centre_repulsion(self.centres)
         l_d = centre + repulsion
         loss = l_cls + float(self.params["gamma"]) * l_d
         with torch.no_grad():
-            self.targets[idx] = d.detach().float()
+            self.targets[idx] = t.d.detach().float()
             if self.neighbour_mode == "bank":
                 self._write_bank(idx, out.logits.softmax(-1), v)
-            lr = float(self.params["centre_lr"])
-            update_centres(self.centres, v.detach().float(), labels, conf, lr,
-                           lr * float(self.params["repulsion_scale"]))
+            self._update_centres(v.detach(), labels, conf, t)
         return StepResult(loss, {"cls": l_cls.detach(), "centre": centre.detach(),
-                                 "repulsion": repulsion.detach(), "lambda": lam.detach().mean()})
+                                 "repulsion": repulsion.detach(), "lambda": t.lam.detach().mean()})
+
+    def _update_centres(self, v: torch.Tensor, labels: torch.Tensor, conf: torch.Tensor,
+                        t: _Targets) -> None:
+        """The authors' centre update over the batch items and their known neighbours."""
+        rows = t.known.reshape(-1)
+        neigh = t.neighbours.reshape(-1)[rows]
+        feats = torch.cat([v.float(), t.v_k.reshape(-1, v.shape[1])[rows].to(v.device)])
+        weights = torch.cat([conf, 1 - torch.sigmoid(self.theta.detach()[neigh])])
+        lr = float(self.params["centre_lr"])
+        update_centres(self.centres, feats, torch.cat([labels, self.labels[neigh]]), weights,
+                       lr, lr * float(self.params["repulsion_scale"]))
 
     # ----------------------------------------------------------------- inference
 
@@ -413,7 +502,8 @@ class LDLVA(Method):
         if batch.get("split") == "train":
             idx = self._indices(batch)
             with no_autocast():
-                d, lam, _ = self._targets(idx, self.labels[idx], out.features.float())
-            return Prediction(probs=probs, embedding=out.embedding, uncertainty=lam, latent=d)
+                t = self._targets(idx, self.labels[idx], out.features.float())
+            return Prediction(probs=probs, embedding=out.embedding, uncertainty=t.lam,
+                              latent=t.d)
         entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1)
         return Prediction(probs=probs, embedding=out.embedding, uncertainty=entropy)
