@@ -42,7 +42,7 @@ def test_training_step_and_prediction_under_float16_autocast(name):
     method.eval()
     if name == "sgm":  # SGM predicts by k-NN over the training embeddings
         with torch.no_grad():
-            method.fit_reference(method.model(batch["x"]).embedding, index=batch["index"])
+            method.fit_reference(method.embed(batch["x"]), index=batch["index"])
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.float16):
         pred = method.predict(batch)
     probs = pred.probs.float()
