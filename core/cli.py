@@ -109,35 +109,40 @@ def train(
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    if prepare:
-        from affectlab.engine.config import save_config
+    from affectlab.engine.rundir import CheckpointError, RunDir
 
-        run_dir = cfg.run_dir()
-        if (run_dir / "config.yaml").exists() and not resume:
-            typer.echo(f"error: {run_dir} already holds a run (use --resume to continue it)", err=True)
-            raise typer.Exit(2)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
-        typer.echo(f"wrote {run_dir / 'config.yaml'}; on N GPUs run:\n"
-                   f"  torchrun --standalone --nproc_per_node=N -m affectlab.engine.worker {run_dir}")
+    run = RunDir(cfg.run_dir())
+    if prepare:
+        _prepare_run(run, cfg, resume)
         return
     if background:
         from affectlab.engine.jobs import launch_background
 
-        run_dir = launch_background(cfg, resume=resume)
-        typer.echo(f"started {run_dir} (log: {run_dir / 'worker.log'})")
+        launch_background(cfg, resume=resume)
+        typer.echo(f"started {run.path} (log: {run.log_path})")
         return
     from affectlab.engine.trainer import train as run_training
 
     try:
         result = run_training(cfg, progress=True, resume=resume)
-    except (ConfigError, FileExistsError, FileNotFoundError) as exc:
+    except (ConfigError, CheckpointError, FileExistsError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     test = result.metrics.get("test", {})
     summary = ", ".join(f"{k}={test[k]:.4f}" for k in ("uar", "accuracy", "macro_f1") if k in test)
     typer.echo(f"{result.status}: {result.run_dir} after {result.epochs_done} epoch(s)"
                + (f"; test {summary}" if summary else ""))
+
+
+def _prepare_run(run, cfg, resume: bool) -> None:
+    """``train --prepare``: write the run directory and its config for torchrun."""
+    if run.config_path.exists() and not resume:
+        typer.echo(f"error: {run.path} already holds a run (use --resume to continue it)", err=True)
+        raise typer.Exit(2)
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_config(cfg)
+    typer.echo(f"wrote {run.config_path}; on N GPUs run:\n"
+               f"  torchrun --standalone --nproc_per_node=N -m affectlab.engine.worker {run.path}")
 
 
 @app.command("eval")
@@ -167,9 +172,9 @@ def runs(root: Path = typer.Option(None, help="runs directory (default: <data>/r
     """List runs with their headline metrics."""
     import pandas as pd
 
-    from affectlab.engine.runs import list_runs
+    from affectlab.engine.runs import runs_table
 
-    table = list_runs(root)
+    table = runs_table(root)
     if table.empty:
         typer.echo("no runs yet")
         return

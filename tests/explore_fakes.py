@@ -12,6 +12,7 @@ import yaml
 
 from affectlab.data.synth.corpus import generate_corpus
 from affectlab.data.synth.truth import CATEGORIES
+from affectlab.engine.rundir import RunDir
 
 
 def make_dataset(root: Path, name: str = "tiny-faces", modality: str = "face", n: int = 24):
@@ -20,12 +21,14 @@ def make_dataset(root: Path, name: str = "tiny-faces", modality: str = "face", n
 
 
 def make_fake_run(root: Path, ds, name: str = "fake-run", dim: int = 6, seed: int = 0,
-                  prefixed: bool = False, with_latent: bool = True) -> Path:
+                  prefixed: bool = False, with_latent: bool = True, legacy: bool = False) -> Path:
     """A run directory ``root/runs/name`` over every item of ``ds`` (the engine saves test and
-    val items; here all splits, so the split filter has something to do): config.yaml,
-    model.json, metrics.json, outputs/test.parquet and embeddings.npy.
+    val items; here all splits, so the split filter has something to do): config, model info,
+    final metrics, and per-split outputs with their embeddings written through RunDir.
 
     prefixed: distributions as soft_<class> / pred_<class> columns instead of list columns.
+    legacy: the layout of runs written before per-split outputs (one test table holding every
+    row, one embeddings file).
     """
     rng = np.random.default_rng(seed)
     items = ds.items
@@ -47,16 +50,26 @@ def make_fake_run(root: Path, ds, name: str = "fake-run", dim: int = 6, seed: in
     table["uncertainty"] = rng.uniform(0, 1, n)
     if with_latent:
         table["latent"] = list(latent)
-    run = root / "runs" / name
-    (run / "outputs").mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(table).to_parquet(run / "outputs" / "test.parquet", index=False)
+    run = RunDir(root / "runs" / name)
     # two well-separated groups so neighbour and layout checks have structure to find
     emb = rng.normal(size=(n, dim)).astype(np.float32)
     emb[: n // 2, 0] += 5.0
-    np.save(run / "outputs" / "embeddings.npy", emb)
-    (run / "config.yaml").write_text(yaml.safe_dump({
+    frame = pd.DataFrame(table)
+    if legacy:
+        run.outputs_dir.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(run.outputs_path("test"), index=False)
+        np.save(run.outputs_dir / RunDir.LEGACY_EMBEDDINGS, emb)
+    else:  # rows grouped by split, in the order RunDir reads them back
+        order = np.concatenate([np.flatnonzero(frame["split"] == s) for s in RunDir.SPLITS])
+        assert len(order) == n, "every item's split must be one of RunDir.SPLITS"
+        frame, emb = frame.iloc[order].reset_index(drop=True), emb[order]
+        for split in RunDir.SPLITS:
+            rows = np.flatnonzero(frame["split"] == split)
+            if len(rows):
+                run.write_outputs(split, frame.iloc[rows].reset_index(drop=True), emb[rows])
+    run.config_path.write_text(yaml.safe_dump({
         "dataset": str(ds.root), "model": "mini_xception", "method": "ce", "scale": "category"}))
-    (run / "metrics.json").write_text('{"test": {"accuracy": 0.5}}')
-    (run / "model.json").write_text(json.dumps({"class_names": list(CATEGORIES),
-                                                "modality": ds.modality, "scale": "category"}))
-    return run
+    run.metrics_path.write_text('{"test": {"accuracy": 0.5}}')
+    run.model_info_path.write_text(json.dumps({"class_names": list(CATEGORIES),
+                                               "modality": ds.modality, "scale": "category"}))
+    return run.path

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from affectlab.engine.events import EVENTS_FILE, EventWriter, read_events, run_status
+from affectlab.engine.events import EventWriter, read_events, run_status
+from affectlab.engine.rundir import RunDir
 
 
 def test_emit_appends_and_read_tails_by_offset(tmp_path):
@@ -17,7 +18,7 @@ def test_emit_appends_and_read_tails_by_offset(tmp_path):
     w.emit("epoch", epoch=1, metrics={"uar": 0.5})
     new, off3 = read_events(tmp_path, off)
     assert [e["type"] for e in new] == ["epoch"] and off3 > off
-    assert off3 == (tmp_path / EVENTS_FILE).stat().st_size
+    assert off3 == (tmp_path / RunDir.EVENTS).stat().st_size
 
 
 def test_incomplete_line_waits_for_its_newline(tmp_path):
@@ -25,11 +26,11 @@ def test_incomplete_line_waits_for_its_newline(tmp_path):
     w.emit("start", epochs=1)
     _, off = read_events(tmp_path)
     record = json.dumps({"type": "step", "time": 1.0, "epoch": 1, "step": 1})
-    with open(tmp_path / EVENTS_FILE, "a") as fh:
+    with open(tmp_path / RunDir.EVENTS, "a") as fh:
         fh.write(record[:10])
     events, off2 = read_events(tmp_path, off)
     assert events == [] and off2 == off  # half a line is not consumed
-    with open(tmp_path / EVENTS_FILE, "a") as fh:
+    with open(tmp_path / RunDir.EVENTS, "a") as fh:
         fh.write(record[10:] + "\n")
     events, _ = read_events(tmp_path, off2)
     assert events == [json.loads(record)]
@@ -40,7 +41,7 @@ def test_non_finite_values_become_null_and_lines_are_strict_json(tmp_path):
 
     EventWriter(tmp_path).emit("epoch", epoch=1, metrics={"uar": float("nan"),
                                                           "acc": np.float32(0.25)})
-    line = (tmp_path / EVENTS_FILE).read_text().strip()
+    line = (tmp_path / RunDir.EVENTS).read_text().strip()
     rec = json.loads(line)
     assert rec["metrics"] == {"uar": None, "acc": 0.25}
 
@@ -55,7 +56,7 @@ def test_bad_event_type_and_offset_rejected(tmp_path):
 
 def test_disabled_writer_writes_nothing(tmp_path):
     EventWriter(tmp_path / "r", enabled=False).emit("start")
-    assert not (tmp_path / "r" / EVENTS_FILE).exists()
+    assert not (tmp_path / "r" / RunDir.EVENTS).exists()
 
 
 def test_run_status_follows_the_log(tmp_path):

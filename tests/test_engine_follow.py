@@ -20,7 +20,7 @@ from affectlab.data.schema import ContractError
 from affectlab.engine.compare import compare_curves, final_metrics, final_metrics_long
 from affectlab.engine.config import METHOD_DEFAULTS, ConfigError
 from affectlab.engine.device import describe_device
-from affectlab.engine.events import EVENTS_FILE, EventWriter, read_events
+from affectlab.engine.events import EventWriter, read_events
 from affectlab.engine.follow import RunFollower, curves_from_events, format_duration
 from affectlab.engine.form import (
     ParamField,
@@ -37,6 +37,7 @@ from affectlab.engine.form import (
     training_defaults,
 )
 from affectlab.engine.manage import active_runs, delete_run
+from affectlab.engine.rundir import RunDir
 from affectlab.registry import Param
 
 META = {
@@ -77,7 +78,7 @@ def test_follower_reads_only_new_events(tmp_path):
     up = f.poll()
     assert [e["type"] for e in up.new_events] == ["start", "step"]
     assert up.status.state == "running" and up.status.progress == pytest.approx(0.25)
-    assert f.offset == (tmp_path / EVENTS_FILE).stat().st_size
+    assert f.offset == (tmp_path / RunDir.EVENTS).stat().st_size
     assert f.poll().new_events == []  # nothing appended: nothing new
     w.emit("step", epoch=1, step=2, global_step=2, losses={"loss": 1.0})
     up = f.poll()
@@ -91,12 +92,12 @@ def test_follower_leaves_a_half_written_line_for_later(tmp_path):
     w.emit("start", epochs=1, start_epoch=0, steps_per_epoch=1)
     line = json.dumps({"type": "step", "time": 1.0, "epoch": 1, "step": 1, "global_step": 1,
                        "losses": {"loss": 0.5}})
-    with open(tmp_path / EVENTS_FILE, "a") as fh:
+    with open(tmp_path / RunDir.EVENTS, "a") as fh:
         fh.write(line[:17])
     f = RunFollower(tmp_path, check_worker=False)
     assert [e["type"] for e in f.poll().new_events] == ["start"]
     assert f.poll().curves.steps.empty
-    with open(tmp_path / EVENTS_FILE, "a") as fh:
+    with open(tmp_path / RunDir.EVENTS, "a") as fh:
         fh.write(line[17:] + "\n")
     up = f.poll()
     assert [e["type"] for e in up.new_events] == ["step"]
@@ -140,13 +141,13 @@ def test_polling_at_any_byte_boundaries_gives_the_same_curves(tmp_path_factory, 
     chunk ends with exactly the curves of the whole log read at once."""
     src = tmp_path_factory.mktemp("src")
     _log_run(EventWriter(src), epochs=3, steps=3)
-    data = (src / EVENTS_FILE).read_bytes()
+    data = (src / RunDir.EVENTS).read_bytes()
     dst = tmp_path_factory.mktemp("dst")
     f = RunFollower(dst, check_worker=False)
     seen = []
     prev = 0
     for cut in sorted({min(c, len(data)) for c in cuts}) + [len(data)]:
-        with open(dst / EVENTS_FILE, "ab") as fh:
+        with open(dst / RunDir.EVENTS, "ab") as fh:
             fh.write(data[prev:cut])
         prev = cut
         seen += f.poll().new_events

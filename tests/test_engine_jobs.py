@@ -5,11 +5,11 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from engine_helpers import isolated_data_env, make_corpus, registered_module_scope, tiny_config
 
 from affectlab.engine import jobs
 from affectlab.engine.events import EventWriter, read_events
+from affectlab.engine.rundir import RunDir
 
 TESTS = Path(__file__).resolve().parent
 
@@ -52,7 +52,7 @@ def test_background_launch_status_cancel_and_resume(face, monkeypatch):
     st = jobs.cancel(run, timeout=60)
     assert st.state == "cancelled", (run / "worker.log").read_text()
     assert not jobs.is_alive(jobs.read_pid(run))
-    done = torch.load(ckpt, weights_only=False)["epoch"]
+    done = RunDir(run).load_checkpoint()["epoch"]
     assert done >= 1 and read_events(run)[0][-1]["type"] == "cancelled"
 
     # continue in the background to one more epoch
@@ -61,7 +61,7 @@ def test_background_launch_status_cancel_and_resume(face, monkeypatch):
     assert _wait(lambda: jobs.status(run).state not in ("queued", "running"))
     st = jobs.status(run)
     assert (st.state, st.epoch) == ("finished", done + 1), (run / "worker.log").read_text()
-    assert (run / "outputs" / "test.parquet").is_file()
+    assert RunDir(run).has_outputs()
 
 
 @pytest.mark.slow
@@ -79,10 +79,10 @@ def test_dead_worker_without_end_event_is_failed(tmp_path):
     EventWriter(tmp_path).emit("start", epochs=3, steps_per_epoch=2)
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
-    (tmp_path / jobs.PID_FILE).write_text(str(proc.pid))
+    (tmp_path / RunDir.PID).write_text(str(proc.pid))
     st = jobs.status(tmp_path)
     assert st.state == "failed" and "exited without finishing" in st.message
-    (tmp_path / jobs.PID_FILE).write_text(str(os.getpid()))  # alive: the log decides
+    (tmp_path / RunDir.PID).write_text(str(os.getpid()))  # alive: the log decides
     assert jobs.status(tmp_path).state == "running"
 
 

@@ -8,8 +8,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from affectlab.cli import app
-from affectlab.engine.config import save_config
-from affectlab.engine.runs import evaluate_run, list_runs, load_run
+from affectlab.engine.rundir import RunDir
+from affectlab.engine.runs import evaluate_run, load_run, runs_table
 
 runner = CliRunner()
 
@@ -29,13 +29,13 @@ def env(tmp_path_factory):
     mp.__exit__(None, None, None)
 
 
-def test_list_runs_headlines(env):
+def test_runs_table_headlines(env):
     from engine_helpers import tiny_config
 
     queued = tiny_config(env["face"], env["runs"] / "queued")
     queued.run_dir().mkdir()
-    save_config(queued, queued.run_dir() / "config.yaml")
-    table = list_runs(env["runs"])
+    RunDir(queued.run_dir()).write_config(queued)
+    table = runs_table(env["runs"])
     rows = table.set_index("name")
     assert {"face-a", "speech-a", "queued"} <= set(rows.index)
     assert rows.loc["face-a", "status"] == "finished" and rows.loc["queued", "status"] == "queued"
@@ -45,7 +45,10 @@ def test_list_runs_headlines(env):
     assert rows.loc["face-a", "best_val_uar"] == pytest.approx(best)
     assert rows.loc["face-a", "test_uar"] == pytest.approx(metrics["test"]["uar"])
     assert np.isnan(rows.loc["queued", "best_val_uar"])
-    assert list_runs(env["tmp"] / "no-runs-here").empty
+    assert runs_table(env["tmp"] / "no-runs-here").empty
+    finished = runs_table(env["runs"], status="finished", has_outputs=True)
+    assert set(finished["name"]) == {"face-a", "speech-a"}
+    assert list(runs_table(env["runs"], has_outputs=False)["name"]) == ["queued"]
 
 
 def test_load_run_rebuilds_the_trained_model(env):

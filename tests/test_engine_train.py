@@ -18,9 +18,11 @@ from engine_helpers import (
     tiny_config,
 )
 
-from affectlab.engine.config import ConfigError, save_config
+from affectlab.engine.config import ConfigError
+from affectlab.engine.distributed import Dist
 from affectlab.engine.events import read_events, run_status
-from affectlab.engine.trainer import CANCEL_FILE, _Dist, _epoch_batches, build_train_info, train
+from affectlab.engine.rundir import RunDir
+from affectlab.engine.trainer import _epoch_batches, build_train_info, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,13 +58,15 @@ def test_face_run_writes_events_checkpoints_outputs_metrics(env, face_run):
     assert all(0 <= e["metrics"]["uar"] <= 1 and e["samples_per_s"] > 0 for e in epochs)
     assert run_status(run).state == "finished"
 
-    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    rd = RunDir(run)
+    ckpt = rd.load_checkpoint()  # weights_only=True: tensors and plain data only
     assert ckpt["epoch"] == 2 and {"python", "numpy", "torch"} <= set(ckpt["rng"])
     assert len(ckpt["optimizers"]) == 1 and ckpt["model_state"].keys()
-    assert (run / "checkpoints" / "best.pt").is_file()
-    assert (run / "config.yaml").is_file() and (run / "model.json").is_file()
+    assert rd.load_checkpoint("previous")["epoch"] == 1  # the replaced last is kept
+    assert rd.load_checkpoint("best")["epoch"] in (1, 2)
+    assert rd.config_path.is_file() and rd.model_info_path.is_file()
 
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = json.loads(rd.metrics_path.read_text())
     assert metrics["epochs_done"] == 2 and len(metrics["history"]) == 2
     test = metrics["test"]
     for key in ("uar", "accuracy", "macro_f1", "nmi", "recall@1", "kl_truth"):
@@ -72,8 +76,13 @@ def test_face_run_writes_events_checkpoints_outputs_metrics(env, face_run):
     assert best["value"] == max(h["val"]["uar"] for h in metrics["history"])
 
     items = pd.read_parquet(env["face"] / "items.parquet")
-    table = pd.read_parquet(run / "outputs" / "test.parquet")
-    emb = np.load(run / "outputs" / "embeddings.npy")
+    assert rd.output_splits() == ["test", "val"]
+    for split in ("test", "val"):  # one table per split, embeddings row-aligned
+        part = pd.read_parquet(rd.outputs_path(split))
+        assert set(part.split) == {split} and set(part.item_id) == set(
+            items.loc[items.split == split, "item_id"])
+        assert np.load(rd.embeddings_path(split)).shape == (len(part), 16)
+    table, emb = rd.read_outputs()
     expected = set(items.loc[items.split.isin(["test", "val"]), "item_id"])
     assert set(table.item_id) == expected and len(table) == len(expected)
     assert emb.shape == (len(table), 16)
@@ -96,7 +105,7 @@ def test_speech_run(env):
     out = env["tmp"] / "speech-run"
     result = train(tiny_config(env["speech"], out, modality="speech"), progress=False)
     assert result.status == "finished" and "uar" in result.metrics["test"]
-    info = json.loads((out / "model.json").read_text())
+    info = RunDir(out).read_model_info()
     items = pd.read_parquet(env["speech"] / "items.parquet")
     train_domains = set(items.loc[items.split == "train", "domain"])
     assert info["modality"] == "speech" and set(info["normalizers"]) == train_domains
@@ -117,11 +126,11 @@ def test_resume_matches_uninterrupted_run(env):
     cut = train(cfg_cut, progress=False, should_stop=stop)
     assert (cut.status, cut.epochs_done) == ("cancelled", 2)
     assert run_status(cut.run_dir).state == "cancelled"
-    assert torch.load(cut.run_dir / "checkpoints" / "last.pt", weights_only=False)["epoch"] == 2
+    assert RunDir(cut.run_dir).load_checkpoint()["epoch"] == 2
     resumed = train(cfg_cut, progress=False, resume=True)
     assert resumed.status == "finished" and resumed.epochs_done == 3
-    a = torch.load(full.run_dir / "checkpoints" / "last.pt", weights_only=False)["method_state"]
-    b = torch.load(cut.run_dir / "checkpoints" / "last.pt", weights_only=False)["method_state"]
+    a = RunDir(full.run_dir).load_checkpoint()["method_state"]
+    b = RunDir(cut.run_dir).load_checkpoint()["method_state"]
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
@@ -132,7 +141,7 @@ def test_resume_matches_uninterrupted_run(env):
 def test_cancel_request_file_stops_the_loop(env):
     cfg = tiny_config(env["face"], env["tmp"] / "cancel-file")
     cfg.run_dir().mkdir(parents=True)
-    (cfg.run_dir() / CANCEL_FILE).touch()
+    RunDir(cfg.run_dir()).request_cancel()
     result = train(cfg, progress=False, clear_cancel=False)
     assert (result.status, result.epochs_done) == ("cancelled", 0)
     assert _types(cfg.run_dir()) == ["start", "cancelled"]
@@ -185,13 +194,13 @@ def test_epoch_order_is_a_function_of_seed_and_epoch(env):
     ds = EmotionDataset(env["face"], "train")
     method = Method(None, None)
     cfg = tiny_config(env["face"], env["tmp"] / "order", batch_size=10)
-    b0 = _epoch_batches(method, ds, cfg, 0, _Dist())
-    assert b0 == _epoch_batches(method, ds, cfg, 0, _Dist())
-    assert b0 != _epoch_batches(method, ds, cfg, 1, _Dist())
+    b0 = _epoch_batches(method, ds, cfg, 0, Dist())
+    assert b0 == _epoch_batches(method, ds, cfg, 0, Dist())
+    assert b0 != _epoch_batches(method, ds, cfg, 1, Dist())
     assert sorted(i for b in b0 for i in b) == list(range(len(ds)))
     # two ranks split the items between them
-    r0 = _epoch_batches(method, ds, cfg, 0, _Dist(world=2, rank=0))
-    r1 = _epoch_batches(method, ds, cfg, 0, _Dist(world=2, rank=1))
+    r0 = _epoch_batches(method, ds, cfg, 0, Dist(world=2, rank=0))
+    r1 = _epoch_batches(method, ds, cfg, 0, Dist(world=2, rank=1))
     assert set(i for b in r0 for i in b) | set(i for b in r1 for i in b) == set(range(len(ds)))
     assert len(r0) == len(r1)
 
@@ -214,7 +223,7 @@ def test_torchrun_two_processes_on_cpu(env):
         pytest.skip("torchrun not installed")
     cfg = tiny_config(env["face"], env["tmp"] / "ddp", method="tiny-ce")
     cfg.run_dir().mkdir(parents=True)
-    save_config(cfg, cfg.run_dir() / "config.yaml")
+    RunDir(cfg.run_dir()).write_config(cfg)
     pyenv = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
              "AFFECTLAB_PLUGINS": "engine_helpers", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m",
@@ -254,8 +263,8 @@ def test_resume_equality_with_stateful_real_methods(env, name):
 
     assert train(cfg, progress=False, should_stop=stop).status == "cancelled"
     resumed = train(cfg, progress=False, resume=True)
-    a = torch.load(full.run_dir / "checkpoints" / "last.pt", weights_only=False)["method_state"]
-    b = torch.load(resumed.run_dir / "checkpoints" / "last.pt", weights_only=False)["method_state"]
+    a = RunDir(full.run_dir).load_checkpoint()["method_state"]
+    b = RunDir(resumed.run_dir).load_checkpoint()["method_state"]
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
     assert full.metrics["test"] == resumed.metrics["test"]
 
@@ -275,8 +284,7 @@ def test_every_method_trains_two_epochs_on_faces_and_saves_outputs(env, name):
     result = train(tiny_config(env["face"], env["tmp"] / f"all-{name}", method=name, **extra),
                    progress=False)
     assert result.status == "finished"
-    outputs = pd.read_parquet(result.run_dir / "outputs" / "test.parquet")
-    embeddings = np.load(result.run_dir / "outputs" / "embeddings.npy")
+    outputs, embeddings = RunDir(result.run_dir).read_outputs()
     assert len(embeddings) == len(outputs) > 0
     assert np.isfinite(embeddings).all() and np.isfinite(outputs["uncertainty"]).all()
 

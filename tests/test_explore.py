@@ -14,6 +14,7 @@ from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
 from affectlab.data.synth.truth import CATEGORIES
+from affectlab.engine.rundir import RunDir
 from affectlab.explore import projection as pj
 from affectlab.explore.colour import colour_options, colour_values, join_items
 from affectlab.explore.projection import (
@@ -25,7 +26,7 @@ from affectlab.explore.projection import (
     run_projection,
     umap_status,
 )
-from affectlab.explore.run_outputs import list_runs, load_run_outputs
+from affectlab.explore.run_outputs import load_run_outputs
 from affectlab.explore.selection import group_rows, item_cards, selection_rows
 from affectlab.labels import entropy
 
@@ -49,12 +50,32 @@ def test_load_run_outputs_list_columns(world):
     for dist in (out.soft, out.pred, out.latent):
         assert dist.shape == (n, 7)
         np.testing.assert_allclose(dist.sum(axis=1), 1.0)
-    table = pd.read_parquet(run / "outputs" / "test.parquet")
+    # one table per split, read back test first, then val, then train
+    table = pd.concat([pd.read_parquet(RunDir(run).outputs_path(s)) for s in RunDir.SPLITS],
+                      ignore_index=True)
+    assert out.item_ids.tolist() == table["item_id"].tolist()
+    assert list(dict.fromkeys(out.table["split"])) == ["test", "val", "train"]
     # the engine's int "pred" column (argmax) is skipped for the "probs" distribution
     np.testing.assert_allclose(out.pred[3], table["probs"][3])
     assert out.pred.argmax(1).tolist() == table["pred"].tolist()
-    np.testing.assert_array_equal(out.labels, ds.items["label"].to_numpy())
+    labels = ds.items.set_index("item_id").loc[out.item_ids, "label"].to_numpy()
+    np.testing.assert_array_equal(out.labels, labels)
     assert out.uncertainty.shape == (n,) and out.dataset_path == ds.root
+
+
+def test_runs_written_before_per_split_outputs_read_the_same(tmp_path, world):
+    """A run of the earlier layout (one test table with every split's rows, one embeddings
+    file) gives the same outputs, row for row, as the per-split layout."""
+    _, ds, _ = world
+    new = load_run_outputs(make_fake_run(tmp_path, ds, name="per-split", seed=4))
+    old = load_run_outputs(make_fake_run(tmp_path, ds, name="legacy", seed=4, legacy=True))
+    assert not RunDir(tmp_path / "runs" / "legacy").embeddings_path("test").exists()
+    rows = pd.Index(old.item_ids).get_indexer(new.item_ids)
+    assert (rows >= 0).all() and sorted(rows) == list(range(old.n))
+    np.testing.assert_array_equal(new.embeddings, old.embeddings[rows])
+    for field in ("soft", "pred", "latent", "uncertainty", "labels"):
+        np.testing.assert_array_equal(getattr(new, field), getattr(old, field)[rows], field)
+    assert new.splits == old.splits and new.class_names == old.class_names
 
 
 def test_load_run_outputs_prefixed_columns_same_values(tmp_path, world):
@@ -110,13 +131,28 @@ def test_load_run_outputs_errors(tmp_path):
     np.save(tmp_path / "outputs" / "embeddings.npy", np.zeros((3, 4)))
     with pytest.raises(ValueError, match=r"expected shape \(2, D\)"):
         load_run_outputs(tmp_path)
+    np.save(RunDir(tmp_path).embeddings_path("test"), np.zeros((1, 4)))  # per split wins
+    with pytest.raises(ValueError, match=r"test.embeddings.npy: expected shape \(2, D\)"):
+        load_run_outputs(tmp_path)
 
 
-def test_list_runs(world):
-    root, _, run = world
-    runs = list_runs(root / "runs")
-    assert [r.path for r in runs] == [run]
-    assert runs[0].has_embeddings and runs[0].modality == "face" and runs[0].method == "ce"
+def test_run_listing_with_outputs(world, tmp_path):
+    root, ds, run = world
+    runs = RunDir.list(root / "runs", has_outputs=True)
+    assert runs == [RunDir(run)]
+    summary = runs[0].summary()
+    assert summary.has_embeddings and summary.modality == "face" and summary.method == "ce"
+    assert summary.status == "queued" and not summary.has_weights  # no events, no checkpoint
+    bare = RunDir(tmp_path / "runs" / "bare")  # a config only: a run, but no outputs
+    bare.path.mkdir(parents=True)
+    bare.config_path.write_text("model: resnet18\n")
+    make_fake_run(tmp_path, ds, name="done")
+    assert [r.name for r in RunDir.list(tmp_path / "runs", has_outputs=False)] == ["bare"]
+    assert [r.name for r in RunDir.list(tmp_path / "runs", has_outputs=True)] == ["done"]
+    assert {r.name for r in RunDir.list(tmp_path / "runs", status="queued")} == {"bare", "done"}
+    assert RunDir.list(tmp_path / "runs", status=("finished", "failed")) == []
+    with pytest.raises(ValueError, match="status"):
+        RunDir.list(tmp_path / "runs", status="done")
 
 
 # -- projection ----------------------------------------------------------------------------
@@ -166,15 +202,16 @@ def test_one_dimensional_embeddings_get_a_zero_second_axis():
 
 def test_run_projection_is_persisted_and_reused(tmp_path, world, monkeypatch):
     _, ds, _ = world
-    run = make_fake_run(tmp_path, ds, name="pca")
+    run = make_fake_run(tmp_path, ds, name="pca", legacy=True)
     first = run_projection(run)
-    assert (run / "outputs" / "pca.npz").is_file()
+    assert RunDir(run).cache_path(RunDir.PCA).is_file()
     monkeypatch.setattr(MapProjection, "fit", lambda *a: pytest.fail("refitted a cached PCA"))
     second = run_projection(run)
     np.testing.assert_array_equal(first.components_, second.components_)
     monkeypatch.undo()
     # new embeddings (a retrained run): the stale cache is replaced
-    np.save(run / "outputs" / "embeddings.npy", np.random.default_rng(9).normal(size=(24, 6)))
+    np.save(run / "outputs" / RunDir.LEGACY_EMBEDDINGS,
+            np.random.default_rng(9).normal(size=(24, 6)))
     third = run_projection(run)
     assert not np.allclose(third.components_, first.components_)
 
@@ -182,17 +219,17 @@ def test_run_projection_is_persisted_and_reused(tmp_path, world, monkeypatch):
 def test_umap_cache_logic_small_run(tmp_path, world, monkeypatch):
     """Fewer than 4 items take the PCA path: the cache logic is tested without numba."""
     _, ds, _ = world
-    run = make_fake_run(tmp_path, ds, name="small")
-    np.save(run / "outputs" / "embeddings.npy", np.arange(9.0).reshape(3, 3) ** 2)
+    run = make_fake_run(tmp_path, ds, name="small", legacy=True)
+    emb_file = RunDir(run).outputs_dir / RunDir.LEGACY_EMBEDDINGS
+    np.save(emb_file, np.arange(9.0).reshape(3, 3) ** 2)
     assert umap_status(run) == "missing" and load_umap(run) is None
     layout = compute_umap(run)
     assert layout.shape == (3, 2) and umap_status(run) == "ready"
     np.testing.assert_array_equal(load_umap(run), layout)
-    meta = json.loads((run / "outputs" / "umap.json").read_text())
-    assert meta["fingerprint"] == pj.embeddings_fingerprint(np.load(run / "outputs" /
-                                                                    "embeddings.npy"))
+    meta = json.loads(RunDir(run).cache_path(RunDir.UMAP_META).read_text())
+    assert meta["fingerprint"] == pj.embeddings_fingerprint(np.load(emb_file))
     assert ensure_umap_async(run) == "ready"  # nothing started for a cached layout
-    np.save(run / "outputs" / "embeddings.npy", np.ones((3, 3)))
+    np.save(emb_file, np.ones((3, 3)))
     assert load_umap(run) is None and umap_status(run) == "missing"  # stale
 
 
@@ -221,7 +258,7 @@ def test_umap_layout_written_and_reused(tmp_path, world, monkeypatch):
     monkeypatch.setattr(umap, "UMAP", lambda **kw: pytest.fail("recomputed a cached layout"))
     np.testing.assert_array_equal(compute_umap(run), layout)
     # the two planted groups stay apart on the map
-    emb = np.load(run / "outputs" / "embeddings.npy")
+    emb = RunDir(run).read_embeddings()
     group = emb[:, 0] > 2.5
     gap = np.linalg.norm(layout[group].mean(0) - layout[~group].mean(0))
     assert gap > layout[group].std(0).mean()
@@ -285,11 +322,12 @@ def test_colour_options_and_values(world):
     assert soft.values.tolist() == [CATEGORIES[i] for i in out.soft.argmax(1)]
     lat = colour_values(out, "latent entropy")
     np.testing.assert_allclose(lat.values, entropy(out.latent, normalize=True))
+    in_run_order = ds.items.set_index("item_id").loc[out.item_ids]
     amb = colour_values(out, "true ambiguity", items)
     assert not amb.categorical
-    np.testing.assert_allclose(amb.values, ds.items["ambiguity"].to_numpy())
+    np.testing.assert_allclose(amb.values, in_run_order["ambiguity"].to_numpy())
     true = colour_values(out, "true label", items)
-    assert true.values.tolist() == [CATEGORIES[i] for i in ds.items["true_label"]]
+    assert true.values.tolist() == [CATEGORIES[i] for i in in_run_order["true_label"]]
     with pytest.raises(ValueError, match="by must be one of"):
         colour_values(out, "astrology")
 

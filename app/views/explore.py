@@ -5,6 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from affectlab.data.contract import ContractError, load_dataset
+from affectlab.engine.rundir import RunDir
 from affectlab.explore.colour import colour_options, colour_values, subclass_medoids
 from affectlab.explore.projection import (
     ensure_umap_async,
@@ -13,7 +14,7 @@ from affectlab.explore.projection import (
     run_projection,
     umap_status,
 )
-from affectlab.explore.run_outputs import list_runs, load_run_outputs
+from affectlab.explore.run_outputs import load_run_outputs
 from affectlab.explore.selection import group_rows, item_cards, selection_rows
 
 MAX_CARDS = 24
@@ -24,7 +25,7 @@ SVG_MAX_POINTS = 5_000
 
 def _stamp(run_path) -> float:
     try:
-        return (run_path / "outputs" / "test.parquet").stat().st_mtime
+        return RunDir(run_path).outputs_stamp()
     except OSError:
         return 0.0
 
@@ -111,7 +112,7 @@ def _cards(cards, modality: str, per_row: int = 4) -> None:
 
 
 st.title("Explore")
-runs = list_runs()
+runs = [r.summary() for r in RunDir.list(has_outputs=True)]
 if not runs:
     st.info("No finished run with test outputs yet. Train one on the **Train** page; its test "
             "embeddings appear here as a map.")
@@ -125,7 +126,7 @@ run = by_name[run_name]
 path, stamp = str(run.path), _stamp(run.path)
 outputs = _outputs(path, stamp)
 if outputs.embeddings is None:
-    st.warning(f"Run {run_name} saved no embeddings (outputs/embeddings.npy); nothing to map.")
+    st.warning(f"Run {run_name} saved no embeddings; nothing to map.")
     st.stop()
 
 full_xy_pca = _pca(path, stamp)  # fitted on every saved item, persisted with the run

@@ -2,7 +2,7 @@ import streamlit as st
 
 from affectlab.data.catalog import list_datasets
 from affectlab.engine.device import describe_device
-from affectlab.engine.runs import list_runs
+from affectlab.engine.runs import runs_table
 from affectlab.paths import data_dir
 
 st.title("affectlab")
@@ -14,7 +14,7 @@ st.markdown(
 
 col_data, col_runs, col_device = st.columns(3)
 datasets = list_datasets()
-runs = list_runs()
+runs = runs_table()
 col_data.metric("Datasets", len(datasets))
 col_runs.metric("Runs", len(runs))
 col_device.metric("Device", describe_device())

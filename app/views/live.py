@@ -5,8 +5,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from affectlab.engine.rundir import RunDir
 from affectlab.explore.projection import run_projection
-from affectlab.explore.run_outputs import find_checkpoint, list_runs
 from affectlab.live.audio import AudioChunkProcessor, av_to_samples, silent_like
 from affectlab.live.devices import LocalMicrophone, probe_audio
 from affectlab.live.face import FaceFrameProcessor
@@ -59,15 +59,15 @@ def _speech_model(run_path: str):
 def _run_map(run_path: str) -> np.ndarray | None:
     try:
         proj = run_projection(run_path)
-        return proj.transform(np.load(f"{run_path}/outputs/embeddings.npy"))
+        return proj.transform(RunDir(run_path).read_embeddings())
     except (FileNotFoundError, ValueError):
         return None
 
 
 @st.cache_data(ttl=10, show_spinner=False)
 def _runs_with_weights(modality: str, root: str) -> dict[str, str]:
-    return {r.name: str(r.path) for r in list_runs(root)
-            if r.modality == modality and find_checkpoint(r.path) is not None}
+    summaries = (r.summary() for r in RunDir.list(root, has_outputs=True))
+    return {r.name: str(r.path) for r in summaries if r.modality == modality and r.has_weights}
 
 
 def _bars(probs: np.ndarray, names: list[str], uncertainty: float) -> None:
@@ -111,7 +111,11 @@ def _face_tab() -> None:
     choice = st.selectbox("Face model", [PRETRAINED, *runs], key="live_face_model",
                           help="The shipped FER2013 model works before anything is trained.")
     run_path = runs.get(choice, "")
-    processor = _face_processor(run_path)
+    try:
+        processor = _face_processor(run_path)
+    except (FileNotFoundError, ValueError) as exc:  # a damaged or refused checkpoint, say
+        st.error(f"Cannot load {choice}: {exc}")
+        return
     holder = st.session_state.setdefault("live_face_holder", LatestResult())
     # the stream's state (where the faces were): one tracker per session and model
     tracker = st.session_state.setdefault(f"live_face_tracker_{run_path}",
@@ -172,7 +176,11 @@ def _voice_tab() -> None:
         st.caption(f"Local audio: {status.message}")
         return
     choice = st.selectbox("Speech model", list(runs), key="live_speech_model")
-    processor = _mic_processor(runs[choice])
+    try:
+        processor = _mic_processor(runs[choice])
+    except (FileNotFoundError, ValueError) as exc:
+        st.error(f"Cannot load {choice}: {exc}")
+        return
 
     def on_audio(frame):  # webrtc worker thread
         samples = av_to_samples(frame.to_ndarray(), len(frame.layout.channels),

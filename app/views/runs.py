@@ -7,7 +7,8 @@ import streamlit as st
 
 from affectlab.engine.compare import compare_curves, final_metrics, final_metrics_long
 from affectlab.engine.manage import delete_run
-from affectlab.engine.runs import list_runs
+from affectlab.engine.rundir import RunDir
+from affectlab.engine.runs import runs_table
 
 DELETE_KEY = "runs_delete_confirm"  # name of the run awaiting a delete confirmation
 FLASH_KEY = "runs_flash"  # (kind, message) shown once after a delete
@@ -37,7 +38,7 @@ flash = st.session_state.pop(FLASH_KEY, None)
 if flash:
     getattr(st, flash[0])(flash[1])
 
-runs = list_runs()
+runs = runs_table()
 if runs.empty:
     st.info("No run yet: launch one on the **Train** page.")
     st.stop()
@@ -85,7 +86,7 @@ st.subheader("Explore or delete")
 c1, c2 = st.columns(2)
 target = c1.selectbox("Run", list(paths), key="runs_target")
 target_path = Path(paths[target])
-if (target_path / "outputs" / "test.parquet").is_file():
+if RunDir(target_path).has_outputs():
     if c1.button("Open in Explore", key="runs_explore", on_click=_open_in_explore,
                  args=(target,)):
         st.switch_page("views/explore.py")

@@ -36,7 +36,7 @@ import torch
 
 from affectlab.engine.device import place_on_device
 from affectlab.engine.evaluate import move_batch
-from affectlab.engine.step import forward_and_read
+from affectlab.engine.step import train_step
 
 __all__ = ["TARGETS", "main", "run_bench"]
 
@@ -100,8 +100,8 @@ def _sync(device: torch.device) -> None:
 
 
 class _Stepper:
-    """One method's full training step (zero_grad → step → backward → optimisers), with the
-    trainer's mixed precision (float16 autocast and a gradient scaler) when ``amp``."""
+    """One method's full training step (the trainer's :func:`train_step`), with the trainer's
+    mixed precision (float16 autocast and a gradient scaler) when ``amp``."""
 
     def __init__(self, method, batch: dict[str, Any], amp: bool = False) -> None:
         self.method, self.batch, self.amp = method, batch, amp
@@ -112,13 +112,7 @@ class _Stepper:
         method.train()
 
     def __call__(self) -> None:
-        for o in self.opts:
-            o.zero_grad(set_to_none=True)
-        result, _ = forward_and_read(self.method, self.batch, 0, self.i, amp=self.amp)
-        self.scaler.scale(result.loss).backward()
-        for o in self.opts:
-            self.scaler.step(o)
-        self.scaler.update()
+        train_step(self.method, self.batch, self.opts, self.scaler, 0, self.i, amp=self.amp)
         self.i += 1
 
 

@@ -3,7 +3,6 @@ page). Tables are long (one row per point / value) so a plot can colour by run."
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from affectlab.engine.follow import RunFollower
+from affectlab.engine.rundir import RunDir
 
 __all__ = ["CURVE_COLUMNS", "DEFAULT_METRICS", "FINAL_COLUMNS", "compare_curves",
            "final_metrics", "final_metrics_long"]
@@ -56,12 +56,9 @@ def compare_curves(run_dirs: Sequence[str | os.PathLike]) -> pd.DataFrame:
 
 
 def _final_of(path: Path) -> tuple[str, dict]:
-    """(split, metrics): metrics.json's test (else val) metrics; for a run without metrics.json
+    """(split, metrics): the final test (else val) metrics; for a run without final metrics
     (running, cancelled, failed) the last epoch's validation metrics, split "val (epoch e)"."""
-    try:
-        saved = json.loads((path / "metrics.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        saved = {}
+    saved = RunDir(path).read_metrics()
     for split in ("test", "val"):
         if saved.get(split):
             return split, saved[split]

@@ -20,7 +20,8 @@ from affectlab.engine.device import to_device_layout
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SplitPredictions", "compute_metrics", "move_batch", "predict_split"]
+__all__ = ["SplitPredictions", "classification_metrics", "compute_metrics", "move_batch",
+           "predict_split", "truth_measures"]
 
 
 def move_batch(batch: dict[str, Any], device: torch.device, split: str) -> dict[str, Any]:
@@ -124,14 +125,20 @@ def predict_split(method, loader: DataLoader | Iterable[dict[str, Any]], device:
 
 def compute_metrics(pred: SplitPredictions, ordinal: bool = False, seed: int = 0
                     ) -> dict[str, float]:
+    """:func:`classification_metrics` and, on generated data, :func:`truth_measures`."""
+    out = classification_metrics(pred, ordinal, seed)
+    if len(pred):
+        out.update(truth_measures(pred))
+    return out
+
+
+def classification_metrics(pred: SplitPredictions, ordinal: bool = False, seed: int = 0
+                           ) -> dict[str, float]:
     """The metrics of affectlab.metrics that apply to these predictions.
 
     Always: uar, accuracy, macro_f1 (soft labels as truth, with SPEC §2's tie rule).
     Ordered classes: aem, aeo. Enough items: nmi (k-means on the embedding, K = number of
     classes present) and recall@K for K ∈ {1, 2, 4, 8, 16, 32} up to n − 1.
-    Generated data (truth columns): kl_truth = mean KL(true ‖ latent, else probs) (and
-    kl_probs_truth for probs alone) when the true distribution has K classes, and
-    auroc_flipped = AUROC of the uncertainty for finding the flipped dataset labels.
     """
     out: dict[str, float] = {"n": float(len(pred))}
     if len(pred) == 0:
@@ -150,15 +157,25 @@ def compute_metrics(pred: SplitPredictions, ordinal: bool = False, seed: int = 0
         ks = [k for k in M.DEFAULT_KS if k <= len(pred) - 1]
         for k, value in M.recall_at_k(pred.embedding, pred.label, ks).items():
             out[f"recall@{k}"] = value
+    return out
+
+
+def truth_measures(pred: SplitPredictions) -> dict[str, float]:
+    """Generated data (truth columns): kl_truth = mean KL(true ‖ latent, else probs) (and
+    kl_probs_truth for probs alone) when the true distribution has K classes, and
+    auroc_flipped = AUROC of the uncertainty for finding the flipped dataset labels. {} for
+    data without truth."""
+    out: dict[str, float] = {}
+    p = pred.probs
     true_dist = pred.truth.get("true_dist")
-    if true_dist is not None and true_dist.shape == p.shape:
+    if len(pred) and true_dist is not None and true_dist.shape == p.shape:
         true_dist = true_dist.astype(np.float64)
         q = pred.latent if pred.latent is not None else p
         # eps smoothing: a model may put exactly 0 on a class the truth gives weight to
         out["kl_truth"] = float(M.kl_divergence(true_dist, q, eps=1e-6, reduction="mean"))
         out["kl_probs_truth"] = float(M.kl_divergence(true_dist, p, eps=1e-6, reduction="mean"))
     flipped = pred.truth.get("flipped")
-    if flipped is not None:
+    if len(pred) and flipped is not None:
         flags = np.asarray(flipped).astype(bool)
         if 0 < flags.sum() < flags.size:
             out["auroc_flipped"] = M.uncertainty_auroc(pred.uncertainty, flags)

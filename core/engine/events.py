@@ -1,5 +1,5 @@
-"""The run's event log: ``<run>/events.jsonl``, one JSON object per line, appended and flushed
-line by line so a reader (the app polls it) never sees half a record it would keep.
+"""The run's event log (``RunDir.EVENTS``): one JSON object per line, appended and flushed line
+by line so a reader (the app polls it) never sees half a record it would keep.
 
 Every event has ``type`` (one of :data:`EVENT_TYPES`) and ``time`` (Unix seconds); the others
 depend on the type:
@@ -12,7 +12,8 @@ depend on the type:
     checkpoint  epoch, path
     end         epoch, metrics (final)
     error       epoch, message, traceback
-    cancelled   epoch (last finished epoch; its checkpoint is kept)
+    cancelled   epoch (last finished epoch; its checkpoint is kept), message (optional)
+    notice      message (e.g. a resume that fell back to the previous checkpoint)
 
 :func:`run_status` turns the log into queued | running | finished | failed | cancelled with a
 progress fraction.
@@ -21,47 +22,27 @@ progress fraction.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-__all__ = ["EVENTS_FILE", "EVENT_TYPES", "EventWriter", "RunStatus", "read_events",
-           "run_status"]
+from affectlab.engine.rundir import RunDir
+from affectlab.fileio import json_safe
 
-EVENTS_FILE = "events.jsonl"
-EVENT_TYPES = ("start", "step", "epoch", "checkpoint", "end", "error", "cancelled")
+__all__ = ["EVENT_TYPES", "EventWriter", "RunStatus", "read_events", "run_status"]
+
+EVENT_TYPES = ("start", "step", "epoch", "checkpoint", "end", "error", "cancelled", "notice")
 TERMINAL = {"end": "finished", "error": "failed", "cancelled": "cancelled"}
 STATES = ("queued", "running", "finished", "failed", "cancelled")
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf become None (JSON has no NaN), numpy/torch scalars become floats."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, bool | str) or value is None:
-        return value
-    if isinstance(value, int):
-        return value
-    if hasattr(value, "item"):  # numpy / torch scalar
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 class EventWriter:
-    """Appends events to ``<run_dir>/events.jsonl``. ``enabled=False`` (non-zero DDP ranks)
-    makes every call a no-op."""
+    """Appends events to the run's event log. ``enabled=False`` (non-zero DDP ranks) makes
+    every call a no-op."""
 
     def __init__(self, run_dir: str | os.PathLike, enabled: bool = True) -> None:
-        self.path = Path(run_dir) / EVENTS_FILE
+        self.path = RunDir(run_dir).events_path
         self.enabled = enabled
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +53,7 @@ class EventWriter:
             raise ValueError(f"type must be one of {EVENT_TYPES}, got {type!r}")
         if not self.enabled:
             return None
-        record = {"type": type, "time": time.time(), **_clean(fields)}
+        record = {"type": type, "time": time.time(), **json_safe(fields)}
         line = json.dumps(record, allow_nan=False) + "\n"
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line)
@@ -89,7 +70,7 @@ def read_events(run_dir: str | os.PathLike, since_offset: int = 0
     """
     if not isinstance(since_offset, int) or since_offset < 0:
         raise ValueError(f"since_offset must be a non-negative int, got {since_offset!r}")
-    path = Path(run_dir) / EVENTS_FILE
+    path = RunDir(run_dir).events_path
     if not path.is_file():
         return [], since_offset
     with open(path, "rb") as fh:

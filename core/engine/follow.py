@@ -129,7 +129,7 @@ def curves_from_events(events: list[dict[str, Any]]) -> RunCurves:
 
 
 class RunFollower:
-    """Tails ``<run_dir>/events.jsonl`` by byte offset.
+    """Tails the run's event log by byte offset.
 
     ``poll()`` reads only what was appended since the previous call (a line still being written
     is left for the next one), folds it into the curves and returns a :class:`FollowUpdate`.
@@ -163,20 +163,17 @@ class RunFollower:
 
     def _status(self, new: list[dict[str, Any]]) -> tuple[RunStatus, list[dict[str, Any]]]:
         st = run_status(self.run_dir, self._events)
-        if not (self.check_worker and st.state in ("queued", "running")):
+        if not self.check_worker:
             return st, new
-        from affectlab.engine.jobs import LOG_FILE, is_alive, read_pid
+        from affectlab.engine.jobs import dead_worker
 
-        pid = read_pid(self.run_dir)
-        if pid is None or is_alive(pid):
-            return st, new
-        new = new + self._read()  # its last events may have landed just before it exited
-        st = run_status(self.run_dir, self._events)
-        if st.state in ("queued", "running"):
-            st = RunStatus("failed", st.progress, st.epoch, st.epochs,
-                           f"worker (pid {pid}) exited without finishing; see "
-                           f"{self.run_dir / LOG_FILE}", None)
-        return st, new
+        late: list[dict[str, Any]] = []
+
+        def reread() -> RunStatus:  # its last events may have landed just before it exited
+            late.extend(self._read())
+            return run_status(self.run_dir, self._events)
+
+        return dead_worker(self.run_dir, st, reread), new + late
 
     def poll(self) -> FollowUpdate:
         new = self._read()

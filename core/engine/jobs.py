@@ -1,11 +1,12 @@
 """Background training jobs: one worker process per run, followed through its run directory.
 
-``launch_background`` writes ``<run>/config.yaml``, starts ``python -m affectlab.engine.worker <run>``
-in a new session (so closing the app or terminal does not kill it), sends its output to
-``<run>/worker.log`` and its pid to ``<run>/worker.pid``. ``cancel`` asks it to stop (a
-``cancel.request`` file the loop checks every step; SIGTERM, which the worker turns into the
-same request, when it does not stop in time). ``status`` reads the event log and checks that the
-worker is still alive, so a crashed worker shows as failed instead of running forever.
+``launch_background`` writes the run's config, starts ``python -m affectlab.engine.worker <run>``
+in a new session (so closing the app or terminal does not kill it), sends its output to the
+run's worker log and its pid to the pid file (:class:`~affectlab.engine.rundir.RunDir` names
+them). ``cancel`` asks it to stop (a cancel request file the loop checks every step; SIGTERM,
+which the worker turns into the same request, when it does not stop in time). ``status`` reads
+the event log and checks that the worker is still alive, so a crashed worker shows as failed
+instead of running forever.
 """
 
 from __future__ import annotations
@@ -15,51 +16,49 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from affectlab.engine.config import RunConfig, save_config
-from affectlab.engine.events import EVENTS_FILE, RunStatus, read_events, run_status
-from affectlab.engine.trainer import CANCEL_FILE
+from affectlab.engine.config import RunConfig
+from affectlab.engine.events import RunStatus, read_events, run_status
+from affectlab.engine.rundir import RunDir
 
-__all__ = ["PID_FILE", "LOG_FILE", "cancel", "is_alive", "launch_background", "status"]
+__all__ = ["cancel", "dead_worker", "is_alive", "launch_background", "read_pid", "status"]
 
-PID_FILE = "worker.pid"
-LOG_FILE = "worker.log"
 _children: dict[int, subprocess.Popen] = {}  # workers started by this process (reaped on poll)
 
 
 def launch_background(config: RunConfig, resume: bool = False) -> Path:
-    """Start training ``config`` in a separate process; returns the run directory at once."""
+    """Start training ``config`` in a separate process; returns the run directory at once.
+
+    Without ``resume`` the directory must hold no results yet (a run killed before its first
+    checkpoint may be started again in place)."""
     if not isinstance(config, RunConfig):
         raise TypeError(f"config must be a RunConfig, got {type(config).__name__}")
-    run_dir = config.run_dir()
-    if not resume and (run_dir / EVENTS_FILE).exists():
-        raise FileExistsError(f"run directory {run_dir} already holds a run; pass resume=True "
+    run = RunDir(config.run_dir())
+    if not resume and run.has_results():
+        raise FileExistsError(f"run directory {run.path} already holds a run; pass resume=True "
                               "to continue it or choose another out")
-    pid = read_pid(run_dir)
+    pid = run.read_pid()
     if pid is not None and is_alive(pid):
-        raise RuntimeError(f"run {run_dir} already has a live worker (pid {pid})")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.yaml")
-    (run_dir / CANCEL_FILE).unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "affectlab.engine.worker", str(run_dir)]
+        raise RuntimeError(f"run {run.path} already has a live worker (pid {pid})")
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_config(config)
+    run.clear_cancel()
+    cmd = [sys.executable, "-m", "affectlab.engine.worker", str(run.path)]
     cmd += ["--resume"] if resume else []
-    with open(run_dir / LOG_FILE, "ab") as log:
+    with open(run.log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=os.getcwd(), start_new_session=True)
     _children[proc.pid] = proc
-    tmp = run_dir / f".{PID_FILE}.tmp"
-    tmp.write_text(str(proc.pid))
-    os.replace(tmp, run_dir / PID_FILE)
-    return run_dir
+    run.write_pid(proc.pid)
+    return run.path
 
 
 def read_pid(run_dir: str | os.PathLike) -> int | None:
-    path = Path(run_dir) / PID_FILE
-    try:
-        return int(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
+    """The pid the launcher recorded for the run's worker, or None."""
+    return RunDir(run_dir).read_pid()
 
 
 def is_alive(pid: int) -> bool:
@@ -80,26 +79,36 @@ def is_alive(pid: int) -> bool:
         return True  # no /proc (macOS): kill(0) succeeded
 
 
-def status(run_dir: str | os.PathLike) -> RunStatus:
-    """The run's status from its events, corrected by the worker's liveness: a run whose log
-    says running (or queued) but whose worker has exited is reported failed."""
-    run_dir = Path(run_dir)
-    events, _ = read_events(run_dir)
-    st = run_status(run_dir, events)
-    pid = read_pid(run_dir)
+def dead_worker(run_dir: str | os.PathLike, st: RunStatus,
+                reread: Callable[[], RunStatus] | None = None) -> RunStatus:
+    """``st`` corrected for the worker's liveness: a queued or running run whose worker has
+    exited is failed (after ``reread()`` gave the status again: the worker may have written its
+    last event just before exiting)."""
+    run = RunDir(run_dir)
+    pid = run.read_pid()
+    if st.state not in ("queued", "running") or pid is None or is_alive(pid):
+        return st
+    st = reread() if reread is not None else run_status(run.path)
+    if st.state in ("queued", "running"):
+        return RunStatus("failed", st.progress, st.epoch, st.epochs,
+                         f"worker (pid {pid}) exited without finishing; see {run.log_path}", None)
+    return st
+
+
+def status(run_dir: str | os.PathLike, events: list[dict[str, Any]] | None = None) -> RunStatus:
+    """The run's status from its events (``events``: already read), corrected by the worker's
+    liveness: a run whose log says running (or queued) but whose worker has exited is reported
+    failed."""
+    run = RunDir(run_dir)
+    if events is None:
+        events, _ = read_events(run.path)
+    st = run_status(run.path, events)
+    pid = run.read_pid()
     if st.state in ("finished", "failed", "cancelled") and pid is not None and is_alive(pid):
         # a worker launched (to resume) after the log's last end, not started yet
-        pid_time = (run_dir / PID_FILE).stat().st_mtime
-        if events and pid_time > float(events[-1].get("time", 0.0)):
+        if events and run.pid_path.stat().st_mtime > float(events[-1].get("time", 0.0)):
             return RunStatus("queued", st.progress, st.epoch, st.epochs, "", None)
-    if st.state in ("queued", "running") and pid is not None and not is_alive(pid):
-        # the worker may have written its last event just before exiting: read again
-        st = run_status(run_dir)
-        if st.state in ("queued", "running"):
-            return RunStatus("failed", st.progress, st.epoch, st.epochs,
-                             f"worker (pid {pid}) exited without finishing; see "
-                             f"{run_dir / LOG_FILE}", None)
-    return st
+    return dead_worker(run.path, st)
 
 
 def cancel(run_dir: str | os.PathLike, timeout: float = 30.0, term_after: float = 10.0
@@ -110,13 +119,13 @@ def cancel(run_dir: str | os.PathLike, timeout: float = 30.0, term_after: float 
     ``term_after`` seconds (e.g. still loading data), it gets SIGTERM, which it turns into the
     same request. The run ends with a ``cancelled`` event and keeps its last checkpoint.
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory {run_dir} does not exist")
-    (run_dir / CANCEL_FILE).touch()
-    pid = read_pid(run_dir)
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise FileNotFoundError(f"run directory {run.path} does not exist")
+    run.request_cancel()
+    pid = run.read_pid()
     if pid is None:
-        return status(run_dir)
+        return status(run.path)
     start, termed = time.monotonic(), False
     while is_alive(pid) and time.monotonic() - start < timeout:
         if not termed and time.monotonic() - start >= term_after:
@@ -126,4 +135,4 @@ def cancel(run_dir: str | os.PathLike, timeout: float = 30.0, term_after: float 
                 break
             termed = True
         time.sleep(0.1)
-    return status(run_dir)
+    return status(run.path)

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from affectlab.engine.events import EVENTS_FILE
+from affectlab.engine.rundir import RunDir
 
 __all__ = ["ACTIVE_STATES", "active_runs", "delete_run"]
 
@@ -21,20 +21,10 @@ def _root(root: str | os.PathLike | None) -> Path:
     return Path(root)
 
 
-def _is_run(path: Path) -> bool:
-    return path.is_dir() and ((path / "config.yaml").is_file() or (path / EVENTS_FILE).is_file())
-
-
 def active_runs(root: str | os.PathLike | None = None) -> list[Path]:
     """Run directories under ``root`` (default: the runs directory) that are queued or running
     (worker liveness checked), newest first."""
-    from affectlab.engine.jobs import status
-
-    root = _root(root)
-    if not root.is_dir():
-        return []
-    runs = [p for p in root.iterdir() if _is_run(p) and status(p).state in ACTIVE_STATES]
-    return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)
+    return [r.path for r in RunDir.list(root, status=ACTIVE_STATES)]
 
 
 def delete_run(run_dir: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
@@ -46,18 +36,18 @@ def delete_run(run_dir: str | os.PathLike, root: str | os.PathLike | None = None
     """
     if not isinstance(run_dir, str | os.PathLike):
         raise TypeError(f"run_dir must be a path, got {type(run_dir).__name__}")
-    from affectlab.engine.jobs import is_alive, read_pid
+    from affectlab.engine.jobs import is_alive
 
-    path = Path(run_dir).expanduser().resolve()
+    run = RunDir(Path(run_dir).expanduser().resolve())
     base = _root(root).expanduser().resolve()
-    if path.parent != base:
-        raise ValueError(f"run_dir must be a run directory inside {base}, got {path}")
-    if not _is_run(path):
-        raise FileNotFoundError(f"{path} is not a run directory (no config.yaml or "
-                                f"{EVENTS_FILE})")
-    pid = read_pid(path)
+    if run.path.parent != base:
+        raise ValueError(f"run_dir must be a run directory inside {base}, got {run.path}")
+    if not run.is_run():
+        raise FileNotFoundError(f"{run.path} is not a run directory (no {RunDir.CONFIG} or "
+                                f"{RunDir.EVENTS})")
+    pid = run.read_pid()
     if pid is not None and is_alive(pid):
-        raise RuntimeError(f"run {path.name} is still running (worker pid {pid}); cancel it "
+        raise RuntimeError(f"run {run.path.name} is still running (worker pid {pid}); cancel it "
                            "before deleting")
-    shutil.rmtree(path)
-    return path
+    shutil.rmtree(run.path)
+    return run.path

@@ -1,10 +1,12 @@
-"""Finished and running runs: listing, loading, and cross-corpus evaluation."""
+"""Finished and running runs: the runs table, loading a run, and cross-corpus evaluation.
+
+Every file is found and read through :class:`~affectlab.engine.rundir.RunDir`.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,63 +14,36 @@ import numpy as np
 import pandas as pd
 import torch
 
-from affectlab.engine.events import EVENTS_FILE, read_events
-from affectlab.fileio import read_json_dict, read_yaml_dict
+from affectlab.engine.rundir import CheckpointError, RunDir
 
-__all__ = ["LoadedRun", "evaluate_run", "list_runs", "load_run"]
+__all__ = ["RUN_COLUMNS", "LoadedRun", "evaluate_run", "load_method", "load_run",
+           "method_from_checkpoint", "runs_table"]
 
 RUN_COLUMNS = ["name", "status", "progress", "dataset", "model", "method", "epochs",
                "epochs_done", "best_val_uar", "best_val_accuracy", "test_uar", "created", "path"]
 
 
-def _is_run(path: Path) -> bool:
-    return path.is_dir() and ((path / "config.yaml").is_file() or (path / EVENTS_FILE).is_file())
-
-
-def list_runs(root: str | os.PathLike | None = None) -> pd.DataFrame:
-    """One row per run directory under ``root`` (default: the data directory's runs/), newest
-    first, with columns :data:`RUN_COLUMNS`. Best validation scores come from the per-epoch
-    history (metrics.json when finished, else the epoch events so far)."""
-    from affectlab.engine.jobs import status
-
-    if root is None:
-        from affectlab.paths import runs_dir
-
-        root = runs_dir()
-    root = Path(root)
+def runs_table(root: str | os.PathLike | None = None, **filters: Any) -> pd.DataFrame:
+    """One row per run under ``root`` (default: the data directory's runs/), newest first,
+    with columns :data:`RUN_COLUMNS` (``filters``: those of :meth:`RunDir.list`). Best
+    validation scores come from the epoch events so far."""
     rows = []
-    for path in sorted(p for p in root.iterdir() if _is_run(p)) if root.is_dir() else []:
-        cfg = read_yaml_dict(path / "config.yaml")
-        metrics = read_json_dict(path / "metrics.json")
-        events, _ = read_events(path)
-        st = status(path)
-        vals = [ev.get("metrics") or {} for ev in events if ev.get("type") == "epoch"]
-        uars = [v["uar"] for v in vals if v.get("uar") is not None]
-        accs = [v["accuracy"] for v in vals if v.get("accuracy") is not None]
-        created = min((ev["time"] for ev in events if "time" in ev),
-                      default=(path / "config.yaml").stat().st_mtime
-                      if (path / "config.yaml").exists() else path.stat().st_mtime)
-        rows.append({
-            "name": path.name, "status": st.state, "progress": st.progress,
-            "dataset": Path(str(cfg.get("dataset", ""))).name, "model": cfg.get("model"),
-            "method": cfg.get("method"), "epochs": cfg.get("epochs"), "epochs_done": st.epoch,
-            "best_val_uar": max(uars) if uars else np.nan,
-            "best_val_accuracy": max(accs) if accs else np.nan,
-            "test_uar": (metrics.get("test") or {}).get("uar", np.nan),
-            "created": datetime.fromtimestamp(created), "path": str(path),
-        })
-    df = pd.DataFrame(rows, columns=RUN_COLUMNS)
-    return df.sort_values("created", ascending=False, ignore_index=True) if len(df) else df
+    for run in RunDir.list(root, **filters):
+        summary = asdict(run.summary())
+        summary["path"] = str(summary["path"])
+        rows.append({k: summary[k] for k in RUN_COLUMNS})
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
 @dataclass
 class LoadedRun:
     """A run read back from disk.
 
-    config: the config.yaml dict; model_info: model.json (names, params, class_names, modality,
-    scale, normalizers); metrics: metrics.json ({} while running); events: the event log;
-    outputs: outputs/test.parquet or None; embeddings: (n, D) or None; method: the trained
-    method (model inside, eval mode, CPU) or None when no weights were saved yet.
+    config: the run's config (a dict); model_info: names, params, class_names, modality,
+    scale, normalizers; metrics: the final metrics ({} while running); events: the event log;
+    outputs: the saved splits' outputs (test then val rows) or None; embeddings: (n, D),
+    row-aligned with them, or None; method: the trained method (model inside, eval mode, CPU)
+    or None when no weights were saved yet.
     """
 
     path: Path
@@ -101,40 +76,52 @@ class LoadedRun:
         return CorpusNormalizer.from_dict(norms[key])
 
 
-def load_method(weights_path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """Rebuild the trained method from ``checkpoints/{last,best}.pt`` (eval mode)."""
-    from affectlab.engine.trainer import build_method, info_from_dict
+def method_from_checkpoint(state: dict[str, Any], device: str | torch.device = "cpu",
+                           path: str | os.PathLike = "checkpoint"):
+    """Rebuild the trained method from a loaded engine checkpoint (eval mode);
+    CheckpointError naming ``path`` when the checkpoint lacks what rebuilding needs."""
+    from affectlab.engine.checkpoint import info_from_dict
+    from affectlab.engine.trainer import build_method
 
-    state = torch.load(weights_path, map_location=device, weights_only=False)
-    info = info_from_dict(state["info"])
-    params = {k: v for k, v in state["model_params"].items() if k != "num_classes"}
-    method, _ = build_method(state["model"], params, state["method"], state["method_params"],
-                             info, pretrained=False)
-    method.load_state_dict(state["method_state"])
+    try:
+        info = info_from_dict(state["info"])
+        params = {k: v for k, v in state["model_params"].items() if k != "num_classes"}
+        method, _ = build_method(state["model"], params, state["method"],
+                                 state["method_params"], info, pretrained=False)
+        method.load_state_dict(state["method_state"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint {path} cannot rebuild its method "
+                              f"({type(exc).__name__}: {exc})") from exc
     return method.to(device).eval()
+
+
+def load_method(weights_path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Rebuild the trained method from a run's checkpoint file (eval mode); read with
+    ``weights_only=True`` (see :func:`affectlab.engine.rundir.load_checkpoint_file`)."""
+    from affectlab.engine.rundir import load_checkpoint_file
+
+    return method_from_checkpoint(load_checkpoint_file(weights_path, device), device,
+                                  weights_path)
 
 
 def load_run(run_dir: str | os.PathLike, weights: str = "last",
              device: str | torch.device = "cpu") -> LoadedRun:
     """Everything about a run: config, metrics, events, outputs and the trained method.
 
-    weights: "last" or "best" (the epoch of best validation UAR).
+    weights: "last" or "best" (the epoch of best validation UAR). FileNotFoundError when the
+    directory is not a run; CheckpointError when its checkpoint cannot be read.
     """
     if weights not in ("last", "best"):
         raise ValueError(f"weights must be 'last' or 'best', got {weights!r}")
-    path = Path(run_dir)
-    if not _is_run(path):
-        raise FileNotFoundError(f"{path} is not a run directory (no config.yaml or events.jsonl)")
-    outputs = embeddings = None
-    if (path / "outputs" / "test.parquet").is_file():
-        outputs = pd.read_parquet(path / "outputs" / "test.parquet")
-    if (path / "outputs" / "embeddings.npy").is_file():
-        embeddings = np.load(path / "outputs" / "embeddings.npy")
-    wpath = path / "checkpoints" / f"{weights}.pt"
+    run = RunDir(run_dir)
+    if not run.is_run():
+        raise FileNotFoundError(f"{run.path} is not a run directory (no {RunDir.CONFIG} or "
+                                f"{RunDir.EVENTS})")
+    outputs, embeddings = run.read_outputs()
+    wpath = run.checkpoint_path(weights)
     method = load_method(wpath, device) if wpath.is_file() else None
-    events, _ = read_events(path)
-    return LoadedRun(path, read_yaml_dict(path / "config.yaml"), read_json_dict(path / "model.json"),
-                     read_json_dict(path / "metrics.json"), events, outputs, embeddings, method)
+    return LoadedRun(run.path, run.read_config(), run.read_model_info(), run.read_metrics(),
+                     run.read_events(), outputs, embeddings, method)
 
 
 def evaluate_run(run_dir: str | os.PathLike, dataset_dir: str | os.PathLike,

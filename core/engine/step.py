@@ -1,15 +1,19 @@
-"""The forward half of a training step, shared by the trainer and the benchmark so that both
-time and run the same thing."""
+"""One training step, shared by the trainer and the benchmark so that both time and run the
+same thing: :func:`forward_and_read` (the forward half) and :func:`train_step` (the whole
+step, optimisers included)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from affectlab.losses import skip_value_checks
 from affectlab.methods.base import Method, StepResult
+
+__all__ = ["forward_and_read", "train_step"]
 
 
 def forward_and_read(method: Method, batch: dict[str, Any], epoch: int, step: int, *,
@@ -29,4 +33,23 @@ def forward_and_read(method: Method, batch: dict[str, Any], epoch: int, step: in
     if not math.isfinite(losses["loss"]):
         raise FloatingPointError(f"loss became {losses['loss']} at epoch {epoch + 1}, "
                                  f"training step {step + 1}: {result.parts}")
+    return result, losses
+
+
+def train_step(method: Method, batch: dict[str, Any], optimizers: Sequence[torch.optim.Optimizer],
+               scaler: torch.amp.GradScaler, epoch: int, step: int, *, amp: bool,
+               sync_gradients: Callable[[], None] | None = None
+               ) -> tuple[StepResult, dict[str, float]]:
+    """zero_grad → :func:`forward_and_read` → scaled backward → ``sync_gradients()`` (the
+    trainer's gradient averaging over DDP ranks) → every optimiser's (scaled) step →
+    ``scaler.update()``. Returns the step's result and its losses as floats."""
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    result, losses = forward_and_read(method, batch, epoch, step, amp=amp)
+    scaler.scale(result.loss).backward()
+    if sync_gradients is not None:
+        sync_gradients()
+    for opt in optimizers:
+        scaler.step(opt)
+    scaler.update()
     return result, losses

@@ -1,19 +1,17 @@
-"""The training loop: dataset → model → method → epochs, with events, checkpoints and outputs.
+"""The training loop: dataset → model → method → epochs, in stages with callbacks.
 
-A run directory holds (written by rank 0 only)::
+:func:`train` builds a :class:`Trainer` and runs its stages::
 
-    config.yaml              the RunConfig with method defaults filled in
-    events.jsonl             start / step / epoch / checkpoint / end | error | cancelled
-    checkpoints/last.pt      everything needed to resume (atomic write): method state (model
-                             included), model_state (the bare network's), optimisers, RNG
-                             states, history, and what rebuilding the method needs (info,
-                             model/method names and params, class names, normalisers)
-    checkpoints/best.pt      method/model state + rebuild info at the best validation UAR
-    model.json               model/method names and params, class names, modality, scale,
-                             speech normalisers (for load_run / predict)
-    metrics.json             final val/test metrics, best epoch, per-epoch history
-    outputs/test.parquet     per test and val item: predictions, uncertainty, latent, truth
-    outputs/embeddings.npy   (n, D) embeddings, row-aligned with test.parquet
+    setup         seed, device, data, method, optimisers, resume (checkpoint + RNG states),
+                  config and model info written
+    train_epoch   every batch of the epoch through the shared :func:`~affectlab.engine.step.train_step`
+    evaluate      a prediction pass and its metrics (validation after every epoch)
+    end           the final test/val evaluation, per-split outputs and final metrics
+
+with what happens around them as callbacks (:mod:`affectlab.engine.callbacks`): the event
+log the app follows, the progress bar, checkpoints (last / previous / best) and the truth
+measures of generated data. Where each file goes is :class:`~affectlab.engine.rundir.RunDir`'s
+business (rank 0 writes).
 
 Determinism: the epoch's item order depends only on (seed, epoch) (DistributedSampler's
 seeding), and a checkpoint stores the python / numpy / torch RNG states at the epoch boundary,
@@ -22,21 +20,17 @@ so a run resumed from epoch e ends with the same weights as one that never stopp
 Distributed: under ``torchrun`` (WORLD_SIZE > 1) the process group is initialised (gloo on CPU,
 nccl on CUDA), the training items are sharded with DistributedSampler (method batch samplers:
 whole batches dealt round-robin), and gradients are averaged over ranks after every backward
-pass. Averaging is done on the method's parameters directly instead of wrapping the model in
-DistributedDataParallel, because methods call parts of the model (DMUE's branches, LDLVA's
-calibration MLP) outside ``forward``; the arithmetic is DDP's. ``batch_size`` is per process.
+pass (:mod:`affectlab.engine.distributed`). ``batch_size`` is per process.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import random
 import time
-import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,23 +38,38 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
-from affectlab.engine.config import ConfigError, RunConfig, save_config
+from affectlab.engine.callbacks import SELECT_METRIC, Callback, StepInfo, default_callbacks
+from affectlab.engine.checkpoint import load_for_resume, no_checkpoint, set_rng_state
+from affectlab.engine.config import ConfigError, RunConfig
 from affectlab.engine.device import place_on_device
-from affectlab.engine.evaluate import SplitPredictions, compute_metrics, move_batch, predict_split
-from affectlab.engine.events import EVENTS_FILE, EventWriter
-from affectlab.engine.step import forward_and_read
+from affectlab.engine.distributed import (
+    Dist,
+    agree,
+    average_gradients,
+    barrier,
+    broadcast_state,
+    close,
+    init_distributed,
+)
+from affectlab.engine.evaluate import (
+    SplitPredictions,
+    classification_metrics,
+    move_batch,
+    predict_split,
+)
+from affectlab.engine.events import EventWriter
+from affectlab.engine.rundir import CheckpointError, RunDir
+from affectlab.engine.step import train_step
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CANCEL_FILE", "RunResult", "build_train_info", "cancel_requested", "train"]
+__all__ = ["OUTPUT_SPLITS", "RunResult", "Trainer", "build_train_info", "train"]
 
-CANCEL_FILE = "cancel.request"
-CHECKPOINT = Path("checkpoints") / "last.pt"
-SELECT_METRIC = "uar"  # validation metric that picks checkpoints/best.pt
-_STEP_EVENTS_PER_EPOCH = 20  # step events are thinned to about this many per epoch
+# splits whose per-item outputs are saved at the end (Explore shows them); add "train" here
+# for the training items' outputs (per-item training uncertainty)
+OUTPUT_SPLITS = ("test", "val")
 
 
 @dataclass
@@ -75,11 +84,6 @@ class RunResult:
 
 class Cancelled(Exception):
     """Raised inside the loop when a cancel request is seen."""
-
-
-def cancel_requested(run_dir: str | os.PathLike) -> bool:
-    """True when ``<run>/cancel.request`` exists (written by :func:`affectlab.engine.jobs.cancel`)."""
-    return (Path(run_dir) / CANCEL_FILE).exists()
 
 
 # --------------------------------------------------------------------------- set-up helpers
@@ -98,45 +102,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002
     torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),  # noqa: NPY002
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    """Restore :func:`_rng_state`'s output. The generators want CPU byte tensors: a checkpoint
-    loaded with ``map_location="cuda"`` has moved them to the GPU."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])  # noqa: NPY002
-    torch.set_rng_state(state["torch"].cpu())
-    if "cuda" in state and torch.cuda.is_available():
-        cuda_states = [s.cpu() for s in state["cuda"]]
-        if len(cuda_states) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda_states)
-        else:  # resumed on a machine with another number of GPUs: keep what matches
-            for i, s in enumerate(cuda_states[:torch.cuda.device_count()]):
-                torch.cuda.set_rng_state(s, i)
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write to a temporary file in the same directory, then rename: a crash mid-write leaves
-    the previous file intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _label_scale(config: RunConfig, meta) -> str:
@@ -184,18 +149,6 @@ def build_train_info(train_ds, ordinal: bool):
                         aux=aux, ordinal=ordinal)
 
 
-def info_to_dict(info) -> dict[str, Any]:
-    return {"n_items": info.n_items, "num_classes": info.num_classes,
-            "soft_labels": info.soft_labels.cpu(), "labels": info.labels.cpu(),
-            "aux": None if info.aux is None else info.aux.cpu(), "ordinal": info.ordinal}
-
-
-def info_from_dict(state: dict[str, Any]):
-    from affectlab.methods import TrainSetInfo
-
-    return TrainSetInfo(**state)
-
-
 def build_method(model_name: str, model_params: dict[str, Any], method_name: str,
                  method_params: dict[str, Any], info, pretrained: bool = False):
     """Model (with ``num_classes = info.num_classes``) wrapped in the named method."""
@@ -210,74 +163,9 @@ def build_method(model_name: str, model_params: dict[str, Any], method_name: str
     return methods.create(method_name, model, info, **method_params), params
 
 
-# --------------------------------------------------------------------------- distributed
-
-@dataclass
-class _Dist:
-    world: int = 1
-    rank: int = 0
-    local_rank: int = 0
-
-    @property
-    def active(self) -> bool:
-        return self.world > 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(config: RunConfig) -> _Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _Dist()
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
-    if not dist.is_initialized():
-        if use_cuda:
-            torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return _Dist(world=dist.get_world_size(), rank=dist.get_rank(), local_rank=local_rank)
-
-
-def _broadcast_state(method, d: _Dist) -> None:
-    """Every rank starts from rank 0's parameters and buffers."""
-    for tensor in method.state_dict().values():
-        if isinstance(tensor, torch.Tensor):
-            dist.broadcast(tensor, src=0)
-
-
-def _average_gradients(params: list[torch.nn.Parameter], d: _Dist) -> None:
-    """All-reduce (mean) the gradients of ``params`` in one flat buffer. A parameter without a
-    gradient on this rank contributes zeros; it keeps ``grad=None`` only if no rank has one, so
-    every rank makes the same optimiser step."""
-    if not params:
-        return
-    flats, has = [], []
-    for p in params:
-        flats.append(p.grad.reshape(-1) if p.grad is not None
-                     else torch.zeros(p.numel(), device=p.device, dtype=p.dtype))
-        has.append(1.0 if p.grad is not None else 0.0)
-    flat = torch.cat(flats + [torch.tensor(has, device=params[0].device, dtype=flats[0].dtype)])
-    dist.all_reduce(flat)
-    flat /= d.world
-    offset = 0
-    for p in params:
-        n = p.numel()
-        chunk = flat[offset:offset + n].view_as(p).to(p.dtype)
-        offset += n
-        if p.grad is not None:
-            p.grad.copy_(chunk)
-        else:
-            p.grad = chunk.clone()
-    for p, h in zip(params, flat[offset:].tolist(), strict=True):
-        if h == 0.0:
-            p.grad = None
-
-
 # --------------------------------------------------------------------------- batches
 
-def _epoch_batches(method, train_ds, config: RunConfig, epoch: int, d: _Dist) -> list[list[int]]:
+def _epoch_batches(method, train_ds, config: RunConfig, epoch: int, d: Dist) -> list[list[int]]:
     """This rank's batches (index lists) for ``epoch`` (0-based), a function of (seed, epoch)."""
     custom = method.batch_sampler(config.batch_size, epoch, config.seed)
     if custom is not None:
@@ -309,258 +197,282 @@ def _loader(ds, config: RunConfig, batch_sampler=None, pin: bool = False) -> Dat
 
 # --------------------------------------------------------------------------- outputs
 
-def _outputs_table(preds: list[SplitPredictions]) -> tuple[pd.DataFrame, np.ndarray]:
-    """One row per item of the given splits; list-valued columns for distributions."""
-    frames, embs = [], []
-    for p in preds:
-        cols: dict[str, Any] = {
-            "item_id": p.item_id, "split": p.split, "domain": p.domain,
-            "label": p.label, "pred": p.probs.argmax(axis=1).astype(np.int64),
-            "uncertainty": p.uncertainty,
-            "probs": list(p.probs.astype(np.float32)),
-            "soft_label": list(p.soft.astype(np.float32)),
-            "latent": (list(p.latent.astype(np.float32)) if p.latent is not None
-                       else [None] * len(p)),
-        }
-        for name, values in p.truth.items():
-            arr = np.asarray(values)
-            cols[name] = list(arr.astype(np.float32)) if arr.ndim == 2 else arr
-        frames.append(pd.DataFrame(cols))
-        embs.append(p.embedding.astype(np.float32))
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    emb = np.concatenate(embs) if embs else np.zeros((0, 0), dtype=np.float32)
-    return table, emb
+def outputs_table(pred: SplitPredictions) -> tuple[pd.DataFrame, np.ndarray]:
+    """One row per item of the split (list-valued columns for distributions), and its (n, D)
+    embeddings."""
+    cols: dict[str, Any] = {
+        "item_id": pred.item_id, "split": pred.split, "domain": pred.domain,
+        "label": pred.label, "pred": pred.probs.argmax(axis=1).astype(np.int64),
+        "uncertainty": pred.uncertainty,
+        "probs": list(pred.probs.astype(np.float32)),
+        "soft_label": list(pred.soft.astype(np.float32)),
+        "latent": (list(pred.latent.astype(np.float32)) if pred.latent is not None
+                   else [None] * len(pred)),
+    }
+    for name, values in pred.truth.items():
+        arr = np.asarray(values)
+        cols[name] = list(arr.astype(np.float32)) if arr.ndim == 2 else arr
+    return pd.DataFrame(cols), pred.embedding.astype(np.float32)
 
 
 # --------------------------------------------------------------------------- the loop
 
 def train(config: RunConfig, progress: bool = True, resume: bool = False,
-          should_stop: Callable[[], bool] | None = None, clear_cancel: bool = True) -> RunResult:
+          should_stop: Callable[[], bool] | None = None, clear_cancel: bool = True,
+          callbacks: Sequence[Callback] = ()) -> RunResult:
     """Train ``config`` to completion (or until cancelled) and write the run directory.
 
     progress:     tqdm bar in the foreground
-    resume:       continue from ``<run>/checkpoints/last.pt`` (the config may raise ``epochs``;
-                  dataset, model, method, their params, scale and seed must match)
+    resume:       continue from the run's last checkpoint (its previous one when the last is
+                  damaged); the config may raise ``epochs``; dataset, model, method, their
+                  params, scale and seed must match
     should_stop:  polled every step; default: a cancel request file in the run directory.
                   A stop ends the run with a ``cancelled`` event; the last checkpoint is kept.
     clear_cancel: remove a stale cancel request first (the background worker passes False:
                   its launcher already did, and a cancel may arrive before the worker starts)
+    callbacks:    more callbacks, called after the default ones
     """
     if not isinstance(config, RunConfig):
         raise TypeError(f"config must be a RunConfig, got {type(config).__name__}")
-    d = _init_distributed(config)
-    run_dir = config.run_dir()
+    d = init_distributed(config)
     try:
-        return _train(config, run_dir, d, progress and d.main, resume, should_stop, clear_cancel)
+        trainer = Trainer(config, d, [*default_callbacks(progress and d.main), *callbacks],
+                          should_stop, resume)
+        trainer.prepare(clear_cancel)
+        return trainer.fit()
     finally:
-        if d.active and dist.is_initialized():
-            dist.destroy_process_group()
+        close(d)
 
 
-def _train(config: RunConfig, run_dir: Path, d: _Dist, progress: bool, resume: bool,
-           should_stop: Callable[[], bool] | None, clear_cancel: bool) -> RunResult:
-    from affectlab.data.dataset import EmotionDataset
+class _Clock:
+    """Throughput and time left, over the steps of this process's run."""
 
-    ckpt_path = run_dir / CHECKPOINT
-    if d.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+    def __init__(self, total_steps: int) -> None:
+        self.start, self.total, self.steps, self.samples = time.time(), total_steps, 0, 0
+
+    def step(self, n_items: int) -> None:
+        self.steps += 1
+        self.samples += n_items
+
+    def _elapsed(self) -> float:
+        return max(time.time() - self.start, 1e-9)
+
+    def samples_per_s(self) -> float:
+        return self.samples / self._elapsed()
+
+    def eta_s(self) -> float:
+        return self._elapsed() / max(self.steps, 1) * (self.total - self.steps)
+
+
+class Trainer:
+    """One training run: the stages (:meth:`setup`, :meth:`train_epoch`, :meth:`evaluate`,
+    :meth:`end`) called by :meth:`fit`, and the state the callbacks read.
+
+    State: ``epoch`` (epochs finished), ``start_epoch``, ``global_step``, ``history`` (one
+    record per epoch), ``best`` ({epoch, metric, value}); after set-up also ``device``,
+    ``amp``, ``train_ds``, ``eval_sets``, ``info``, ``method``, ``optimizers``, ``scaler``,
+    ``model_info``, ``steps_per_epoch`` and ``clock``.
+    """
+
+    def __init__(self, config: RunConfig, dist: Dist, callbacks: Sequence[Callback],
+                 should_stop: Callable[[], bool] | None = None, resume: bool = False) -> None:
+        self.config, self.dist, self.callbacks = config, dist, list(callbacks)
+        self.run = RunDir(config.run_dir())
+        self.events = EventWriter(self.run.path, enabled=dist.main)
+        self.stop = should_stop if should_stop is not None else self.run.cancel_requested
+        self.resume, self.pid = resume, os.getpid()
+        self.epoch = self.start_epoch = self.global_step = 0
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"epoch": None, "metric": SELECT_METRIC, "value": None}
+        self.resumed_from: Path | None = None
+        self.rotate_last = True  # False after a resume past a damaged last checkpoint
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
+
+    def prepare(self, clear_cancel: bool) -> None:
+        """Rank 0: the run directory, a stale cancel request cleared; refuse to start over a
+        run with results (unless resuming) or to resume one without a checkpoint."""
+        if not self.dist.main:
+            return
+        self.run.path.mkdir(parents=True, exist_ok=True)
         if clear_cancel:
-            (run_dir / CANCEL_FILE).unlink(missing_ok=True)
-        if not resume and (ckpt_path.exists() or (run_dir / EVENTS_FILE).exists()):
-            raise FileExistsError(f"run directory {run_dir} already holds a run; pass "
+            self.run.clear_cancel()
+        if not self.resume and self.run.has_results():
+            raise FileExistsError(f"run directory {self.run.path} already holds a run; pass "
                                   "resume=True (--resume) to continue it or choose another out")
-        if resume and not ckpt_path.exists():
-            raise FileNotFoundError(f"cannot resume: {ckpt_path} does not exist")
-    events = EventWriter(run_dir, enabled=d.main)
-    stop = should_stop if should_stop is not None else (lambda: cancel_requested(run_dir))
-    epoch_done = 0
-    try:
+        if self.resume and not self.run.has_checkpoint():
+            raise no_checkpoint(self.run)
+
+    def fit(self) -> RunResult:
+        """setup → (train_epoch → on_epoch_end hook → evaluate) per epoch → end, with the
+        callbacks' hooks around them; a stop request ends it as cancelled."""
+        try:
+            self.setup()
+            self._call("on_start")
+            for epoch in range(self.start_epoch, self.config.epochs):
+                self._run_epoch(epoch)
+            final = self.end()
+            self._call("on_end", final)
+            return RunResult(self.run.path, "finished", self.epoch, final)
+        except Cancelled:
+            self._call("on_cancel", None)
+            return RunResult(self.run.path, "cancelled", self.epoch, {})
+        except KeyboardInterrupt:
+            self._call("on_cancel", "interrupted")
+            raise
+        except BaseException as exc:
+            self._call("on_error", exc)
+            raise
+
+    # -- stages -----------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Everything before the first epoch, in an order a resume repeats exactly (the RNG
+        states are restored last)."""
+        config = self.config
         _seed_everything(config.seed)
-        device = _resolve_device(config, d.local_rank)
-        amp = device.type == "cuda" if config.amp is None else bool(config.amp)
-        if amp and device.type != "cuda":
-            logger.warning("amp=True is only used on CUDA; training in float32 on %s", device)
-            amp = False
+        self.device = _resolve_device(config, self.dist.local_rank)
+        self.amp = _use_amp(config, self.device)
+        self._load_data()
+        self._build_method()
+        if self.resume:
+            self._restore()
+        if self.dist.main:
+            self.run.write_config(config)
+            self.run.write_model_info(self.model_info)
+        self.steps_per_epoch = len(_epoch_batches(self.method, self.train_ds, config,
+                                                  self.start_epoch, self.dist))
+        self.clock = _Clock(self.steps_per_epoch * (config.epochs - self.start_epoch))
 
+    def _load_data(self) -> None:
         from affectlab.data.contract import load_dataset
+        from affectlab.data.dataset import EmotionDataset
 
-        data = load_dataset(config.dataset)
+        config = self.config
+        self.data = data = load_dataset(config.dataset)
         meta = data.meta
-        scale = _label_scale(config, meta)
+        self.scale = scale = _label_scale(config, meta)
         if scale not in meta.get("scales", {}):
             raise ConfigError(f"scale {scale!r} is not a scale of dataset {data.name!r} "
                               f"(known: {', '.join(meta.get('scales', {}))})")
-        ordinal = _is_ordinal(scale, meta)
-        train_ds = EmotionDataset(data, "train", scale=scale)
-        if len(train_ds) == 0:
+        self.ordinal = _is_ordinal(scale, meta)
+        self.train_ds = EmotionDataset(data, "train", scale=scale)
+        if len(self.train_ds) == 0:
             raise ValueError(f"dataset {data.name!r} has no rated training items on scale "
                              f"{scale!r}")
-        norms = getattr(train_ds, "normalizers", None)
-        eval_sets = {s: EmotionDataset(data, s, scale=scale) for s in ("val", "test")}
-        eval_sets = {s: ds for s, ds in eval_sets.items() if len(ds) > 0}
+        sets = {s: EmotionDataset(data, s, scale=scale) for s in dict.fromkeys(("val",
+                                                                                 *OUTPUT_SPLITS))}
+        self.eval_sets = {s: ds for s, ds in sets.items() if len(ds) > 0}
 
-        info = build_train_info(train_ds, ordinal)
-        method, model_params = build_method(config.model, config.model_params, config.method,
-                                            config.method_params, info, config.pretrained)
-        _check_compatible(method, data.modality, ordinal, config)
-        if hasattr(method, "attach_dataset"):  # LDLVA's exact mode re-reads neighbours' inputs
-            method.attach_dataset(train_ds)
-        place_on_device(method, device)
-        optimizers = method.optimizers(config.lr, config.weight_decay)
-        scaler = torch.amp.GradScaler("cuda", enabled=amp)
-        if d.active:
-            _broadcast_state(method, d)
-        params = [p for p in method.parameters() if p.requires_grad]
+    def _build_method(self) -> None:
+        config = self.config
+        self.info = build_train_info(self.train_ds, self.ordinal)
+        self.method, model_params = build_method(config.model, config.model_params,
+                                                 config.method, config.method_params, self.info,
+                                                 config.pretrained)
+        _check_compatible(self.method, self.data.modality, self.ordinal, config)
+        self.method.attach_dataset(self.train_ds)  # LDLVA's exact mode re-reads neighbours
+        place_on_device(self.method, self.device)
+        self.optimizers = self.method.optimizers(config.lr, config.weight_decay)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        broadcast_state(self.method, self.dist)
+        self.params = [p for p in self.method.parameters() if p.requires_grad]
+        norms = getattr(self.train_ds, "normalizers", None)
+        self.model_info = {
+            "model": config.model, "model_params": model_params, "method": config.method,
+            "method_params": dict(self.method.params), "class_names": self.train_ds.class_names,
+            "modality": self.data.modality, "scale": self.scale, "ordinal": self.ordinal,
+            "dataset": str(config.dataset),
+            "normalizers": {str(k): v.to_dict() for k, v in norms.items()} if norms else None}
 
-        history: list[dict[str, Any]] = []
-        best: dict[str, Any] = {"epoch": None, "metric": SELECT_METRIC, "value": None}
-        global_step = 0
-        start_epoch = 0
-        if resume:
-            ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-            _check_resume(ckpt, config)
-            method.load_state_dict(ckpt["method_state"])
-            for opt, state in zip(optimizers, ckpt["optimizers"], strict=True):
-                opt.load_state_dict(state)
-            scaler.load_state_dict(ckpt["scaler"])
-            start_epoch, global_step = int(ckpt["epoch"]), int(ckpt["global_step"])
-            history, best = list(ckpt["history"]), dict(ckpt["best"])
-            _set_rng_state(ckpt["rng"])
-        epoch_done = start_epoch
+    def _restore(self) -> None:
+        """The training state of the last checkpoint (or the previous one, with a notice)."""
+        resumed = load_for_resume(self.run, self.config, self.device)
+        if resumed.notice:
+            self.events.emit("notice", message=resumed.notice)
+            self.rotate_last = False
+        state = resumed.state
+        try:
+            self.method.load_state_dict(state["method_state"])
+            for opt, opt_state in zip(self.optimizers, state["optimizers"], strict=True):
+                opt.load_state_dict(opt_state)
+            self.scaler.load_state_dict(state["scaler"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"checkpoint {resumed.path} does not fit the run's method: "
+                                  f"{exc}") from exc
+        self.start_epoch = self.epoch = int(state["epoch"])
+        self.global_step = int(state["global_step"])
+        self.history, self.best = list(state["history"]), dict(state["best"])
+        self.resumed_from = resumed.path
+        set_rng_state(state["rng"])
 
-        model_info = {"model": config.model, "model_params": model_params,
-                      "method": config.method, "method_params": dict(method.params),
-                      "class_names": train_ds.class_names, "modality": data.modality,
-                      "scale": scale, "ordinal": ordinal, "dataset": str(config.dataset),
-                      "normalizers": ({str(k): v.to_dict() for k, v in norms.items()}
-                                      if norms else None)}
-        if d.main:
-            save_config(config, run_dir / "config.yaml")
-            _atomic_write_text(run_dir / "model.json", json.dumps(model_info, indent=2))
+    def _run_epoch(self, epoch: int) -> None:
+        losses = self.train_epoch(epoch)
+        with torch.no_grad():
+            self.method.on_epoch_end(_loader(self.train_ds, self.config))
+        self.epoch = epoch + 1
+        val: dict[str, float] = {}
+        if self.dist.main and "val" in self.eval_sets:
+            _, val = self.evaluate("val")
+        record = {"epoch": self.epoch, "losses": losses, "val": val}
+        self.history.append(record)
+        self._call("on_epoch_end", record)
+        barrier(self.dist)
 
-        steps_per_epoch = len(_epoch_batches(method, train_ds, config, start_epoch, d))
-        events.emit("start", epochs=config.epochs, start_epoch=start_epoch,
-                    steps_per_epoch=steps_per_epoch, n_train=len(train_ds),
-                    n_val=len(eval_sets.get("val", ())), device=str(device), amp=amp,
-                    world_size=d.world, pid=os.getpid())
-        t_start, samples_seen, steps_run = time.time(), 0, 0
-        total_steps = steps_per_epoch * (config.epochs - start_epoch)
-        pin = device.type == "cuda"
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """Every batch of ``epoch`` (0-based) through :func:`train_step`; the epoch's mean
+        losses. Raises Cancelled when a stop is requested (checked before every step)."""
+        self.method.train()
+        batches = _epoch_batches(self.method, self.train_ds, self.config, epoch, self.dist)
+        loader = _loader(self.train_ds, self.config, batches, pin=self.device.type == "cuda")
+        sync = (lambda: average_gradients(self.params, self.dist)) if self.dist.active else None
+        self._call("on_epoch_start", epoch, len(batches))
+        sums: dict[str, float] = {}
+        for index, raw in enumerate(loader):
+            if agree(self.dist.main and bool(self.stop()), self.dist):
+                raise Cancelled
+            batch = move_batch(raw, self.device, "train")
+            _, losses = train_step(self.method, batch, self.optimizers, self.scaler, epoch,
+                                   self.global_step, amp=self.amp, sync_gradients=sync)
+            self.global_step += 1
+            n_items = int(raw["y"].shape[0])
+            self.clock.step(n_items)
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            self._call("on_step_end", StepInfo(epoch, index, len(batches), losses, n_items))
+        return {k: v / max(len(batches), 1) for k, v in sums.items()}
 
-        for epoch in range(start_epoch, config.epochs):
-            method.train()
-            batches = _epoch_batches(method, train_ds, config, epoch, d)
-            loader = _loader(train_ds, config, batches, pin)
-            sums: dict[str, float] = {}
-            bar = None
-            if progress:
-                from tqdm import tqdm
+    def evaluate(self, split: str) -> tuple[SplitPredictions, dict[str, float]]:
+        """A prediction pass over ``split`` and its metrics (the callbacks' added)."""
+        pred = predict_split(self.method, _loader(self.eval_sets[split], self.config),
+                             self.device, split, self.amp)
+        metrics = classification_metrics(pred, self.ordinal, self.config.seed)
+        self._call("on_evaluate", split, pred, metrics)
+        return pred, metrics
 
-                bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}",
-                           leave=False, dynamic_ncols=True)
-            every = max(1, len(batches) // _STEP_EVENTS_PER_EPOCH)
-            for step, raw in enumerate(loader):
-                if _stop_now(stop, d):
-                    raise Cancelled
-                batch = move_batch(raw, device, "train")
-                for opt in optimizers:
-                    opt.zero_grad(set_to_none=True)
-                result, losses = forward_and_read(method, batch, epoch, global_step, amp=amp)
-                scaler.scale(result.loss).backward()
-                if d.active:
-                    _average_gradients(params, d)
-                for opt in optimizers:
-                    scaler.step(opt)
-                scaler.update()
-                global_step += 1
-                steps_run += 1
-                n_batch = int(raw["y"].shape[0])
-                samples_seen += n_batch
-                for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
-                elapsed = max(time.time() - t_start, 1e-9)
-                eta = elapsed / steps_run * (total_steps - steps_run)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{losses['loss']:.4f}")
-                    bar.update(1)
-                if (step + 1) % every == 0 or step + 1 == len(batches):
-                    events.emit("step", epoch=epoch + 1, step=step + 1, global_step=global_step,
-                                losses=losses, samples_per_s=samples_seen / elapsed, eta_s=eta)
-            if bar is not None:
-                bar.close()
-
-            hook = getattr(method, "on_epoch_end", None)
-            if callable(hook):
-                with torch.no_grad():
-                    hook(_loader(train_ds, config))
-            epoch_done = epoch + 1
-            val_metrics: dict[str, float] = {}
-            if d.main and "val" in eval_sets:
-                val_pred = predict_split(method, _loader(eval_sets["val"], config), device,
-                                         "val", amp)
-                val_metrics = compute_metrics(val_pred, ordinal, config.seed)
-            mean_losses = {k: v / max(len(batches), 1) for k, v in sums.items()}
-            history.append({"epoch": epoch_done, "losses": mean_losses, "val": val_metrics})
-            elapsed = max(time.time() - t_start, 1e-9)
-            events.emit("epoch", epoch=epoch_done, global_step=global_step, losses=mean_losses,
-                        metrics=val_metrics, samples_per_s=samples_seen / elapsed,
-                        eta_s=elapsed / max(steps_run, 1) * (total_steps - steps_run))
-            if d.main:
-                value = val_metrics.get(SELECT_METRIC)
-                improved = value is not None and (best["value"] is None or value > best["value"])
-                if improved or ("val" not in eval_sets):
-                    best = {"epoch": epoch_done, "metric": SELECT_METRIC, "value": value}
-                    _save_weights(run_dir / "checkpoints" / "best.pt", method, info,
-                                  model_info, epoch_done)
-                if epoch_done % config.checkpoint_every == 0 or epoch_done == config.epochs:
-                    _save_checkpoint(ckpt_path, method, optimizers, scaler, epoch_done,
-                                     global_step, history, best, config, info, model_info)
-                    events.emit("checkpoint", epoch=epoch_done, path=str(ckpt_path))
-            if d.active:
-                dist.barrier()
-
-        final: dict[str, Any] = {"epochs_done": epoch_done, "best": best, "history": history,
-                                 "scale": scale, "class_names": train_ds.class_names}
-        if d.main:
-            preds = []
-            for split in ("test", "val"):
-                if split in eval_sets:
-                    pred = predict_split(method, _loader(eval_sets[split], config), device,
-                                         split, amp)
-                    final[split] = compute_metrics(pred, ordinal, config.seed)
-                    preds.append(pred)
-            table, emb = _outputs_table(preds)
-            out_dir = run_dir / "outputs"
-            out_dir.mkdir(parents=True, exist_ok=True)
-            tmp = out_dir / ".test.parquet.tmp"
-            table.to_parquet(tmp, index=False)
-            os.replace(tmp, out_dir / "test.parquet")
-            np.save(out_dir / "embeddings.npy", emb)
-            _atomic_write_text(run_dir / "metrics.json",
-                               json.dumps(_json_safe(final), indent=2))
-            events.emit("end", epoch=epoch_done,
-                        metrics={"test": final.get("test", {}), "val": final.get("val", {})})
-        return RunResult(run_dir, "finished", epoch_done, final)
-    except Cancelled:
-        events.emit("cancelled", epoch=epoch_done)
-        return RunResult(run_dir, "cancelled", epoch_done, {})
-    except KeyboardInterrupt:
-        events.emit("cancelled", epoch=epoch_done, message="interrupted")
-        raise
-    except BaseException as exc:
-        events.emit("error", epoch=epoch_done, message=f"{type(exc).__name__}: {exc}",
-                    traceback=traceback.format_exc())
-        raise
+    def end(self) -> dict[str, Any]:
+        """Rank 0: the final evaluation of every output split, its outputs and the final
+        metrics written; returns the final metrics."""
+        final: dict[str, Any] = {"epochs_done": self.epoch, "best": self.best,
+                                 "history": self.history, "scale": self.scale,
+                                 "class_names": self.train_ds.class_names}
+        if self.dist.main:
+            for split in OUTPUT_SPLITS:
+                if split in self.eval_sets:
+                    pred, final[split] = self.evaluate(split)
+                    self.run.write_outputs(split, *outputs_table(pred))
+            self.run.write_metrics(final)
+        return final
 
 
-def _stop_now(stop: Callable[[], bool], d: _Dist) -> bool:
-    """Rank 0 decides (every rank must leave the loop at the same step)."""
-    flag = bool(stop()) if d.main else False
-    if d.active:
-        t = torch.tensor([1.0 if flag else 0.0])
-        dist.broadcast(t, src=0)
-        flag = bool(t.item())
-    return flag
+def _use_amp(config: RunConfig, device: torch.device) -> bool:
+    amp = device.type == "cuda" if config.amp is None else bool(config.amp)
+    if amp and device.type != "cuda":
+        logger.warning("amp=True is only used on CUDA; training in float32 on %s", device)
+        amp = False
+    return amp
 
 
 def _check_compatible(method, modality: str, ordinal: bool, config: RunConfig) -> None:
@@ -574,48 +486,3 @@ def _check_compatible(method, modality: str, ordinal: bool, config: RunConfig) -
     if model_modality != modality:
         raise ConfigError(f"model {config.model!r} is for {model_modality} data but dataset "
                           f"{config.dataset} is {modality}")
-
-
-_RESUME_KEYS = ("dataset", "model", "model_params", "method", "method_params", "scale", "seed",
-                "batch_size")
-
-
-def _check_resume(ckpt: dict[str, Any], config: RunConfig) -> None:
-    saved = ckpt.get("config", {})
-    now = config.to_dict()
-    diff = [k for k in _RESUME_KEYS if saved.get(k) != now.get(k)]
-    if diff:
-        raise ConfigError(f"cannot resume: {', '.join(diff)} differ(s) from the checkpoint's "
-                          f"config ({', '.join(f'{k}={saved.get(k)!r}' for k in diff)})")
-
-
-def _weights_state(method, info, model_info: dict[str, Any], epoch: int) -> dict[str, Any]:
-    """Weights and what rebuilding the method needs (see affectlab.engine.runs.load_method);
-    ``model_state`` is the bare network's state dict for readers that want only the model."""
-    return {"format": 1, "epoch": epoch, "method_state": method.state_dict(),
-            "model_state": method.model.state_dict(), "info": info_to_dict(info), **model_info}
-
-
-def _save_checkpoint(path: Path, method, optimizers, scaler, epoch: int, global_step: int,
-                     history, best, config: RunConfig, info, model_info: dict[str, Any]) -> None:
-    _atomic_torch_save({**_weights_state(method, info, model_info, epoch),
-                        "global_step": global_step,
-                        "optimizers": [o.state_dict() for o in optimizers],
-                        "scaler": scaler.state_dict(), "rng": _rng_state(),
-                        "history": history, "best": best, "config": config.to_dict()}, path)
-
-
-def _save_weights(path: Path, method, info, model_info: dict[str, Any], epoch: int) -> None:
-    _atomic_torch_save(_weights_state(method, info, model_info, epoch), path)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    return value

@@ -1,8 +1,8 @@
 """Background training process: ``python -m affectlab.engine.worker RUN_DIR [--resume]``.
 
 Started by :func:`affectlab.engine.jobs.launch_background` (in its own session, output to
-``<run>/worker.log``); also the entry point under ``torchrun`` for multi-process training.
-Reads ``<run>/config.yaml`` and trains. SIGTERM is turned into a cancel request, so the loop
+the run's worker log); also the entry point under ``torchrun`` for multi-process training.
+Reads the run's config and trains. SIGTERM is turned into a cancel request, so the loop
 stops at the next step with a ``cancelled`` event and the last checkpoint kept.
 """
 
@@ -18,18 +18,19 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m affectlab.engine.worker")
-    parser.add_argument("run_dir", type=Path, help="run directory holding config.yaml")
+    parser.add_argument("run_dir", type=Path, help="run directory holding its config")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     args = parser.parse_args(argv)
     plugins = os.environ.get("AFFECTLAB_PLUGINS", "")
     for name in filter(None, (m.strip() for m in plugins.split(","))):
         importlib.import_module(name)
 
-    from affectlab.engine.config import load_config
-    from affectlab.engine.trainer import cancel_requested, train
+    from affectlab.engine.rundir import RunDir
+    from affectlab.engine.trainer import train
 
-    run_dir = args.run_dir.resolve()
-    config = load_config(run_dir / "config.yaml")
+    run = RunDir(args.run_dir.resolve())
+    run_dir = run.path
+    config = run.load_config()
     if config.run_dir() != run_dir:
         config = config.model_copy(update={"out": run_dir})
     terminated = {"flag": False}
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     result = train(config, progress=False, resume=args.resume,
-                   should_stop=lambda: terminated["flag"] or cancel_requested(run_dir),
+                   should_stop=lambda: terminated["flag"] or run.cancel_requested(),
                    clear_cancel=False)
     print(f"run {run_dir}: {result.status} after {result.epochs_done} epoch(s)", flush=True)
     return 0

@@ -39,7 +39,7 @@ class Colouring:
 
 
 def join_items(outputs: RunOutputs, items: pd.DataFrame | None) -> pd.DataFrame | None:
-    """The dataset's items rows for the run's test items, in test.parquet order (n rows;
+    """The dataset's items rows for the run's test items, in the run outputs' order (n rows;
     all-NaN rows for item_ids missing from ``items``)."""
     if items is None:
         return None

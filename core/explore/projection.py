@@ -3,9 +3,10 @@
 - :class:`MapProjection`: a fitted PCA to 2-D (scikit-learn's, kept as mean and components so
   it saves to a plain ``.npz``) with ``fit`` / ``transform``; the Live page places a new
   embedding on a run's map with ``transform``.
-- :func:`run_projection`: the run's PCA, fitted once and persisted as ``<run>/outputs/pca.npz``.
-- :func:`compute_umap` / :func:`ensure_umap_async`: the UMAP layout written atomically to
-  ``<run>/outputs/umap.npy`` (with ``umap.json`` recording which embeddings it belongs to), the
+- :func:`run_projection`: the run's PCA, fitted once and persisted in its outputs
+  (:attr:`RunDir.PCA <affectlab.engine.rundir.RunDir.PCA>`).
+- :func:`compute_umap` / :func:`ensure_umap_async`: the UMAP layout written atomically to the
+  run's outputs (with a small JSON file recording which embeddings it belongs to), the
   latter in a separate process (UMAP's numba compilation takes 30–50 s the first time and holds
   the interpreter; a process keeps the app responsive). ``python -m affectlab.explore.projection RUN``
   is that process.
@@ -22,21 +23,21 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from affectlab.engine.rundir import RunDir
+from affectlab.fileio import atomic_write
+
 __all__ = ["MapProjection", "compute_umap", "embeddings_fingerprint", "ensure_umap_async",
            "load_umap", "nearest_neighbours", "run_projection", "umap_status"]
 
-PCA_FILE = "pca.npz"
-UMAP_FILE = "umap.npy"
-UMAP_META = "umap.json"
-UMAP_LOCK = "umap.lock"
-UMAP_ERROR = "umap.error"
+# the map caches in a run's outputs (RunDir names them)
+PCA_FILE, UMAP_FILE, UMAP_META = RunDir.PCA, RunDir.UMAP, RunDir.UMAP_META
+UMAP_LOCK, UMAP_ERROR = RunDir.UMAP_LOCK, RunDir.UMAP_ERROR
 
 
 def _as_embeddings(x: Any, name: str = "embeddings", dim: int | None = None) -> np.ndarray:
@@ -113,7 +114,7 @@ class MapProjection:
         """Write an .npz atomically."""
         if not self.fitted:
             raise RuntimeError("MapProjection is not fitted; nothing to save")
-        _atomic_write(Path(path), lambda f: np.savez(
+        atomic_write(Path(path), lambda f: np.savez(
             f, mean=self.mean_, components=self.components_,
             explained_variance_ratio=self.explained_variance_ratio_,
             fingerprint=np.array(self.fingerprint_ or "")))
@@ -129,34 +130,19 @@ class MapProjection:
         return proj
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same directory, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _outputs(run_dir: str | os.PathLike) -> Path:
-    return Path(run_dir) / "outputs"
+    return RunDir(run_dir).outputs_dir
 
 
 def _run_embeddings(run_dir: str | os.PathLike) -> np.ndarray:
-    path = _outputs(run_dir) / "embeddings.npy"
-    if not path.is_file():
-        raise FileNotFoundError(f"run_dir {run_dir}: no outputs/embeddings.npy")
-    return np.load(path, allow_pickle=False)
+    """The run's saved embeddings (every saved split, in its outputs' row order)."""
+    return RunDir(run_dir).read_embeddings()
 
 
 def run_projection(run_dir: str | os.PathLike, embeddings: np.ndarray | None = None
                    ) -> MapProjection:
-    """The run's fitted PCA: loaded from ``outputs/pca.npz`` when it matches the embeddings,
-    else fitted on ``outputs/embeddings.npy`` (or the given (n, D) ``embeddings``) and saved."""
+    """The run's fitted PCA: loaded from its cache when it matches the embeddings, else fitted
+    on the run's saved embeddings (or the given (n, D) ``embeddings``) and saved."""
     emb = _run_embeddings(run_dir) if embeddings is None else np.asarray(embeddings)
     fp = embeddings_fingerprint(emb)
     path = _outputs(run_dir) / PCA_FILE
@@ -217,10 +203,10 @@ def compute_umap(run_dir: str | os.PathLike, n_neighbors: int = 15, min_dist: fl
         layout = reducer.fit_transform(x)
     layout = np.asarray(layout, dtype=np.float32)
     out = _outputs(run_dir)
-    _atomic_write(out / UMAP_FILE, lambda f: np.save(f, layout))
+    atomic_write(out / UMAP_FILE, lambda f: np.save(f, layout, allow_pickle=False))
     meta = {"fingerprint": embeddings_fingerprint(emb), "n_neighbors": n_neighbors,
             "min_dist": min_dist, "random_state": random_state}
-    _atomic_write(out / UMAP_META, lambda f: f.write(json.dumps(meta).encode()))
+    atomic_write(out / UMAP_META, lambda f: f.write(json.dumps(meta).encode()))
     return layout
 
 
@@ -236,7 +222,7 @@ def _pid_alive(pid: int) -> bool:
 
 def umap_status(run_dir: str | os.PathLike) -> str:
     """"ready" (cached and current), "running" (a worker process is alive), "failed" (the
-    last worker left an error; see ``<run>/outputs/umap.error``) or "missing"."""
+    last worker left an error in the run's outputs, :data:`UMAP_ERROR`) or "missing"."""
     if load_umap(run_dir) is not None:
         return "ready"
     out = _outputs(run_dir)
@@ -256,7 +242,7 @@ def umap_status(run_dir: str | os.PathLike) -> str:
 def ensure_umap_async(run_dir: str | os.PathLike) -> str:
     """Start computing the run's UMAP layout in a separate process unless it is cached or
     already being computed. Returns :func:`umap_status` after the call ("ready", "running" or
-    "failed"; a failed layout is not retried until ``umap.error`` is removed)."""
+    "failed"; a failed layout is not retried until the :data:`UMAP_ERROR` file is removed)."""
     status = umap_status(run_dir)
     if status in ("ready", "running", "failed"):
         return status

@@ -1,15 +1,10 @@
 """Read what a finished training run left for exploration.
 
-Run directory layout (written by :mod:`affectlab.engine`)::
+The files are a run directory's outputs (:class:`~affectlab.engine.rundir.RunDir` knows where:
+one table per saved split, test then val, each with row-aligned embeddings; older runs hold
+both splits in one table), its config, final metrics and model info.
 
-    <run>/config.yaml              the RunConfig (dataset, model, method, scale, ...)
-    <run>/metrics.json             final metrics
-    <run>/model.json               class_names, modality, scale, normalizers (engine)
-    <run>/outputs/test.parquet     one row per test item
-    <run>/outputs/embeddings.npy   (n_test, D) embeddings, rows in test.parquet order
-    <run>/checkpoints/*.pt         model weights (used by the Live page)
-
-``test.parquet`` columns, all optional except ``item_id``; a distribution is accepted either as
+Output table columns, all optional except ``item_id``; a distribution is accepted either as
 one list-valued column or as one column per class with a prefix:
 
     item_id, split, label                 identity and the dataset label (int class index)
@@ -34,26 +29,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from affectlab.fileio import read_json_dict, read_yaml_dict
+from affectlab.engine.rundir import RunDir
 
-__all__ = ["DIST_ALIASES", "RunOutputs", "RunSummary", "find_checkpoint", "list_runs",
-           "load_run_outputs", "run_class_names"]
+__all__ = ["DIST_ALIASES", "RunOutputs", "load_run_outputs", "run_class_names"]
 
-# field → (list-column names, per-class prefixes) accepted in test.parquet
+# field → (list-column names, per-class prefixes) accepted in an output table
 DIST_ALIASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "soft": (("soft_label", "soft", "y_soft", "target"), ("soft_", "soft_label_")),
     "pred": (("probs", "pred_dist", "predicted", "pred", "prediction"), ("pred_", "prob_")),
     "latent": (("latent", "latent_dist", "latent_distribution"), ("latent_",)),
 }
-CHECKPOINT_CANDIDATES = ("checkpoints/best.pt", "checkpoints/last.pt", "model.pt",
-                         "checkpoint.pt")
 
 
 @dataclass
 class RunOutputs:
     """A run's test outputs. n = number of test items, K = number of classes.
 
-    table:       (n rows) test.parquet as read
+    table:       (n rows) the output tables as read
     embeddings:  (n, D) float32 or None
     soft, pred, latent: (n, K) float64 distributions or None
     uncertainty: (n,) float64 or None
@@ -112,51 +104,6 @@ class RunOutputs:
         return Path(ds) if ds else None
 
 
-@dataclass(frozen=True)
-class RunSummary:
-    name: str
-    path: Path
-    method: str
-    model: str
-    dataset: str
-    has_embeddings: bool
-    modality: str | None = None
-
-
-def list_runs(root: str | os.PathLike | None = None) -> list[RunSummary]:
-    """Runs under ``root`` (default: the runs directory) that have ``outputs/test.parquet``,
-    newest first."""
-    if root is None:
-        from affectlab.paths import runs_dir
-        root = runs_dir()
-    root = Path(root)
-    found = []
-    for test in root.glob("*/outputs/test.parquet"):
-        run = test.parent.parent
-        cfg = read_yaml_dict(run / "config.yaml")
-        info = read_json_dict(run / "model.json")
-        found.append((test.stat().st_mtime, RunSummary(
-            name=run.name, path=run, method=str(cfg.get("method", "?")),
-            model=str(cfg.get("model", "?")), dataset=Path(str(cfg.get("dataset", "?"))).name,
-            has_embeddings=(run / "outputs" / "embeddings.npy").is_file(),
-            modality=info.get("modality") or _run_modality(cfg))))
-    return [s for _, s in sorted(found, key=lambda t: t[0], reverse=True)]
-
-
-def _run_modality(cfg: dict[str, Any]) -> str | None:
-    model = cfg.get("model")
-    if not model:
-        return None
-    try:
-        from affectlab.models import available
-    except ImportError:
-        return None
-    for spec in available():
-        if spec.name == model:
-            return spec.modality
-    return None
-
-
 def _distribution(table: pd.DataFrame, key: str, class_names: list[str] | None
                   ) -> tuple[np.ndarray | None, list[str] | None]:
     """A (n, K) distribution from a list column or prefixed per-class columns, with the class
@@ -204,21 +151,18 @@ def run_class_names(config: dict[str, Any]) -> list[str] | None:
 def load_run_outputs(run_dir: str | os.PathLike) -> RunOutputs:
     """Read a run's outputs (see the module docstring for the layout).
 
-    Raises FileNotFoundError when ``outputs/test.parquet`` is missing and ValueError when it
-    has no ``item_id`` column or the embeddings' row count differs from the table's.
+    Raises FileNotFoundError when the run has no outputs and ValueError when they have no
+    ``item_id`` column or the embeddings' row count differs from the table's.
     """
-    run_dir = Path(run_dir)
-    test_path = run_dir / "outputs" / "test.parquet"
-    if not test_path.is_file():
-        raise FileNotFoundError(f"run_dir {run_dir}: no outputs/test.parquet (is the run "
-                                "finished?)")
-    table = pd.read_parquet(test_path).reset_index(drop=True)
+    run = RunDir(run_dir)
+    table, emb = run.read_outputs()
+    if table is None:
+        raise FileNotFoundError(f"run_dir {run.path}: no outputs ({RunDir.OUTPUTS}/"
+                                f"{run.outputs_path('test').name}; is the run finished?)")
     if "item_id" not in table.columns:
-        raise ValueError(f"{test_path}: missing column 'item_id'")
+        raise ValueError(f"{run.outputs_dir}: outputs missing column 'item_id'")
     table["item_id"] = table["item_id"].astype(str)
-    config = read_yaml_dict(run_dir / "config.yaml")
-    metrics = read_json_dict(run_dir / "metrics.json")
-    info = read_json_dict(run_dir / "model.json")
+    config, metrics, info = run.read_config(), run.read_metrics(), run.read_model_info()
 
     names = (info.get("class_names") or metrics.get("class_names")
              or run_class_names(config))
@@ -232,15 +176,6 @@ def load_run_outputs(run_dir: str | os.PathLike) -> RunOutputs:
     if not names or len(names) != k:
         names = [f"c{i}" for i in range(k)]
 
-    emb = None
-    emb_path = run_dir / "outputs" / "embeddings.npy"
-    if emb_path.is_file():
-        emb = np.load(emb_path, allow_pickle=False)
-        if emb.ndim != 2 or emb.shape[0] != len(table):
-            raise ValueError(f"{emb_path}: expected shape ({len(table)}, D) to match "
-                             f"test.parquet, got {emb.shape}")
-        emb = emb.astype(np.float32, copy=False)
-
     unc = (table["uncertainty"].to_numpy(dtype=np.float64) if "uncertainty" in table.columns
            else None)
     labels = None
@@ -248,16 +183,7 @@ def load_run_outputs(run_dir: str | os.PathLike) -> RunOutputs:
         lab = pd.to_numeric(table["label"], errors="coerce")
         if lab.notna().all():
             labels = lab.to_numpy().astype(np.int64)
-    return RunOutputs(run_dir=run_dir, table=table, config=config, metrics=metrics,
-                      embeddings=emb, soft=dists["soft"], pred=dists["pred"],
-                      latent=dists["latent"], uncertainty=unc, labels=labels, class_names=names)
-
-
-def find_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The run's model weights file (best, else last, else any ``*.pt``), or None."""
-    run_dir = Path(run_dir)
-    for rel in CHECKPOINT_CANDIDATES:
-        if (run_dir / rel).is_file():
-            return run_dir / rel
-    found = sorted(run_dir.glob("checkpoints/*.pt"))
-    return found[-1] if found else None
+    return RunOutputs(run_dir=run.path, table=table, config=config, metrics=metrics,
+                      embeddings=None if emb is None else emb.astype(np.float32, copy=False),
+                      soft=dists["soft"], pred=dists["pred"], latent=dists["latent"],
+                      uncertainty=unc, labels=labels, class_names=names)

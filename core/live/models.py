@@ -1,9 +1,10 @@
 """Models for the live processors: the shipped pretrained face model, or a trained run's.
 
-A run written by :mod:`affectlab.engine` (checkpoints holding ``method_state``, ``model.json``
+A run written by :mod:`affectlab.engine` (checkpoints holding ``method_state``, its model info
 naming the classes, modality and speech normalisers) is rebuilt with
-:func:`affectlab.engine.runs.load_method`; a bare state-dict checkpoint with the network named in
-``config.yaml`` works too.
+:func:`affectlab.engine.runs.method_from_checkpoint`; a bare state-dict checkpoint with the
+network named in the run's config works too. Checkpoints are read with ``weights_only=True``
+only (:func:`affectlab.engine.rundir.load_checkpoint_file`): nothing is unpickled.
 
 :class:`LiveModel` wraps a network so that ``predict(x)`` returns class probabilities in
 ``class_names`` order (the pretrained mini-Xception's FER2013 outputs are reordered to the
@@ -21,11 +22,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from affectlab.data.synth.truth import CATEGORIES
-from affectlab.explore.run_outputs import find_checkpoint, run_class_names
-from affectlab.fileio import read_json_dict
+from affectlab.engine.rundir import RunDir, load_checkpoint_file
+from affectlab.explore.run_outputs import run_class_names
 
 __all__ = ["LiveModel", "load_run_model", "pretrained_face_model"]
 
@@ -87,81 +87,68 @@ def pretrained_face_model() -> LiveModel:
                      fer_order=True)
 
 
-def _state_dict(ckpt: Any) -> dict[str, torch.Tensor]:
-    if isinstance(ckpt, dict):
-        for key in _STATE_KEYS:
-            if isinstance(ckpt.get(key), dict):
-                return ckpt[key]
-        if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-            return ckpt
-    if isinstance(ckpt, torch.nn.Module):
-        return ckpt.state_dict()
+def _state_dict(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
+    for key in _STATE_KEYS:
+        if isinstance(ckpt.get(key), dict):
+            return ckpt[key]
+    if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        return ckpt
     raise ValueError("checkpoint holds no model state dict (looked for keys "
                      f"{', '.join(_STATE_KEYS)} or a plain state dict)")
 
 
-def _load_checkpoint(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - older checkpoints may pickle config objects
-        # The run is the user's own, written by this package; full unpickling is acceptable.
-        return torch.load(path, map_location="cpu", weights_only=False)
+def _bare_model(name: str, cfg: dict[str, Any], names: list[str] | None,
+                ckpt: dict[str, Any], ckpt_path: Path) -> torch.nn.Module:
+    """The network ``name`` of the run's config with a bare state dict's weights."""
+    from affectlab.models import create
 
-
-def load_run_model(run_dir: str | os.PathLike) -> LiveModel:
-    """The model of a trained run: ``config.yaml`` says which network (and its parameters),
-    the checkpoint gives the weights, the dataset's label scale names the classes.
-
-    Raises FileNotFoundError (no config or checkpoint) or ValueError (unknown model,
-    checkpoint that does not fit the network), naming the run.
-    """
-    from affectlab.models import available, create
-
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.yaml"
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"run_dir {run_dir}: no config.yaml")
-    cfg = yaml.safe_load(cfg_path.read_text()) or {}
-    info = read_json_dict(run_dir / "model.json")
-    name = cfg.get("model")
-    specs = {s.name: s for s in available()}
-    if name not in specs:
-        raise ValueError(f"run {run_dir.name}: unknown model {name!r} in config.yaml")
-    ckpt_path = find_checkpoint(run_dir)
-    if ckpt_path is None:
-        raise FileNotFoundError(f"run {run_dir.name}: no checkpoint (checkpoints/*.pt)")
-    names = [str(n) for n in info.get("class_names") or []] or run_class_names(cfg)
-    modality = str(info.get("modality") or specs[name].modality)
-    normalizers = info.get("normalizers") or {}
-    ckpt = _load_checkpoint(ckpt_path)
-    if isinstance(ckpt, dict) and "method_state" in ckpt:
-        # the training engine's checkpoint: the whole method (DMUE's branches, LDLVA's bank)
-        from affectlab.engine.runs import load_method
-
-        method = load_method(ckpt_path)
-        model = method.model.eval()
-        k = int(getattr(model, "num_classes", len(names or [])))
-        if not names or len(names) != k:
-            names = [f"c{i}" for i in range(k)]
-        return LiveModel(model, names, f"run {run_dir.name}", modality, run_dir=run_dir,
-                         normalizers=normalizers, method=method)
-    state = _state_dict(ckpt)
     params = dict(cfg.get("model_params") or {})
     if "num_classes" not in params and names:
         params["num_classes"] = len(names)
     model = create(name, **params)
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(_state_dict(ckpt))
     except RuntimeError as exc:
-        raise ValueError(f"run {run_dir.name}: checkpoint {ckpt_path.name} does not fit "
-                         f"{name} ({exc})") from exc
-    model.eval()
+        raise ValueError(f"checkpoint {ckpt_path} does not fit {name} ({exc})") from exc
+    return model.eval()
+
+
+def load_run_model(run_dir: str | os.PathLike) -> LiveModel:
+    """The model of a trained run: the run's config says which network (and its parameters),
+    the checkpoint gives the weights, the dataset's label scale names the classes.
+
+    Raises FileNotFoundError (no config or checkpoint), CheckpointError (a checkpoint that
+    is damaged or holds more than tensors and plain data) or ValueError (unknown model,
+    checkpoint that does not fit the network), naming the run or the file.
+    """
+    from affectlab.engine.runs import method_from_checkpoint
+    from affectlab.models import available
+
+    run = RunDir(run_dir)
+    if not run.config_path.is_file():
+        raise FileNotFoundError(f"run_dir {run.path}: no {RunDir.CONFIG}")
+    cfg, info = run.read_config(), run.read_model_info()
+    name = cfg.get("model")
+    specs = {s.name: s for s in available()}
+    if name not in specs:
+        raise ValueError(f"run {run.name}: unknown model {name!r} in {RunDir.CONFIG}")
+    ckpt_path = run.weights_path()
+    if ckpt_path is None:
+        raise FileNotFoundError(f"run {run.name}: no checkpoint ({RunDir.CHECKPOINTS}/*.pt)")
+    names = [str(n) for n in info.get("class_names") or []] or run_class_names(cfg)
+    normalizers = info.get("normalizers") or {}
+    ckpt = load_checkpoint_file(ckpt_path)
+    method = None
+    if "method_state" in ckpt:
+        # the training engine's checkpoint: the whole method (DMUE's branches, LDLVA's bank)
+        method = method_from_checkpoint(ckpt, "cpu", ckpt_path)
+        model = method.model.eval()
+    else:
+        model = _bare_model(name, cfg, names, ckpt, ckpt_path)
+        normalizers = normalizers or ckpt.get("normalizers") or {}
     k = int(getattr(model, "num_classes", len(names or [])))
     if not names or len(names) != k:
         names = [f"c{i}" for i in range(k)]
-    if not normalizers and isinstance(ckpt, dict):
-        normalizers = ckpt.get("normalizers") or {}
-    return LiveModel(model, names, f"run {run_dir.name}", modality, run_dir=run_dir,
-                     normalizers=normalizers)
-
-
+    return LiveModel(model, names, f"run {run.name}", str(info.get("modality") or
+                                                        specs[name].modality),
+                     run_dir=run.path, normalizers=normalizers, method=method)

@@ -150,6 +150,16 @@ class Method(nn.Module):
     def training_step(self, batch: dict[str, Any], epoch: int, step: int) -> StepResult:
         raise NotImplementedError
 
+    def attach_dataset(self, dataset) -> None:
+        """Engine hook, called once before training with the training dataset (``dataset[i]``
+        is the item dict of training index i). Default: nothing; LDLVA's exact neighbour mode
+        keeps it to re-read its neighbours' inputs."""
+
+    def on_epoch_end(self, train_loader) -> None:
+        """Engine hook, called after every training epoch (under ``torch.no_grad``) with a
+        plain, unshuffled loader over the training split. Default: nothing; SGM refreshes its
+        reference bank and sub-class mixtures here."""
+
     def optimizers(self, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
         """Default: one Adam over every trainable parameter of the method (model included)."""
         return [adam(self.parameters(), lr=lr, weight_decay=weight_decay)]
