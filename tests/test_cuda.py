@@ -9,12 +9,12 @@ code with ``device="cpu"``.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from engine_helpers import isolated_data_env, make_corpus, tiny_config
 
 from affectlab.engine.events import read_events
+from affectlab.engine.rundir import RunDir
 from affectlab.engine.trainer import train
 
 pytestmark = [pytest.mark.slow,
@@ -43,8 +43,7 @@ def _check_finished_on_cuda(result) -> dict:
     assert result.status == "finished"
     start = read_events(result.run_dir)[0][0]
     assert start["device"].startswith("cuda") and start["amp"] is True
-    outputs = pd.read_parquet(result.run_dir / "outputs" / "test.parquet")
-    embeddings = np.load(result.run_dir / "outputs" / "embeddings.npy")
+    outputs, embeddings = RunDir(result.run_dir).read_outputs()
     assert len(embeddings) == len(outputs) > 0
     assert np.isfinite(embeddings).all() and np.isfinite(outputs["uncertainty"]).all()
     return start
@@ -56,8 +55,7 @@ def test_every_method_trains_on_cuda_with_mixed_precision(env, name):
                       **_extra(name))
     result = train(cfg, progress=False)
     _check_finished_on_cuda(result)
-    ckpt = torch.load(result.run_dir / "checkpoints" / "last.pt", map_location="cpu",
-                      weights_only=False)
+    ckpt = RunDir(result.run_dir).load_checkpoint(map_location="cpu")  # weights_only=True
     assert ckpt["epoch"] == 2
     assert all(t.device.type == "cpu" for t in ckpt["method_state"].values()
                if isinstance(t, torch.Tensor))
@@ -79,6 +77,9 @@ def test_a_cancelled_cuda_run_resumes_to_the_end(env):
         return calls["n"] > 6
 
     assert train(cfg, progress=False, should_stop=stop).status == "cancelled"
+    # the checkpoint's CUDA generator states come back as tensors, on the GPU when mapped there
+    assert all(t.device.type == "cuda" for t in RunDir(cfg.run_dir()).load_checkpoint(
+        map_location="cuda")["rng"]["cuda"])
     resumed = train(cfg, progress=False, resume=True)
     assert resumed.status == "finished" and resumed.epochs_done == 3
     starts = [e for e in read_events(resumed.run_dir)[0] if e["type"] == "start"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from affectlab.engine.step import forward_and_read
+from affectlab.engine.step import forward_and_read, train_step
 from affectlab.losses import fspl, skip_value_checks, soft_cross_entropy, value_checks_on
 from affectlab.losses._checks import as_float_tensor, check_distribution, check_range
 from affectlab.methods.base import StepResult
@@ -96,3 +96,32 @@ def test_a_cpu_step_keeps_its_value_checks():
 
     forward_and_read(Probe(1.0), {"x": torch.zeros(1)}, 0, 0, amp=False)
     assert seen == [True]
+
+
+def test_train_step_is_one_sgd_step_of_the_loss_gradient():
+    """loss = w·3 with w = 1: one SGD step (lr 0.1) moves w to 1 − 0.1·3 = 0.7, and the
+    gradients are handed to ``sync_gradients`` between backward and the optimiser step."""
+    method = _Fixed(3.0)
+    opt = torch.optim.SGD(method.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    seen = []
+    _, losses = train_step(method, {"x": torch.zeros(1)}, [opt], scaler, 0, 0, amp=False,
+                           sync_gradients=lambda: seen.append(float(method.w.grad)))
+    assert losses == {"loss": 3.0, "part": 1.5} and seen == [3.0]
+    assert method.w.item() == pytest.approx(0.7)
+    # the gradient is zeroed before the next step, not accumulated: 0.7 − 0.1·3 = 0.4
+    train_step(method, {"x": torch.zeros(1)}, [opt], scaler, 0, 1, amp=False)
+    assert method.w.item() == pytest.approx(0.4)
+
+
+def test_train_step_steps_after_the_gradients_are_synchronised():
+    """What sync_gradients leaves is what the optimisers use (DDP's averaged gradients)."""
+    method = _Fixed(3.0)
+    opt = torch.optim.SGD(method.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+
+    def halve():
+        method.w.grad.mul_(0.5)
+
+    train_step(method, {"x": torch.zeros(1)}, [opt], scaler, 0, 0, amp=False, sync_gradients=halve)
+    assert method.w.item() == pytest.approx(1 - 0.1 * 1.5)

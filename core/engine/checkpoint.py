@@ -65,7 +65,7 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-_PLAIN = (str, int, float, bool, type(None), torch.Tensor)
+_SCALARS = (str, int, float, bool, type(None))  # exactly these: numpy's float64 is a float
 
 
 def check_plain(value: Any, where: str = "checkpoint") -> None:
@@ -79,7 +79,7 @@ def check_plain(value: Any, where: str = "checkpoint") -> None:
     elif isinstance(value, list | tuple):
         for i, v in enumerate(value):
             check_plain(v, f"{where}[{i}]")
-    elif not isinstance(value, _PLAIN):
+    elif not (type(value) in _SCALARS or isinstance(value, torch.Tensor)):
         raise TypeError(f"{where} is a {type(value).__module__}.{type(value).__name__}; a "
                         "checkpoint holds tensors and plain data only")
 
