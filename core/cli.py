@@ -66,6 +66,27 @@ def data_import(
     typer.echo(report.summary())
 
 
+@data_app.command("aggregators")
+def data_aggregators(
+    seeds: list[int] = typer.Option([0, 1, 2], "--seed", help="corpus seeds (repeatable)"),
+    n: int = typer.Option(2000, min=10, help="items per generated corpus"),
+    spammers: int = typer.Option(3, min=0, help="spammers among the raters"),
+    raters: int = typer.Option(60, min=10, help="raters in the pool"),
+    dataset: Path = typer.Option(None, help="score a generated dataset directory instead"),
+) -> None:
+    """How well each crowd aggregator recovers the generated corpus's true distributions:
+    accuracy of the argmax, mean KL(truth ‖ soft label), mean TV, paired tests against votes."""
+    from affectlab.data.synth.aggregation import aggregator_report
+
+    try:
+        text = aggregator_report(seeds, n, n_spammers=spammers, n_raters=raters,
+                                 dataset=dataset)
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(text)
+
+
 @data_app.command("ensure-defaults")
 def data_ensure_defaults() -> None:
     """Generate the small default corpora (faces-default, speech-default) if they are missing."""

@@ -47,5 +47,10 @@ PIP=(pip_install)
 # dlordinal is a test-only reference for EMD²; it declares torchvision (which has no CPU build
 # here and would pull CUDA torch), but its losses never import it.
 "${PIP[@]}" --no-deps 'dlordinal>=2.4'
+# crowd-kit is the test-only reference for the crowd aggregators (tests/test_aggregators.py); it
+# declares transformers (torch, hub downloads) for modules we never import, while
+# crowdkit.aggregation needs only what requirements.lock has (attrs, nltk, scipy, pandas).
+# Pinned: the tests compare our one-coin DS, GLAD and MACE with this version's updates.
+"${PIP[@]}" --no-deps 'crowd-kit==1.4.2'
 echo "$TORCH_SPEC" > "$STAMP"
 echo ">> $VENV ready"

@@ -106,6 +106,36 @@ def test_weighted_labels_downweight_the_random_rater(rated, corpus):
                                                 "agreement"].min()
 
 
+def test_export_writes_the_chosen_aggregator(rated, tmp_path):
+    """The dataset export records its aggregator; training data read from it then follow it."""
+    from affectlab.data.dataset import EmotionDataset
+
+    _, owner = rated
+    default = load_dataset(owner.export("faces", tmp_path / "plain"))
+    assert default.schema.aggregator == "votes" and default.meta["aggregator"] == "votes"
+    out = owner.export("faces", tmp_path / "mace", aggregator="mace")
+    ds = load_dataset(out)
+    assert ds.schema.aggregator == "mace"
+    train = EmotionDataset(ds, split="train", feature_cache=False)
+    live = owner.soft_labels("faces", "category", method="mace").loc[train.item_ids]
+    np.testing.assert_allclose(train.soft_labels, live.to_numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown aggregator 'best'"):
+        owner.export("faces", tmp_path / "never", aggregator="best")
+    assert not (tmp_path / "never").exists()
+
+
+def test_soft_labels_by_every_aggregator(rated, corpus):
+    _, owner = rated
+    truth = corpus.items.set_index("item_id")["true_label"]
+    for method in ("votes", "ds", "one-coin", "glad", "mace"):
+        y = owner.soft_labels("faces", "category", method=method)
+        assert (y.to_numpy().argmax(axis=1) == truth.loc[y.index]).mean() > 0.9, method
+    pd.testing.assert_frame_equal(owner.soft_labels("faces", "valence", method="mean"),
+                                  owner.soft_labels("faces", "valence", method="votes"))
+    pd.testing.assert_frame_equal(owner.soft_labels("faces", "category", method="weighted"),
+                                  owner.soft_labels("faces", "category", method="ds"))
+
+
 def test_csv_and_jsonl_export(rated, tmp_path):
     _, owner = rated
     csv = owner.export("faces", tmp_path / "r.csv", format="csv")

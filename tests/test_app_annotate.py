@@ -341,7 +341,10 @@ def test_export_is_a_dataset_the_engine_trains_on(env, tmp_path):
                              time_spent=0.5)
             i += 1
     _act(owner, owner.selectbox(key="annotate_campaign").select("faces-4"))
+    _act(owner, owner.selectbox(key="annotate_soft_method").select("glad"))
+    assert not owner.exception and any(df.value.shape[1] == 7 for df in owner.dataframe)
     owner.text_input(key="annotate_export_name").input("faces-4-out")
+    owner.selectbox(key="annotate_export_aggregator").select("one-coin")
     _act(owner, owner.button(key="annotate_export").click())
     exported = next(s.value for s in owner.success if "Exported" in s.value)
     assert "`affectlab train --dataset " in exported and "--model resnet18" in exported
@@ -350,6 +353,7 @@ def test_export_is_a_dataset_the_engine_trains_on(env, tmp_path):
 
     ds = load_dataset(env / "datasets" / "faces-4-out")
     assert len(ds.items) == 30 and set(ds.ratings["scale"]) == {"category", "valence"}
+    assert ds.schema.aggregator == "one-coin"  # the engine's datasets read it from meta.json
     from engine_helpers import tiny_config
 
     from affectlab.engine.trainer import train

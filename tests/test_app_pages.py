@@ -56,6 +56,30 @@ def test_data_page_browses_a_dataset(world):
     assert np.isfinite(agreement["alpha"]).all()
 
 
+def test_data_page_soft_labels_by_the_chosen_aggregator(world, tmp_path):
+    ds, _, _ = world
+    at = open_page("data")
+    assert at.selectbox(key="browse_aggregator").value == "votes"  # the dataset's own
+    at.selectbox(key="browse_aggregator").set_value("mace").run()
+    assert not at.exception, at.exception
+    shown = at.dataframe[0].value.set_index("item_id")
+    expected = item_table(ds, aggregator="mace").set_index("item_id")
+    np.testing.assert_allclose(shown.loc[expected.index, "soft_top_p"],
+                               expected["soft_top_p"], rtol=1e-6)
+    # anonymous votes cannot feed a per-rater model: a warning, and the votes are shown
+    import fixtures_importers as fx
+
+    from affectlab.data.importers import import_corpus
+    from affectlab.paths import datasets_dir
+
+    import_corpus("ferplus", fx.write_ferplus(tmp_path / "src"), datasets_dir() / "ferplus")
+    at = open_page("data")
+    at.selectbox(key="browse_dataset").set_value("ferplus").run()
+    at.selectbox(key="browse_aggregator").set_value("ds").run()
+    assert not at.exception, at.exception
+    assert any("needs rater identities" in w.value for w in at.warning)
+
+
 def test_data_page_shows_alpha_of_anonymous_ferplus_votes(world, tmp_path):
     """FER+ votes carry no rater ids (anonymous): α comes from the value counts per item."""
     import fixtures_importers as fx

@@ -57,6 +57,22 @@ def test_soft_label_frame_hand_computed(small_ds):
     assert list(val.columns) == ["low", "high"]
 
 
+def test_soft_label_frame_by_aggregator(small_ds, tmp_path):
+    from affectlab.aggregators import aggregate_soft_labels
+
+    ids = small_ds.items["item_id"]
+    ds_soft = soft_label_frame(small_ds, aggregator="ds")
+    np.testing.assert_allclose(ds_soft.to_numpy(), aggregate_soft_labels(
+        small_ds.ratings, ids, "category", small_ds.scale("category"), "ds"))
+    assert ds_soft.loc["c"].isna().all()
+    # the default follows the dataset's meta.json, and item_table shows the same labels
+    meta = {**small_ds.meta, "aggregator": "ds"}
+    other = write_dataset(tmp_path / "other", small_ds.items, small_ds.ratings, meta)
+    pd.testing.assert_frame_equal(soft_label_frame(other), ds_soft)
+    np.testing.assert_allclose(item_table(other)["soft_top_p"].to_numpy()[:2],
+                               ds_soft.to_numpy()[:2].max(axis=1))
+
+
 def test_item_table_columns_and_values(small_ds):
     t = item_table(small_ds)
     assert list(t["item_id"]) == ["a", "b", "c"]

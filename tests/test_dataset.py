@@ -119,6 +119,31 @@ def test_valence_scale_soft_labels_and_argmax_label(face_dir):
     assert ds.class_names == ["low", "high"]
 
 
+def test_aggregator_from_meta_or_argument(face_dir, tmp_path):
+    """The dataset's meta.json ``aggregator`` decides the training soft labels (default votes);
+    a per-rater model is fitted on every item's ratings, so a split's labels are rows of the
+    whole-dataset fit."""
+    from affectlab.aggregators import aggregate_soft_labels
+    from affectlab.data.contract import load_dataset
+
+    root, _ = face_dir
+    assert EmotionDataset(root).aggregator == "votes"
+    items, ratings, meta = _tables("face", "png")
+    write_dataset(tmp_path / "mace", items, ratings, {**meta, "aggregator": "mace"},
+                  media_dir=root)
+    ds = load_dataset(tmp_path / "mace")
+    whole = aggregate_soft_labels(ds.ratings, ds.items["item_id"], "category",
+                                  ds.schema.scale("category"), "mace")
+    train = EmotionDataset(ds, split="train")
+    assert train.aggregator == "mace"
+    np.testing.assert_allclose(train.soft_labels, whole[:3], rtol=1e-6)
+    assert not np.allclose(train.soft_labels, [CATEGORY_SOFT[i] for i in ("i0", "i1", "i2")])
+    plain = EmotionDataset(ds, split="train", aggregator="votes")
+    np.testing.assert_allclose(plain.soft_labels, [CATEGORY_SOFT[i] for i in ("i0", "i1", "i2")])
+    with pytest.raises(ValueError, match="unknown aggregator 'best'"):
+        EmotionDataset(ds, aggregator="best")
+
+
 def test_split_selection(face_dir):
     root, _ = face_dir
     assert list(EmotionDataset(root, split="train").item_ids) == ["i0", "i1", "i2"]

@@ -88,6 +88,15 @@ def _meta(**changes) -> dict:
 # --------------------------------------------------------------------------- read / write
 
 
+def test_aggregator_field_defaults_to_votes_and_is_checked():
+    old = DatasetMeta.parse(json.loads(OLD_META_JSON))
+    assert old.aggregator == "votes" and "aggregator" not in old.to_json()
+    chosen = DatasetMeta.parse(_meta(aggregator="mace"))
+    assert chosen.aggregator == "mace" and chosen.to_json()["aggregator"] == "mace"
+    with pytest.raises(ContractError, match="aggregator: unknown aggregator 'median'"):
+        DatasetMeta.parse(_meta(aggregator="median"))
+
+
 def test_old_meta_reads_and_writes_back_the_same_json():
     meta = DatasetMeta.parse(json.loads(OLD_META_JSON))
     assert isinstance(meta.scales["category"], NominalScale)

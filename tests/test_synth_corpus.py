@@ -242,6 +242,16 @@ def test_labels_in_the_written_corpus(tmp_path):
     assert items["split"].value_counts().to_dict() == {"train": 140, "val": 30, "test": 30}
 
 
+def test_corpus_tables_are_the_written_tables(tmp_path):
+    ds = _gen(tmp_path, n=40, seed=9, flip_rate=0.2)
+    tables = C.corpus_tables("face", 40, 9, 2, 0.2)
+    pd.testing.assert_frame_equal(tables.items, ds.items)
+    pd.testing.assert_frame_equal(tables.ratings, ds.ratings)
+    assert tables.pool.summary() == ds.meta["provenance"]["rater_pool"]
+    with pytest.raises(ValueError, match="n must be"):
+        C.corpus_tables("face", 5)
+
+
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     a = _tree_bytes(_gen(tmp_path / "1", n=40, seed=5).root)
     b = _tree_bytes(_gen(tmp_path / "2", n=40, seed=5).root)

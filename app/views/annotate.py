@@ -17,6 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from affectlab.aggregators import AGGREGATORS, describe_aggregator
 from affectlab.annotate import (
     AccessDenied,
     RaterRevoked,
@@ -385,21 +386,35 @@ def _monitor(owner, campaign: str) -> None:
     st.dataframe(report.raters, hide_index=True, key="annotate_loo_table")
 
 
+_AGGREGATOR_HELP = ("votes (the default) measured closest to the true distributions on the "
+                    "generated corpus; MACE / one-coin DS recover the dominant class better "
+                    "when many raters spam (README, Crowd aggregation).")
+
+
+def _aggregator_label(name: str) -> str:
+    return f"{name}: {describe_aggregator(name)}"
+
+
 def _export_box(owner, campaign: str, scales: list[str]) -> None:
     st.markdown("**Soft labels**")
     c1, c2 = st.columns(2)
     scale = c1.selectbox("Scale", scales, key="annotate_soft_scale")
-    method = c2.selectbox("Method", ["mean", "weighted"], key="annotate_soft_method",
-                          help="mean: vote fractions / mean Likert; weighted: Dawid–Skene or "
-                               "bias-corrected means")
+    method = c2.selectbox("Aggregator", AGGREGATORS, key="annotate_soft_method",
+                          format_func=_aggregator_label, help=_AGGREGATOR_HELP)
     st.dataframe(owner.soft_labels(campaign, scale, method=method).head(50),
                  key="annotate_soft_table")
     st.markdown("**Export**")
-    target = st.text_input("Dataset name", value=f"{campaign}-ratings",
+    e1, e2 = st.columns(2)
+    target = e1.text_input("Dataset name", value=f"{campaign}-ratings",
                            key="annotate_export_name")
+    aggregator = e2.selectbox("Soft labels of the exported dataset", AGGREGATORS,
+                              key="annotate_export_aggregator", format_func=_aggregator_label,
+                              help="written to its meta.json: training and the Data page "
+                                   "derive its soft labels this way. " + _AGGREGATOR_HELP)
     if st.button("Export to the datasets directory", key="annotate_export"):
         try:
-            path = owner.export(campaign, datasets_dir() / target, overwrite=False)
+            path = owner.export(campaign, datasets_dir() / target, overwrite=False,
+                                aggregator=aggregator)
         except (ValueError, FileExistsError, OSError) as exc:
             st.error(f"Not exported: {exc}")
         else:

@@ -6,6 +6,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from affectlab.aggregators import AGGREGATORS, describe_aggregator
+from affectlab.agreement import AnonymousRatingsError
 from affectlab.data.browse import (
     agreement_table,
     filter_items,
@@ -30,8 +32,19 @@ def _load(path: str, stamp: float):
 
 
 @st.cache_data(max_entries=8)
-def _items(path: str, stamp: float) -> pd.DataFrame:
-    return item_table(_load(path, stamp))
+def _items(path: str, stamp: float, aggregator: str) -> pd.DataFrame:
+    return item_table(_load(path, stamp), aggregator=aggregator)
+
+
+def _aggregator_choice(ds) -> str:
+    """The aggregator the page shows soft labels by (default: the dataset's own)."""
+    default = ds.schema.aggregator
+    return st.selectbox("Soft labels", AGGREGATORS, index=AGGREGATORS.index(default),
+                        key="browse_aggregator",
+                        format_func=lambda a: f"{a}: {describe_aggregator(a)}"
+                        + (" (this dataset's)" if a == default else ""),
+                        help="how ratings become soft labels here; training uses the "
+                             "dataset's own (meta.json 'aggregator')")
 
 
 def _stamp(path: Path) -> float:
@@ -148,7 +161,13 @@ def _browse_tab() -> None:
     except ContractError as exc:
         st.error(f"{choice} cannot be read: {exc}")
         return
-    table = _items(str(summary.path), stamp)
+    aggregator = _aggregator_choice(ds)
+    try:
+        table = _items(str(summary.path), stamp, aggregator)
+    except AnonymousRatingsError as exc:
+        st.warning(f"{aggregator} needs rater identities: {exc}. Showing votes instead.")
+        aggregator = "votes"
+        table = _items(str(summary.path), stamp, aggregator)
     st.caption(f"{len(table)} items · {ds.modality} · classes: {', '.join(ds.class_names)}"
                + (" · generated (hidden truth available)" if summary.generated else ""))
 
@@ -168,7 +187,7 @@ def _browse_tab() -> None:
     if shown.empty:
         st.info("No item matches the filters.")
     else:
-        _gallery(ds, shown.head(n_show), soft_label_frame(ds))
+        _gallery(ds, shown.head(n_show), soft_label_frame(ds, aggregator=aggregator))
 
     st.subheader("Ratings")
     scales = list(ds.schema.scales)

@@ -5,9 +5,11 @@ reads it like any dataset: ``items.parquet`` (the campaign's items with the sour
 other columns, e.g. split, domain and hidden truth, plus ``n_ratings`` and, when a nominal scale
 exists, ``ds_label``: the Dawid–Skene most probable class), ``ratings.parquet`` (one row per
 rating: item_id, rater_id, scale, value, timestamp, time_spent) and ``meta.json`` (the campaign's
-scales and label set; provenance: ``source`` "annotation campaign NAME", ``exported_at``,
-``n_items``, ``n_raters``, ``n_ratings``, what was left out). Media are hard-linked into the new
-directory when source and target share a file system, otherwise copied.
+scales and label set; ``aggregator``: how the dataset's readers turn its ratings into soft
+labels, the export's choice, default ``votes``; provenance: ``source`` "annotation campaign
+NAME", ``exported_at``, ``n_items``, ``n_raters``, ``n_ratings``, what was left out). Media are
+hard-linked into the new directory when source and target share a file system, otherwise
+copied.
 
 Left out of the dataset and the JSON lines: ratings of revoked raters; left out of the dataset:
 broken items (media that cannot be decoded: training would fail on them). The CSV holds every
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from affectlab.aggregators import DEFAULT_AGGREGATOR, check_aggregator
 from affectlab.annotate import aggregate
 from affectlab.annotate.store import utcnow
 from affectlab.data.contract import SPLITS, write_dataset
@@ -74,10 +77,12 @@ def _ds_labels(ratings: pd.DataFrame, ids: list[str], scales: dict) -> dict[str,
 
 
 def export_campaign(owner: OwnerSession, campaign: int | str, out: str | os.PathLike, *,
-                    format: str = "dataset", overwrite: bool = False, link: bool = True) -> Path:
+                    format: str = "dataset", overwrite: bool = False, link: bool = True,
+                    aggregator: str = DEFAULT_AGGREGATOR) -> Path:
     """See :meth:`affectlab.annotate.service.OwnerSession.export`. Returns the written path."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    check_aggregator(aggregator)
     settings = owner.settings(campaign)
     items = owner.items(campaign)
     out = Path(out)
@@ -96,7 +101,8 @@ def export_campaign(owner: OwnerSession, campaign: int | str, out: str | os.Path
                                                         "rater_id"].nunique())}
     usable = items[items["broken"].isna()].drop(columns="broken").reset_index(drop=True)
     ratings = ratings[ratings["item_id"].isin(usable["item_id"])]
-    return _write_dataset_dir(out, settings, usable, ratings, overwrite, link, left_out)
+    return _write_dataset_dir(out, settings, usable, ratings, overwrite, link, left_out,
+                              aggregator)
 
 
 def _check_target(out: Path, overwrite: bool) -> None:
@@ -144,7 +150,8 @@ def _provenance(settings: dict, n_items: int, ratings: pd.DataFrame,
 
 
 def _write_dataset_dir(out: Path, settings: dict, items: pd.DataFrame, ratings: pd.DataFrame,
-                       overwrite: bool, link: bool, left_out: dict[str, int]) -> Path:
+                       overwrite: bool, link: bool, left_out: dict[str, int],
+                       aggregator: str) -> Path:
     ids = items["item_id"].tolist()
     table = items.drop(columns=["is_gold"]).copy()
     table.insert(2, "modality", settings["modality"])
@@ -164,6 +171,7 @@ def _write_dataset_dir(out: Path, settings: dict, items: pd.DataFrame, ratings: 
     long["value"] = long["value"].astype(np.float64)
     meta = {"name": out.name, "modality": settings["modality"],
             "label_set": settings["label_set"], "scales": settings["scales"],
+            "aggregator": aggregator,
             "provenance": _provenance(settings, len(table), long, left_out),
             "truth_columns": [c for c in table.columns
                               if c.startswith("true_") or c in ("subclass", "flipped")]}

@@ -38,6 +38,7 @@ import pandas as pd
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from affectlab.aggregators import AGGREGATORS, DEFAULT_AGGREGATOR, aggregate_soft_labels
 from affectlab.annotate import aggregate
 from affectlab.annotate.access import (
     check_admin_password,
@@ -504,40 +505,46 @@ class OwnerSession:
         return aggregate.agreement_report(ratings, scales, self.gold(campaign),
                                           min_items=min_items)
 
-    def soft_labels(self, campaign: int | str, scale: str, *, method: str = "mean"
+    def soft_labels(self, campaign: int | str, scale: str, *, method: str = "votes"
                     ) -> pd.DataFrame:
         """One soft label per item (rows in item order, NaN where unrated).
 
-        method "mean": SPEC §1 (vote fractions / mean Likert soft label); "weighted":
-        Dawid–Skene posterior (categories) or bias-corrected mean (Likert).
-        Columns: the scale's class names (likert: "low", "high").
+        method: an aggregator of :data:`affectlab.aggregators.AGGREGATORS` ("votes": SPEC §1
+        vote fractions / mean Likert soft label; "ds", "one-coin", "glad", "mace": the model's
+        posterior, Likert scales their bias-corrected mean), or the older names "mean"
+        (= votes) and "weighted" (= ds). Columns: the scale's class names (likert: "low",
+        "high").
         """
-        if method not in ("mean", "weighted"):
-            raise ValueError(f"method must be 'mean' or 'weighted', got {method!r}")
+        aggregator = _METHOD_ALIASES.get(method, method)
+        if aggregator not in AGGREGATORS:
+            raise ValueError(f"method must be one of {', '.join(AGGREGATORS)} (or 'mean', "
+                             f"'weighted'), got {method!r}")
         scales = self.settings(campaign)["scales"]
         if scale not in scales:
             raise ValueError(f"scale must be one of {sorted(scales)}, got {scale!r}")
         ids = self.items(campaign)["item_id"].tolist()
         ratings = self.label_ratings(campaign)
         meta = as_scale(scales[scale], f"scales[{scale!r}]")
-        y = (aggregate.soft_labels(ratings, ids, {scale: meta})[scale] if method == "mean"
-             else aggregate.weighted_soft_labels(ratings, ids, scale, meta))
+        y = aggregate_soft_labels(ratings, ids, scale, meta, aggregator)
         cols = meta.class_names
         if y.shape[1] != len(cols):  # FER+ rule dropped unknown / not-a-face
             cols = cols[: y.shape[1]]
         return pd.DataFrame(y, index=pd.Index(ids, name="item_id"), columns=cols)
 
     def export(self, campaign: int | str, out: str | os.PathLike, *, format: str = "dataset",
-               overwrite: bool = False, link: bool = True) -> Path:
+               overwrite: bool = False, link: bool = True,
+               aggregator: str = DEFAULT_AGGREGATOR) -> Path:
         """Write the campaign's result: "dataset" (SPEC §7 directory that ``affectlab train``
-        reads; media hard-linked when possible, else copied), "csv" (ratings long table) or
+        reads; media hard-linked when possible, else copied; ``aggregator`` is written to its
+        meta.json and decides the soft labels it trains on), "csv" (ratings long table) or
         "jsonl" (one line per item with its ratings and soft labels)."""
         from affectlab.annotate import export as _export
         return _export.export_campaign(self, campaign, out, format=format, overwrite=overwrite,
-                                       link=link)
+                                       link=link, aggregator=aggregator)
 
 
 _OWNER_KEY = object()
+_METHOD_ALIASES = {"mean": "votes", "weighted": "ds"}
 
 
 def open_owner(store: Store, password: str, *, secrets_file: str | os.PathLike | None = None

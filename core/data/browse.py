@@ -12,7 +12,8 @@ import pandas as pd
 
 from affectlab.agreement import anonymous_mask, krippendorff_alpha
 from affectlab.data.contract import DatasetDir, label_codes
-from affectlab.labels import ambiguity, soft_labels_from_ratings
+from affectlab.aggregators import aggregate_soft_labels
+from affectlab.labels import ambiguity
 from affectlab.scales import as_scale
 
 __all__ = ["FILTER_COLUMNS", "agreement_table", "filter_items", "filter_options", "item_table",
@@ -38,8 +39,11 @@ def scale_value_names(scale_meta: Any) -> list[str]:
     return [f"{v:g}" for v in np.arange(lo, hi + 1)]
 
 
-def soft_label_frame(ds: DatasetDir, scale: str | None = None) -> pd.DataFrame:
-    """Soft labels of every item on ``scale`` (default: the label set's scale).
+def soft_label_frame(ds: DatasetDir, scale: str | None = None,
+                     aggregator: str | None = None) -> pd.DataFrame:
+    """Soft labels of every item on ``scale`` (default: the label set's scale) by
+    ``aggregator`` (default: the dataset's, meta.json ``aggregator``; see
+    :mod:`affectlab.aggregators`).
 
     Returns a DataFrame of shape (n_items, K) indexed by item_id, one column per class name
     (Likert scales: ``low`` / ``high``, SPEC §1); NaN rows for items without a rating.
@@ -47,7 +51,9 @@ def soft_label_frame(ds: DatasetDir, scale: str | None = None) -> pd.DataFrame:
     ds = _check_ds(ds)
     scale = ds.schema.label_scale if scale is None else scale
     scale_meta = ds.scale(scale)
-    soft = soft_labels_from_ratings(ds.ratings, ds.items["item_id"].to_numpy(), scale, scale_meta)
+    aggregator = ds.schema.aggregator if aggregator is None else aggregator
+    soft = aggregate_soft_labels(ds.ratings, ds.items["item_id"].to_numpy(), scale, scale_meta,
+                                 aggregator)
     if soft.shape[1] == scale_meta.num_classes:
         cols = scale_meta.class_names
     else:  # FER+ 10-column votes collapse to 8 classes
@@ -56,8 +62,9 @@ def soft_label_frame(ds: DatasetDir, scale: str | None = None) -> pd.DataFrame:
                         columns=cols)
 
 
-def item_table(ds: DatasetDir) -> pd.DataFrame:
-    """One display row per item (n_items rows, in items.parquet order).
+def item_table(ds: DatasetDir, aggregator: str | None = None) -> pd.DataFrame:
+    """One display row per item (n_items rows, in items.parquet order); the soft labels by
+    ``aggregator`` (default: the dataset's).
 
     Columns: item_id, split, domain, label (the dataset label's class name, or the soft label's
     argmax when the items have no ``label`` column), soft_top (argmax of the soft label),
@@ -67,7 +74,7 @@ def item_table(ds: DatasetDir) -> pd.DataFrame:
     """
     ds = _check_ds(ds)
     names = ds.class_names
-    soft = soft_label_frame(ds)
+    soft = soft_label_frame(ds, aggregator=aggregator)
     values = soft.to_numpy()
     rated = ~np.isnan(values).any(axis=1)
     top = np.full(len(values), None, dtype=object)

@@ -4,8 +4,10 @@ Each item is a dict::
 
     x        face: (1, 64, 64) float32 in [0, 1]; speech: (frames, 40) float32 log-Mel fbank,
              z-normalised per dimension with the train-split statistics of the item's domain
-    y        (K,) float32: the soft label of ``scale`` derived from ratings.parquet
-             (target="soft"), or the one-hot of ``label`` (target="label")
+    y        (K,) float32: the soft label of ``scale`` derived from ratings.parquet by the
+             dataset's aggregator (meta.json ``aggregator``, default ``votes``: the vote
+             fractions; see :mod:`affectlab.aggregators`) (target="soft"), or the one-hot of
+             ``label`` (target="label")
     label    int: the dataset's ``label`` column (when it has no gaps) if ``scale`` is the
              label set's scale, else argmax of the soft label (lowest index on ties)
     index    int: position in this dataset (0..len-1), for per-item state (LDLVA's λ_i, ...)
@@ -32,7 +34,7 @@ from affectlab.data.contract import SPLITS, DatasetDir, label_codes, load_datase
 from affectlab.features.audio import load_wav
 from affectlab.features.face import FaceCropper, load_image, resize_face
 from affectlab.features.fbank import CorpusNormalizer, FbankCache, FbankParams, fbank
-from affectlab.labels import soft_labels_from_ratings
+from affectlab.aggregators import aggregate_soft_labels, check_aggregator
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,10 @@ class EmotionDataset(Dataset):
                    False: compute filterbanks without touching the disk.
     normalizers:   speech only. {domain: fitted CorpusNormalizer} to use instead of fitting on
                    this dataset's train split (e.g. the statistics saved with a trained model).
+    aggregator:    how ratings become soft labels (:data:`affectlab.aggregators.AGGREGATORS`);
+                   None: the dataset's meta.json ``aggregator`` (default ``votes``). A per-rater
+                   model is fitted on the ratings of all items, whatever ``split``, so every
+                   split gets its labels from the same fit.
 
     Items without a rating on ``scale`` are excluded when the rating is needed (always for
     target="soft"; for target="label" only when there is no ``label`` column for the scale),
@@ -63,7 +69,8 @@ class EmotionDataset(Dataset):
                  scale: str = "category", target: str = "soft",
                  transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  feature_cache: bool | FbankCache = True,
-                 normalizers: Mapping[Any, CorpusNormalizer] | None = None):
+                 normalizers: Mapping[Any, CorpusNormalizer] | None = None,
+                 aggregator: str | None = None):
         self.ds = data if isinstance(data, DatasetDir) else load_dataset(data)
         if split is not None and split not in SPLITS:
             raise ValueError(f"split must be None or one of {SPLITS}, got {split!r}")
@@ -76,14 +83,17 @@ class EmotionDataset(Dataset):
             raise ValueError(f"scale {scale!r} is not a scale of dataset {self.ds.name!r} "
                              f"(known: {', '.join(schema.scales)})")
         self.split, self.scale, self.target, self.transform = split, scale, target, transform
+        self.aggregator = check_aggregator(schema.aggregator if aggregator is None
+                                           else aggregator)
         self.modality = self.ds.modality
         self.excluded_reasons: dict[str, int] = {}
 
         items = self.ds.items
         rows = (np.flatnonzero(items["split"].to_numpy() == split) if split
                 else np.arange(len(items)))
-        soft = soft_labels_from_ratings(self.ds.ratings, items["item_id"].to_numpy()[rows],
-                                        scale, schema.scale(scale)).astype(np.float32)
+        soft = aggregate_soft_labels(self.ds.ratings, items["item_id"].to_numpy(), scale,
+                                     schema.scale(scale), self.aggregator)[rows]
+        soft = soft.astype(np.float32)
         label_col = self._label_column(soft.shape[1])
         rated = ~np.isnan(soft).any(axis=1)
         need_rating = target == "soft" or label_col is None

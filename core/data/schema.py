@@ -2,7 +2,8 @@
 (:class:`affectlab.data.contract.DatasetDir` ``.schema``) and the one owner of the scale rules.
 
 - :class:`DatasetMeta`: name, modality, format_version, label_set, scales, provenance,
-  truth_columns (unknown keys are kept and written back; the known ones are validated).
+  truth_columns, aggregator (unknown keys are kept and written back; the known ones are
+  validated).
 - :class:`LabelSet`: the classes a classifier predicts (``scale``, ``names``, ``ordinal``).
 - the scales (:class:`NominalScale`, :class:`OrdinalScale`, :class:`IntervalScale`, the union
   :data:`Scale`) come from :mod:`affectlab.scales`.
@@ -23,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from affectlab.aggregators import DEFAULT_AGGREGATOR, check_aggregator
 from affectlab.scales import (
     LIKERT_CLASSES,
     SCALE_TYPES,
@@ -66,7 +68,12 @@ class LabelSet(BaseModel):
 
 
 class DatasetMeta(BaseModel):
-    """``meta.json`` of a dataset directory (SPEC §7; see :mod:`affectlab.data.contract`)."""
+    """``meta.json`` of a dataset directory (SPEC §7; see :mod:`affectlab.data.contract`).
+
+    ``aggregator``: how soft labels come from ratings.parquet wherever the dataset is read
+    (training, evaluation, the Data page): one of :data:`affectlab.aggregators.AGGREGATORS`,
+    default ``votes`` (SPEC §1's vote fractions / mean Likert rating).
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -77,6 +84,12 @@ class DatasetMeta(BaseModel):
     scales: dict[str, Scale] = Field(min_length=1)
     provenance: dict[str, Any] = Field(default_factory=dict)
     truth_columns: list[str] = Field(default_factory=list)
+    aggregator: str = DEFAULT_AGGREGATOR
+
+    @field_validator("aggregator")
+    @classmethod
+    def _known_aggregator(cls, v: str) -> str:
+        return check_aggregator(v)
 
     @field_validator("format_version")
     @classmethod
@@ -130,8 +143,12 @@ class DatasetMeta(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         """The dict meta.json holds (unknown keys included; the same JSON it was read from,
-        plus the defaults of keys it lacked)."""
-        return self.model_dump()
+        plus the defaults of keys it lacked; ``aggregator`` only when it was given, so the
+        meta of a dataset older than the field writes back unchanged)."""
+        data = self.model_dump()
+        if "aggregator" not in self.model_fields_set:
+            del data["aggregator"]
+        return data
 
     # --- the scale rules ----------------------------------------------------------------
 

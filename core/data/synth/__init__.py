@@ -4,7 +4,8 @@ raters.
 
 - ``truth``: :class:`ItemTruth`, ``CATEGORIES``, ``CIRCUMPLEX``
 - ``corpus``: ``generate_corpus`` (one dataset directory, SPEC §7), ``ensure_default_corpora``,
-  ``sample_truths``
+  ``sample_truths``, ``corpus_tables`` (the tables without media)
+- ``aggregation``: each crowd aggregator's soft labels scored against the known truth
 - ``raters``: the simulated rater pool and its ratings
 - ``face`` / ``speech``: the renderers
 

@@ -215,12 +215,7 @@ def generate_corpus(modality: str = "face", n: int = 2000, seed: int = 0, n_doma
     it would break byte-identical output).
     Nothing appears at ``out`` unless the whole corpus was written.
     """
-    if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-    _check_int(n, "n", MIN_ITEMS)
-    _check_int(seed, "seed", 0)
-    _check_int(n_domains, "n_domains", 1, MAX_DOMAINS)
-    _check_flip_rate(flip_rate)
+    _check_corpus_args(modality, n, seed, n_domains, flip_rate)
     if out is None:
         raise ValueError("out must be the output dataset directory, got None")
     out = Path(out)
@@ -236,8 +231,44 @@ def generate_corpus(modality: str = "face", n: int = 2000, seed: int = 0, n_doma
         workers = 1 if n < 400 else min(2, os.cpu_count() or 1)
     _check_int(workers, "workers", 1)
     rater_config = _raters.RaterConfig() if rater_config is None else rater_config
-    root = np.random.SeedSequence(seed)
+    tables = corpus_tables(modality, n, seed, n_domains, flip_rate, rater_config=rater_config,
+                           n_identities=n_identities, style_rate=style_rate)
+    meta = _meta(name or out.name, modality, seed=seed, n=n, n_domains=n_domains,
+                 flip_rate=flip_rate, pool=tables.pool, rater_config=rater_config,
+                 n_identities=n_identities, style_rate=style_rate)
 
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.media.", dir=out.parent))
+    try:
+        (staging / "media").mkdir()
+        _render_all(modality, tables.truths, seed, staging, tables.items["media"].to_numpy(),
+                    renderer, workers, progress)
+        return write_dataset(out, tables.items, tables.ratings, meta, media_dir=staging,
+                             overwrite=overwrite)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class CorpusTables:
+    """What :func:`generate_corpus` writes, without the media: ``items`` (items.parquet),
+    ``ratings`` (ratings.parquet), and the hidden ``truths`` and rater ``pool`` behind them."""
+
+    items: pd.DataFrame
+    ratings: pd.DataFrame
+    truths: TruthBatch
+    pool: _raters.RaterPool
+
+
+def corpus_tables(modality: str = "face", n: int = 2000, seed: int = 0, n_domains: int = 2,
+                  flip_rate: float = 0.1, *, rater_config: _raters.RaterConfig | None = None,
+                  n_identities: int = 24, style_rate: float = 0.3) -> CorpusTables:
+    """The tables of the corpus that :func:`generate_corpus` would write with these arguments
+    (the same random streams, so the same items and ratings), without rendering media: what a
+    study of the labels alone needs (e.g. :mod:`affectlab.data.synth.aggregation`)."""
+    _check_corpus_args(modality, n, seed, n_domains, flip_rate)
+    rater_config = _raters.RaterConfig() if rater_config is None else rater_config
+    root = np.random.SeedSequence(seed)
     truths = sample_truths(n, _stream(root, _STREAM_TRUTH), n_domains=n_domains,
                            n_identities=n_identities, style_rate=style_rate,
                            style_per_identity=(modality == "speech"))
@@ -245,7 +276,6 @@ def generate_corpus(modality: str = "face", n: int = 2000, seed: int = 0, n_doma
     item_ids = np.array([f"{i:0{width}d}" for i in range(n)], dtype=object)
     ext = "png" if modality == "face" else "wav"
     media = np.array([f"media/{iid}.{ext}" for iid in item_ids], dtype=object)
-
     pool = _raters.make_rater_pool(_stream(root, _STREAM_POOL), rater_config)
     ratings = _raters.simulate_ratings(item_ids, truths.dist, truths.valence, truths.arousal,
                                        truths.intensity, pool, _stream(root, _STREAM_RATINGS),
@@ -253,18 +283,7 @@ def generate_corpus(modality: str = "face", n: int = 2000, seed: int = 0, n_doma
     label, flipped = flip_labels(truths.dominant, flip_rate, _stream(root, _STREAM_LABELS))
     split = assign_splits(n, _stream(root, _STREAM_SPLIT))
     items = _items_table(modality, truths, item_ids, media, split, label, flipped)
-    meta = _meta(name or out.name, modality, seed=seed, n=n, n_domains=n_domains,
-                 flip_rate=flip_rate, pool=pool, rater_config=rater_config,
-                 n_identities=n_identities, style_rate=style_rate)
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.media.", dir=out.parent))
-    try:
-        (staging / "media").mkdir()
-        _render_all(modality, truths, seed, staging, media, renderer, workers, progress)
-        return write_dataset(out, items, ratings, meta, media_dir=staging, overwrite=overwrite)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    return CorpusTables(items=items, ratings=ratings, truths=truths, pool=pool)
 
 
 def ensure_default_corpora(root: str | os.PathLike | None = None,
@@ -506,6 +525,16 @@ def _check_int(value, name: str, low: int, high: int | None = None) -> None:
     if value < low or (high is not None and value > high):
         want = f">= {low}" if high is None else f"in [{low}, {high}]"
         raise ValueError(f"{name} must be {want}, got {value}")
+
+
+def _check_corpus_args(modality: str, n: int, seed: int, n_domains: int,
+                       flip_rate: float) -> None:
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    _check_int(n, "n", MIN_ITEMS)
+    _check_int(seed, "seed", 0)
+    _check_int(n_domains, "n_domains", 1, MAX_DOMAINS)
+    _check_flip_rate(flip_rate)
 
 
 def _check_flip_rate(flip_rate: float) -> None:
