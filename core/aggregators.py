@@ -496,6 +496,8 @@ def aggregate_soft_labels(ratings: pd.DataFrame, item_ids, scale: str, scale_met
     name = check_aggregator(aggregator)
     typed = as_scale(scale_meta, "scale_meta")
     if name == "votes":
+        if kwargs:
+            raise ValueError(f"aggregator 'votes' takes no options, got {sorted(kwargs)}")
         return soft_labels_from_ratings(ratings, item_ids, scale, typed)
     pos, rater, values, items, raters = _scale_table(ratings, item_ids, scale)
     require_rater_ids(ratings, scale, _MODEL_NAMES[name] if typed.categorical

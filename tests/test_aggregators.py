@@ -206,6 +206,8 @@ def test_aggregate_soft_labels_refuses_bad_input():
         A.aggregate_soft_labels(_table(), ["i0"], "category", SCALES["category"], "median")
     with pytest.raises(ValueError, match="aggregator 'votes' takes no options"):
         A.fit_categorical("votes", [0], [0], [0], n_items=1, n_raters=1, n_classes=2, tol=1)
+    with pytest.raises(ValueError, match="aggregator 'votes' takes no options"):
+        A.aggregate_soft_labels(_table(), ["i0"], "category", SCALES["category"], tol=1)
     bad = _table().assign(value=lambda t: t["value"].where(t["scale"] != "category", 7))
     with pytest.raises(ValueError, match="scale 'category'"):
         A.aggregate_soft_labels(bad, ["i0"], "category", SCALES["category"], "mace")
