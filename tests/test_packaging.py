@@ -28,7 +28,8 @@ TORCH_SPEC = os.environ.get("AFFECTLAB_TORCH", "torch==2.13.0")
 # pandas 2 by test_pandas_2_reads_what_pandas_3_does (the lock installs pandas 3).
 PANDAS_EDGE_TESTS = ["tests/test_dataset.py", "tests/test_importers.py", "tests/test_labels.py",
                      "tests/test_annotate_export.py", "tests/test_schema.py",
-                     "tests/test_importers_train.py", "tests/test_agreement.py"]
+                     "tests/test_importers_train.py", "tests/test_agreement.py",
+                     "tests/test_aggregators.py", "tests/test_synth_aggregation.py"]
 PANDAS_2 = "pandas==2.3.3"
 
 
