@@ -17,6 +17,12 @@ data_app = typer.Typer(help="Generate the benchmark corpus or import a real one.
 app.add_typer(data_app, name="data")
 
 
+OUT_HELP = ("output {kind} directory: a bare NAME is <data>/{root}/NAME (letters, digits, "
+            ". _ - +); a path with a / (data/{root}/x, ./x, /big/disk/x) is used as given")
+OVERWRITE_HELP = ("replace an existing directory (only one affectlab created: it holds the "
+                  ".affectlab-created marker)")
+
+
 class Modality(str, Enum):
     face = "face"
     speech = "speech"
@@ -29,13 +35,15 @@ def data_synth(
     seed: int = typer.Option(0, help="random seed; the same seed gives byte-identical output"),
     domains: int = typer.Option(2, min=1, max=2, help="number of recording/rendering domains (corpora)"),
     flip_rate: float = typer.Option(0.1, min=0.0, max=0.9, help="fraction of dataset labels flipped"),
-    out: Path = typer.Option(..., help="output dataset directory"),
-    overwrite: bool = typer.Option(False, help="replace an existing directory"),
+    out: Path = typer.Option(..., help=OUT_HELP.format(kind="dataset", root="datasets")),
+    overwrite: bool = typer.Option(False, help=OVERWRITE_HELP),
 ) -> None:
     """Generate a corpus with known truth (emotion distribution, valence/arousal, sub-classes)."""
     from affectlab.data.synth.corpus import generate_corpus
+    from affectlab.paths import cli_out_path, datasets_dir
 
     try:
+        out = cli_out_path(out, datasets_dir())
         ds = generate_corpus(modality=modality.value, n=n, seed=seed, n_domains=domains,
                              flip_rate=flip_rate, out=out, overwrite=overwrite, progress=True)
     except (ValueError, FileExistsError) as exc:
@@ -49,18 +57,24 @@ def data_import(
     fmt: str = typer.Argument(..., metavar="FORMAT",
                               help="ferplus | rafdb | affectnet | cremad | ravdess | iemocap | msp | folder"),
     src: Path = typer.Argument(..., help="the corpus as published (never modified)"),
-    out: Path = typer.Option(..., help="output dataset directory"),
+    out: Path = typer.Option(..., help=OUT_HELP.format(kind="dataset", root="datasets")),
     skip_bad: bool = typer.Option(False, help="skip malformed rows (and count them) instead of aborting"),
-    overwrite: bool = typer.Option(False, help="replace an existing directory"),
+    overwrite: bool = typer.Option(False, help=OVERWRITE_HELP),
     link: bool = typer.Option(False, help="hard-link media instead of copying them (saves space; "
                               "the output's media then share their bytes with the source)"),
+    follow_symlinks: bool = typer.Option(False, help="accept media and label files that are "
+                                         "symbolic links to outside the corpus (a corpus laid "
+                                         "out as a symlink farm); default: reported as bad"),
 ) -> None:
     """Import a real corpus into the dataset contract."""
     from affectlab.data.importers import ImportError_, import_corpus
+    from affectlab.paths import UnsafeNameError, cli_out_path, datasets_dir
 
     try:
-        report = import_corpus(fmt, src, out, skip_bad=skip_bad, overwrite=overwrite, link=link)
-    except ImportError_ as exc:
+        out = cli_out_path(out, datasets_dir())
+        report = import_corpus(fmt, src, out, skip_bad=skip_bad, overwrite=overwrite, link=link,
+                               follow_symlinks=follow_symlinks)
+    except (ImportError_, UnsafeNameError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(report.summary())
@@ -103,7 +117,8 @@ def train(
     model: str = typer.Option(None, help="model registry name (e.g. resnet18, convpool)"),
     method: str = typer.Option(None, help="method registry name (e.g. ce, ce+fspl-kl, dmue)"),
     epochs: int = typer.Option(None, min=1, help="number of epochs"),
-    out: Path = typer.Option(None, help="run directory (default: <data>/runs/<name>)"),
+    out: Path = typer.Option(None, help=OUT_HELP.format(kind="run", root="runs")
+                             + " (default: <data>/runs/<name>)"),
     name: str = typer.Option(None, help="run name"),
     set_: list[str] = typer.Option(None, "--set", help="extra field, key=value (repeatable; "
                                    "dotted keys reach into model_params/method_params)"),
@@ -114,7 +129,13 @@ def train(
 ) -> None:
     """Train a model with a chosen method (foreground with progress, or --background)."""
     from affectlab.engine.config import ConfigError, load_config, parse_overrides, validate_config
+    from affectlab.paths import UnsafeNameError, cli_out_path, runs_dir
 
+    try:
+        out = None if out is None else cli_out_path(out, runs_dir())
+    except UnsafeNameError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     try:
         overrides = {k: v for k, v in {"dataset": dataset, "model": model, "method": method,
                                        "epochs": epochs, "out": out, "name": name}.items()
@@ -160,7 +181,7 @@ def _prepare_run(run, cfg, resume: bool) -> None:
     if run.config_path.exists() and not resume:
         typer.echo(f"error: {run.path} already holds a run (use --resume to continue it)", err=True)
         raise typer.Exit(2)
-    run.path.mkdir(parents=True, exist_ok=True)
+    run.make_dir()
     run.write_config(cfg)
     typer.echo(f"wrote {run.config_path}; on N GPUs run:\n"
                f"  torchrun --standalone --nproc_per_node=N -m affectlab.engine.worker {run.path}")
@@ -273,8 +294,9 @@ def predict(
                               "the face (--crop) or always detect (--no-crop); default: "
                               "images at most 128 px and about square are face crops"),
 ) -> None:
-    """Print each file's predicted distribution as JSON (one line per file); the note says how
-    the face was found. A photo with several faces: the largest is the answer, and "faces"
+    """Print each file's predicted distribution as JSON (one line per file, good or bad: a bad
+    one carries "error" and the exit status is 1); the note says how the face was found. A
+    photo with several faces: the largest is the answer, and "faces"
     lists every face (box, distribution) largest first."""
     import json
 
@@ -285,8 +307,14 @@ def predict(
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    from affectlab.engine.inference import FilePrediction
+
     failed = 0
-    for result in predictor.predict_files(files, crop=crop):
+    for path in files:  # one JSON line per file, printed as soon as it is known
+        try:
+            result = predictor.predict_file(path, crop=crop)
+        except Exception as exc:  # noqa: BLE001 - one bad file never silences the batch
+            result = FilePrediction(str(path), error=f"{type(exc).__name__}: {exc}")
         failed += result.error is not None
         typer.echo(json.dumps(result.to_dict()))
     if failed:
@@ -296,12 +324,14 @@ def predict(
 @app.command("app")
 def run_app(
     port: int = typer.Option(8501, min=1, max=65535, help="port to serve on"),
-    address: str = typer.Option(None, help="address to bind (default: every interface; "
-                                "127.0.0.1 keeps it to this machine)"),
+    address: str = typer.Option("127.0.0.1", help="address to bind: 127.0.0.1 (default) "
+                                "keeps it to this machine; 0.0.0.0 serves every interface "
+                                "(put HTTPS in front: see the README)"),
     defaults: bool = typer.Option(True, help="generate the small default corpora first when "
                                   "they are missing"),
 ) -> None:
-    """Start the app (the Streamlit workbench and the rating page) from the installed package."""
+    """Start the app (the Streamlit workbench and the rating page) from the installed package;
+    prints a one-time sign-in link for the owner first."""
     from affectlab.appserver import run_app as serve
 
     if defaults:

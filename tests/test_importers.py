@@ -131,7 +131,7 @@ def test_bad_row_skipped_with_a_count(tmp_path):
     src = fx.write_ferplus(tmp_path / "src", bad_votes_row=4)
     report = import_corpus("ferplus", src, tmp_path / "out", skip_bad=True)
     assert report.skipped == [BadRow("fer2013new.csv", 6, "vote counts must be non-negative "
-                                     "integers")]
+                                     "integers (at most 10000)")]
     assert report.n_skipped == 1 and "fer2013new.csv:6" in report.summary()
     ds = load_dataset(tmp_path / "out")
     assert "fer0000004" not in set(ds.items["item_id"]) and report.items == 3

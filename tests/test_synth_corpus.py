@@ -14,6 +14,7 @@ from PIL import Image
 from affectlab.data.contract import load_dataset
 from affectlab.data.synth import corpus as C
 from affectlab.data.synth.truth import CATEGORIES, CIRCUMPLEX
+from affectlab.paths import NotProductDirError, is_product_dir
 
 K = len(CATEGORIES)
 
@@ -308,8 +309,14 @@ def test_existing_directory_needs_overwrite(tmp_path):
     with pytest.raises(FileExistsError, match="overwrite"):
         _gen(tmp_path, "taken", n=20)
     assert (out / "keep.txt").read_text() == "mine"
-    ds = _gen(tmp_path, "taken", n=20, overwrite=True)
-    assert not (out / "keep.txt").exists() and len(load_dataset(ds.root).items) == 20
+    # overwrite replaces only a directory affectlab made (its marker), never the user's folder
+    with pytest.raises(NotProductDirError, match="not created by affectlab"):
+        _gen(tmp_path, "taken", n=20, overwrite=True)
+    assert (out / "keep.txt").read_text() == "mine"
+    first = _gen(tmp_path, "made", n=20)
+    assert is_product_dir(first.root)
+    ds = _gen(tmp_path, "made", n=30, overwrite=True)
+    assert len(load_dataset(ds.root).items) == 30 and is_product_dir(ds.root)
     (tmp_path / "empty").mkdir()
     assert len(_gen(tmp_path, "empty", n=20).items) == 20  # an empty directory is fine
 

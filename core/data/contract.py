@@ -61,6 +61,7 @@ from affectlab.data.schema import (
     DatasetMeta,
     UnknownScaleError,
 )
+from affectlab.paths import mark_created, require_product_dir
 from affectlab.scales import IntervalScale, NominalScale, OrdinalScale
 
 __all__ = ["ANONYMOUS_RATER", "FORMAT_VERSION", "ITEM_REQUIRED", "MODALITIES", "RATING_REQUIRED",
@@ -217,7 +218,9 @@ def write_dataset(out: str | os.PathLike, items: pd.DataFrame, ratings: pd.DataF
     Tables and meta are validated first; nothing is written when they break the contract.
     ``media_dir``, when given, is a staging directory whose contents are moved into ``out``
     (paths in ``items['media']`` are relative to it). The directory appears under its final name
-    only when complete, so an interrupted write never leaves a half dataset behind.
+    only when complete, so an interrupted write never leaves a half dataset behind. The
+    directory gets the product marker (:func:`affectlab.paths.mark_created`); ``overwrite``
+    replaces only a directory that holds it (else :class:`~affectlab.paths.NotProductDirError`).
     """
     out = Path(out)
     items = items.reset_index(drop=True)
@@ -225,6 +228,7 @@ def write_dataset(out: str | os.PathLike, items: pd.DataFrame, ratings: pd.DataF
     schema = validate_tables(items, ratings, meta, str(out / "meta.json"))
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} already exists and is not empty (pass overwrite=True / --overwrite)")
+    require_product_dir(out)  # overwrite replaces only a directory affectlab made
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -235,6 +239,7 @@ def write_dataset(out: str | os.PathLike, items: pd.DataFrame, ratings: pd.DataF
         ratings.to_parquet(staging / "ratings.parquet", index=False)
         (staging / "meta.json").write_text(json.dumps(schema.to_json(), indent=2, sort_keys=True,
                                                       default=_json_default))
+        mark_created(staging)
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)

@@ -141,10 +141,10 @@ class RunConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_safe(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+\-]*", value):
-            raise ValueError(f"name must be letters, digits and . _ + - (a directory name), "
-                             f"got {value!r}")
-        return value
+        from affectlab.paths import safe_name
+
+        # one rule for every name that becomes a directory (affectlab.paths.NAME_RULE)
+        return None if value is None else safe_name(value, "name")
 
     # parameters are checked here (names, types, bounds), so train --prepare and the app's form
     # tell of a bad one, not the worker once started; info.data lacks the name when the name
@@ -185,9 +185,9 @@ class RunConfig(BaseModel):
         """The run directory: ``out``, else ``<runs_dir>/<name>`` (absolute)."""
         if self.out is not None:
             return Path(self.out).expanduser().resolve()
-        from affectlab.paths import runs_dir
+        from affectlab.paths import child_path, runs_dir
 
-        return runs_dir() / str(self.name)
+        return child_path(runs_dir(), str(self.name), "run name")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-serialisable dict (paths as strings)."""

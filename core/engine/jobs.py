@@ -43,7 +43,7 @@ def launch_background(config: RunConfig, resume: bool = False) -> Path:
     pid = run.read_pid()
     if pid is not None and is_alive(pid):
         raise RuntimeError(f"run {run.path} already has a live worker (pid {pid})")
-    run.path.mkdir(parents=True, exist_ok=True)
+    run.make_dir()  # marked as affectlab's when new
     run.write_config(config)
     run.clear_cancel()
     cmd = [sys.executable, "-m", "affectlab.engine.worker", str(run.path)]

@@ -44,6 +44,7 @@ import torch
 import yaml
 
 from affectlab.fileio import atomic_write, json_safe, read_json_dict, read_yaml_dict
+from affectlab.paths import make_product_dir
 
 if TYPE_CHECKING:
     from affectlab.engine.config import RunConfig
@@ -154,6 +155,12 @@ class RunDir:
 
     def __hash__(self) -> int:
         return hash(self.path)
+
+    def make_dir(self) -> RunDir:
+        """Make the directory (and its parents); a new or empty one gets affectlab's product
+        marker (:func:`affectlab.paths.make_product_dir`), a folder that held files does not."""
+        make_product_dir(self.path)
+        return self
 
     @property
     def name(self) -> str:

@@ -296,7 +296,7 @@ class Trainer:
         run with results (unless resuming) or to resume one without a checkpoint."""
         if not self.dist.main:
             return
-        self.run.path.mkdir(parents=True, exist_ok=True)
+        self.run.make_dir()  # marked as affectlab's when new
         if clear_cancel:
             self.run.clear_cancel()
         if not self.resume and self.run.has_results():

@@ -21,10 +21,52 @@ from scipy.signal import resample_poly
 logger = logging.getLogger(__name__)
 
 DEFAULT_SAMPLE_RATE = 16000
+# A header is read before any decoding: its sample rate, length and channel count bound the
+# memory the decode (and the resampling to 16 kHz) takes. A file outside them is refused.
+MIN_SAMPLE_RATE = 4_000
+MAX_SAMPLE_RATE = 384_000
+MAX_CHANNELS = 32
+ENV_MAX_SECONDS = "AFFECTLAB_MAX_AUDIO_SECONDS"
+DEFAULT_MAX_SECONDS = 300.0  # 5 minutes: far above any corpus clip or uploaded utterance
 
 
 class AudioLoadError(ValueError):
-    """A file could not be decoded as audio, or holds no samples. The message names the path."""
+    """A file could not be decoded as audio, holds no samples, or lies outside the bounds
+    (sample rate, length, channels) checked before decoding. The message names the path."""
+
+
+def max_audio_seconds() -> float:
+    """The longest clip decoded: ``$AFFECTLAB_MAX_AUDIO_SECONDS`` (a positive number of
+    seconds) when set, else :data:`DEFAULT_MAX_SECONDS`."""
+    text = os.environ.get(ENV_MAX_SECONDS, "").strip()
+    if not text:
+        return DEFAULT_MAX_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and np.isfinite(value)):
+        raise ValueError(f"${ENV_MAX_SECONDS} must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def check_audio_header(sample_rate: int, frames: int, channels: int, source: str,
+                       max_seconds: float | None = None) -> None:
+    """Refuse, with :class:`AudioLoadError` naming ``source``, a file whose header gives a sample
+    rate outside :data:`MIN_SAMPLE_RATE`..:data:`MAX_SAMPLE_RATE` Hz, more than
+    :data:`MAX_CHANNELS` channels, or more than ``max_seconds`` (default
+    :func:`max_audio_seconds`) of audio."""
+    limit = max_audio_seconds() if max_seconds is None else float(max_seconds)
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioLoadError(f"{source}: sample rate {sample_rate} Hz is outside "
+                             f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz; not decoded")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioLoadError(f"{source}: {channels} channels (at most {MAX_CHANNELS}); "
+                             "not decoded")
+    seconds = frames / sample_rate
+    if seconds > limit:
+        raise AudioLoadError(f"{source}: {seconds:.0f} s of audio is longer than the "
+                             f"{limit:g} s allowed (${ENV_MAX_SECONDS}); not decoded")
 
 
 @dataclass(frozen=True)
@@ -84,8 +126,8 @@ def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def load_wav(path: str | os.PathLike, target_sr: int | None = DEFAULT_SAMPLE_RATE
-             ) -> tuple[np.ndarray, AudioInfo]:
+def load_wav(path: str | os.PathLike, target_sr: int | None = DEFAULT_SAMPLE_RATE,
+             max_seconds: float | None = None) -> tuple[np.ndarray, AudioInfo]:
     """Read an audio file as a mono float32 wave in [-1, 1] at ``target_sr`` Hz.
 
     Stereo (or more) is averaged to mono. A file at another rate is resampled (see module
@@ -93,23 +135,35 @@ def load_wav(path: str | os.PathLike, target_sr: int | None = DEFAULT_SAMPLE_RAT
 
     Returns ``(wave, info)``: wave is (samples,) float32, info an :class:`AudioInfo`.
     Raises FileNotFoundError for a missing file and :class:`AudioLoadError` (a ValueError) for
-    a corrupt, unreadable or empty one; both name the path.
+    a corrupt, unreadable or empty one, or one whose header is out of bounds (sample rate
+    outside 4..384 kHz, longer than ``max_seconds``, default ``$AFFECTLAB_MAX_AUDIO_SECONDS``
+    or 300 s), refused before it is decoded; both name the path.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"audio file not found: {path}")
-    return decode_audio(path.read_bytes(), target_sr=target_sr, source=str(path))
+    return decode_audio(path.read_bytes(), target_sr=target_sr, source=str(path),
+                        max_seconds=max_seconds)
 
 
 def decode_audio(data: bytes, target_sr: int | None = DEFAULT_SAMPLE_RATE,
-                 source: str = "<bytes>") -> tuple[np.ndarray, AudioInfo]:
-    """:func:`load_wav` on the bytes of a file already in memory; ``source`` names it in errors."""
+                 source: str = "<bytes>", max_seconds: float | None = None
+                 ) -> tuple[np.ndarray, AudioInfo]:
+    """:func:`load_wav` on the bytes of a file already in memory; ``source`` names it in errors.
+    The header is checked first (:func:`check_audio_header`, ``max_seconds``)."""
     if target_sr is not None and (not isinstance(target_sr, (int, np.integer)) or target_sr <= 0):
         raise ValueError(f"target_sr must be a positive integer (Hz) or None, got {target_sr!r}")
     if len(data) == 0:
         raise AudioLoadError(f"{source}: empty file (0 bytes), not audio")
     try:
-        raw, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        header = sf.info(io.BytesIO(data))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioLoadError(f"{source}: cannot decode audio ({exc})") from exc
+    check_audio_header(int(header.samplerate), int(header.frames), int(header.channels), source,
+                       max_seconds)
+    try:
+        raw, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True,
+                          frames=int(header.frames) or -1)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioLoadError(f"{source}: cannot decode audio ({exc})") from exc
     if raw.shape[0] == 0:

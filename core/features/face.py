@@ -39,6 +39,10 @@ CASCADE_FILE = "haarcascade_frontalface_default.xml"
 YUNET_FILE = ("models", "yunet", "yunet_n_320_320.onnx")
 COLOR_ORDERS = ("rgb", "bgr")
 
+# Largest image decoded (width × height): a 48 KB PNG can claim 20000×20000 pixels, which
+# would decode to 400 MB; cameras and photos stay far below this.
+MAX_IMAGE_PIXELS = 40_000_000
+
 # The already-cropped rule (see is_face_crop): small and about square.
 CROP_MAX_SIDE = 128
 CROP_MAX_ASPECT = 1.25
@@ -106,21 +110,63 @@ class CropResult:
         return self.face is not None
 
 
+def _open_bounded(file, source: str) -> Image.Image:
+    """``Image.open`` (which reads only the header) refusing more than
+    :data:`MAX_IMAGE_PIXELS` pixels before anything is decoded; Pillow's own
+    ``DecompressionBombError`` becomes an :class:`ImageLoadError` too."""
+    try:
+        img = Image.open(file)
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(f"{source}: refused, too many pixels ({exc})") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageLoadError(f"{source}: cannot decode image ({exc})") from exc
+    width, height = img.size
+    if width * height > MAX_IMAGE_PIXELS:
+        img.close()
+        raise ImageLoadError(f"{source}: refused, {width}×{height} pixels is more than the "
+                             f"{MAX_IMAGE_PIXELS:,} allowed (a decompression bomb?)")
+    return img
+
+
+def decode_image(file, source: str, mode: str = "L") -> np.ndarray:
+    """Decode an image (a path or a binary file object) in Pillow ``mode`` ("L" or "RGB") as a
+    uint8 array, bounded by :data:`MAX_IMAGE_PIXELS`; :class:`ImageLoadError` naming
+    ``source`` for anything undecodable or too large."""
+    try:
+        with _open_bounded(file, source) as img:
+            img.load()  # decode now so truncated data fails here, not later
+            return np.asarray(img.convert(mode), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError) as exc:
+        if isinstance(exc, ImageLoadError):
+            raise
+        raise ImageLoadError(f"{source}: cannot decode image ({exc})") from exc
+
+
+def check_image_file(path: str | os.PathLike) -> None:
+    """Check an image file's structure and size without decoding every pixel
+    (``Image.verify``); :class:`ImageLoadError` when it is unreadable or too large."""
+    try:
+        with _open_bounded(path, str(path)) as img:
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError) as exc:
+        if isinstance(exc, ImageLoadError):
+            raise
+        raise ImageLoadError(f"{path}: {exc.__class__.__name__}: {exc}") from exc
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file (any format Pillow reads) as (H, W) uint8 grayscale.
 
     Raises FileNotFoundError for a missing file and :class:`ImageLoadError` (a ValueError) for
-    a corrupt or unreadable one; both name the path.
+    a corrupt or unreadable one, or one of more than :data:`MAX_IMAGE_PIXELS` pixels (refused
+    from its header, before decoding); both name the path.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
-    try:
-        with Image.open(path) as img:
-            img.load()  # decode now so truncated data fails here, not later
-            return np.asarray(img.convert("L"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageLoadError(f"{path}: cannot decode image ({exc})") from exc
+    return decode_image(path, str(path), "L")
 
 
 def _as_uint8(image) -> np.ndarray:

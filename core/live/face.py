@@ -20,10 +20,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from affectlab.explore.projection import MapProjection
-from affectlab.features.face import Box, FaceCropper, ImageLoadError
+from affectlab.features.face import Box, FaceCropper, decode_image
 from affectlab.labels import entropy
 from affectlab.live.models import LiveModel
 from affectlab.live.tracking import FaceTracker
@@ -184,12 +183,7 @@ class FaceFrameProcessor:
         :class:`~affectlab.features.face.ImageLoadError` for undecodable data."""
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"data must be bytes, got {type(data).__name__}")
-        try:
-            with Image.open(io.BytesIO(bytes(data))) as img:
-                img.load()
-                rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise ImageLoadError(f"uploaded image: cannot decode ({exc})") from exc
+        rgb = decode_image(io.BytesIO(bytes(data)), "uploaded image", "RGB")  # bounded size
         return self.process(rgb, color="rgb", crop=crop)
 
     def process(self, frame, color: str = "bgr", tracker: FaceTracker | None = None,

@@ -29,6 +29,7 @@ from affectlab.data.importers._common import (
     ImportReport,
     Problems,
     check_out,
+    symlink_policy,
     write_corpus,
 )
 
@@ -51,11 +52,17 @@ FORMATS: dict[str, Importer] = {
 
 
 def import_corpus(fmt: str, src: str | Path, out: str | Path, skip_bad: bool = False,
-                  overwrite: bool = False, link: bool = True) -> ImportReport:
+                  overwrite: bool = False, link: bool = True,
+                  follow_symlinks: bool = False) -> ImportReport:
     """Import the corpus at ``src`` (format ``fmt``, a key of :data:`FORMATS`) into ``out``.
 
     Media files are hard-linked when ``link`` and ``out`` is on the source's filesystem (no
     duplicate of a large corpus), copied otherwise; ``link=False`` always copies.
+
+    Every file read stays inside ``src``: a file name in a label file that is absolute or
+    climbs out with ``..`` is a bad row, and so is a media or label file that resolves outside
+    ``src`` (a symbolic link out of the corpus) unless ``follow_symlinks`` (for corpora laid out
+    as symlink farms).
 
     Raises :class:`ImportError_` (a ValueError) with a message naming the problem: unknown format,
     missing source or file, output inside the source or already present, malformed rows or
@@ -70,6 +77,7 @@ def import_corpus(fmt: str, src: str | Path, out: str | Path, skip_bad: bool = F
         raise ImportError_(f"{fmt}: source {src} is not a directory")
     check_out(src, out, overwrite)
     problems = Problems(src)
-    corpus = FORMATS[fmt].parse(src, problems)
-    return write_corpus(corpus, problems, fmt, src, out, skip_bad=skip_bad, overwrite=overwrite,
-                        link=link)
+    with symlink_policy(follow_symlinks):
+        corpus = FORMATS[fmt].parse(src, problems)
+        return write_corpus(corpus, problems, fmt, src, out, skip_bad=skip_bad,
+                            overwrite=overwrite, link=link)

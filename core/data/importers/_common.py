@@ -16,15 +16,24 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import pandas as pd
 
 from affectlab.data.contract import ContractError, write_dataset
 from affectlab.data.schema import DatasetMeta, LabelSet
+from affectlab.paths import NotProductDirError, require_product_dir
 from affectlab.scales import IntervalScale, NominalScale, OrdinalScale, Scale
+
+MAX_INT_CHARS = 12  # longest integer text accepted (counts, labels, sizes): up to 10^12
+MAX_IMAGE_SIDE = 100_000  # largest pixel coordinate or size read from a label file
+MAX_VOTES = 10_000  # most votes for one class of one item (FER+ has 10 raters per image)
+_FOLLOW_SYMLINKS: ContextVar[bool] = ContextVar("affectlab_import_follow_symlinks",
+                                                default=False)
 
 
 class ImportError_(ValueError):  # noqa: N801 - the trailing underscore avoids the builtin name
@@ -133,13 +142,73 @@ class ImportReport:
 
 # --------------------------------------------------------------------------- reading helpers
 
+@contextmanager
+def symlink_policy(follow: bool) -> Iterator[None]:
+    """Within the block, files that resolve outside the corpus (symbolic links out of it) are
+    accepted (``follow=True``) or refused (the default)."""
+    token = _FOLLOW_SYMLINKS.set(bool(follow))
+    try:
+        yield
+    finally:
+        _FOLLOW_SYMLINKS.reset(token)
+
+
+def outside_corpus(path: Path, src: Path) -> str | None:
+    """Why ``path`` may not be read as part of the corpus at ``src`` (it resolves outside it,
+    e.g. through a symbolic link), or None. Links are accepted under ``symlink_policy(True)``."""
+    root = src.resolve()
+    resolved = (path if path.is_absolute() else src / path).resolve()
+    if resolved == root or root in resolved.parents or _FOLLOW_SYMLINKS.get():
+        return None
+    return (f"resolves outside the corpus (to {resolved}); pass follow_symlinks=True / "
+            "--follow-symlinks to accept links out of it")
+
+
+def unsafe_relative(name: str) -> str | None:
+    """Why ``name`` (a file name read from a label file) is not a relative path that stays
+    below its base directory, or None: absolute paths, drive letters, '..' and control
+    characters are refused."""
+    if not name:
+        return "empty file name"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return f"file name {name!r} holds a control character"
+    posix = PurePosixPath(name.replace("\\", "/"))
+    if posix.is_absolute() or PureWindowsPath(name).drive:
+        return f"file name {name!r} is an absolute path; label files must name files inside the corpus"
+    if ".." in posix.parts:
+        return f"file name {name!r} climbs out with '..'; label files must name files inside the corpus"
+    return None
+
+
+def corpus_path(base: Path, name: str, problems: Problems, file: Path, line: int | None,
+                item_id: str | None = None) -> Path | None:
+    """``base / name`` for a file name read from a label file (``file``:``line``), or None
+    after reporting the row when the name would lead outside (see :func:`unsafe_relative`)."""
+    reason = unsafe_relative(name)
+    if reason is not None:
+        problems.bad(file, line, reason, item_id=item_id)
+        return None
+    return base.joinpath(*PurePosixPath(name.replace("\\", "/")).parts)
+
+
+def require_inside(path: Path, src: Path) -> Path:
+    """``path`` (a label file the importer is about to read) when it lies inside the corpus
+    ``src``; :class:`ImportError_` when it is a link out of it (see :func:`outside_corpus`)."""
+    reason = outside_corpus(path, src)
+    if reason is not None:
+        raise ImportError_(f"{path}: {reason}")
+    return path
+
+
 def find_file(src: Path, *candidates: str) -> Path | None:
-    """First existing path among ``candidates`` (relative to ``src``; glob patterns allowed)."""
+    """First existing path among ``candidates`` (relative to ``src``; glob patterns allowed).
+    A match that resolves outside ``src`` (a link out of the corpus) is refused with
+    :class:`ImportError_` unless under ``symlink_policy(True)``."""
     for pattern in candidates:
         matches = sorted(src.glob(pattern))
         files = [m for m in matches if m.is_file()]
         if files:
-            return files[0]
+            return require_inside(files[0], src)
     return None
 
 
@@ -190,11 +259,20 @@ def parse_float(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def parse_int(text: str) -> int | None:
+def parse_int(text: str, low: int | None = None, high: int | None = None) -> int | None:
+    """An integer in ``low..high`` (bounds optional), or ``None`` for anything else. Text
+    longer than :data:`MAX_INT_CHARS` is refused before it is converted, so a 20-digit
+    "count" never reaches code that allocates by it."""
+    text = str(text).strip()
+    if len(text) > MAX_INT_CHARS:
+        return None
     try:
-        return int(str(text).strip())
+        value = int(text)
     except (TypeError, ValueError):
         return None
+    if (low is not None and value < low) or (high is not None and value > high):
+        return None
+    return value
 
 
 def group_splits(groups: list[str]) -> dict[str, str]:
@@ -226,7 +304,14 @@ def likert(low: float, high: float) -> IntervalScale:
 
 
 def anonymous_votes(item_id: str, scale: str, counts: list[int]) -> list[dict[str, Any]]:
-    """One anonymous rating (``rater_id`` None) per vote: ``counts[c]`` votes for class c."""
+    """One anonymous rating (``rater_id`` None) per vote: ``counts[c]`` votes for class c,
+    each in 0..:data:`MAX_VOTES` (ValueError otherwise: callers range-check while parsing and
+    report the row; this is the backstop before anything is allocated)."""
+    bad = [c for c in counts if isinstance(c, bool) or not isinstance(c, int)
+           or not 0 <= c <= MAX_VOTES]
+    if bad:
+        raise ValueError(f"item {item_id!r}: vote counts must be integers in 0..{MAX_VOTES}, "
+                         f"got {bad[0]!r}")
     return [{"item_id": item_id, "rater_id": None, "scale": scale, "value": float(cls)}
             for cls, count in enumerate(counts) for _ in range(count)]
 
@@ -251,15 +336,16 @@ def media_problem(path: Path, modality: str) -> str | None:
     if not path.is_file():
         return "media file is missing"
     if modality == "face":
-        from PIL import Image, UnidentifiedImageError
+        from affectlab.features.face import ImageLoadError, check_image_file
 
         try:
-            with Image.open(path) as im:
-                im.verify()  # checks the file's structure without decoding every pixel
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            return f"unreadable image ({exc.__class__.__name__}: {exc})"
+            check_image_file(path)  # structure and size, without decoding every pixel
+        except ImageLoadError as exc:
+            return f"unreadable image ({exc})"
         return _face_problem(path)
     import soundfile as sf
+
+    from affectlab.features.audio import AudioLoadError, check_audio_header
 
     try:
         info = sf.info(str(path))
@@ -267,6 +353,10 @@ def media_problem(path: Path, modality: str) -> str | None:
         return f"unreadable audio ({exc.__class__.__name__}: {exc})"
     if info.frames <= 0:
         return "audio file holds no samples"
+    try:
+        check_audio_header(int(info.samplerate), int(info.frames), int(info.channels), str(path))
+    except AudioLoadError as exc:
+        return str(exc).removeprefix(f"{path}: ")
     return None
 
 
@@ -318,19 +408,29 @@ def check_out(src: Path, out: Path, overwrite: bool) -> None:
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ImportError_(f"{out} already exists and is not empty "
                            "(pass overwrite=True / --overwrite)")
+    try:
+        require_product_dir(out)
+    except NotProductDirError as exc:
+        raise ImportError_(str(exc)) from exc
 
 
 def check_media(corpus: Corpus, problems: Problems) -> None:
-    """Report every item whose source media file is missing or unreadable."""
+    """Report every item whose source media file is missing, unreadable or outside the corpus
+    (a link out of it, unless under ``symlink_policy(True)``), or whose media path in the
+    output would leave the output directory."""
     for item in corpus.items:
         iid = item["item_id"]
         if iid in problems.bad_items:
             continue
         source = corpus.media.get(iid)
-        if source is None:
+        dest = unsafe_relative(str(item.get("media", "")))
+        if dest is not None:  # it would be written outside the output directory
+            problems.bad("<items>", None, f"item {iid!r}: media {dest}", item_id=iid)
+        elif source is None:
             problems.bad("<items>", None, f"item {iid!r} has no media", item_id=iid)
         elif not callable(source):
-            reason = media_problem(source, corpus.modality)
+            reason = outside_corpus(source, problems.src) or media_problem(source,
+                                                                           corpus.modality)
             if reason is not None:
                 problems.bad(source, None, reason, item_id=iid)
 

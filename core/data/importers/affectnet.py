@@ -26,6 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from affectlab.data.importers._common import (
+    MAX_IMAGE_SIDE,
     Corpus,
     ImportError_,
     Problems,
@@ -98,9 +99,10 @@ def parse(src: Path, problems: Problems) -> Corpus:
                 problems.bad(path, line, f"valence/arousal ({row['valence']}, {row['arousal']}) "
                              "must be numbers in [-1, 1]")
                 continue
-            box = [parse_int(row[c]) for c in ("face_x", "face_y", "face_width", "face_height")]
+            box = [parse_int(row[c], 0, MAX_IMAGE_SIDE)
+                   for c in ("face_x", "face_y", "face_width", "face_height")]
             if any(b is None for b in box):
-                problems.bad(path, line, "face box values must be integers")
+                problems.bad(path, line, f"face box values must be integers in 0..{MAX_IMAGE_SIDE}")
                 continue
             rel = row["subDirectory_filePath"].replace("\\", "/").lstrip("/")
             if not rel or ".." in Path(rel).parts:

@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 
 from affectlab.data.importers._common import (
+    MAX_VOTES,
     Corpus,
     ImportError_,
     Problems,
@@ -85,9 +86,10 @@ def _read_tabulated(path: Path, clips: set[str], problems: Problems, ratings: li
         if row_name // 100000 != 1:
             problems.exclude("face or audio-visual vote row")
             continue
-        counts = [parse_int(row.get(c, "")) for c in CODES]
-        if any(c is None or c < 0 for c in counts):
-            problems.bad(path, line, "vote counts must be non-negative integers")
+        counts = [parse_int(row.get(c, ""), 0, MAX_VOTES) for c in CODES]
+        if any(c is None for c in counts):
+            problems.bad(path, line, "vote counts must be non-negative integers "
+                         f"(at most {MAX_VOTES})")
             continue
         clip = row["fileName"]
         if clip not in clips:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from affectlab.data.importers._common import (
+    MAX_VOTES,
     Corpus,
     ImportError_,
     Problems,
@@ -89,9 +90,10 @@ def parse(src: Path, problems: Problems) -> Corpus:
                          f"got {len(new_fields)}")
             continue
         usage, name = new["Usage"], new["Image name"]
-        votes = [parse_int(new[c]) for c in VOTE_COLUMNS]
-        if any(v is None or v < 0 for v in votes):
-            problems.bad(new_path, new_line, "vote counts must be non-negative integers")
+        votes = [parse_int(new[c], 0, MAX_VOTES) for c in VOTE_COLUMNS]
+        if any(v is None for v in votes):
+            problems.bad(new_path, new_line, "vote counts must be non-negative integers "
+                         f"(at most {MAX_VOTES})")
             continue
         if usage not in SPLITS:
             problems.bad(new_path, new_line, f"unknown Usage {usage!r}; expected {list(SPLITS)}")
@@ -122,7 +124,7 @@ def parse(src: Path, problems: Problems) -> Corpus:
             problems.bad(new_path, new_line, f"duplicate image name {name!r}")
             continue
         seen.add(item_id)
-        fer_label = parse_int(fer["emotion"])
+        fer_label = parse_int(fer["emotion"], 0, 6)
         corpus.items.append({
             "item_id": item_id,
             "media": f"media/{FOLDERS[usage]}/{item_id}.png",

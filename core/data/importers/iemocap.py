@@ -33,6 +33,9 @@ from affectlab.data.importers._common import (
     drop_unrated,
     likert,
     nominal,
+    parse_float,
+    require_inside,
+    unsafe_relative,
 )
 
 NAME = "iemocap"
@@ -76,6 +79,15 @@ def parse_dimensions(text: str) -> tuple[float, float, float] | None:
     return values if all(1 <= v <= 5 for v in values) else None  # type: ignore[return-value]
 
 
+def _summary_numbers(m: re.Match) -> dict[str, float] | None:
+    """A summary line's start and end (finite seconds) and mean V/A/D (1..5), or None."""
+    values = [parse_float(m.group(i)) for i in (1, 2, 6, 7, 8)]
+    if any(v is None for v in values) or not all(1 <= v <= 5 for v in values[2:]):
+        return None
+    keys = ("start", "end", "summary_valence", "summary_activation", "summary_dominance")
+    return dict(zip(keys, values, strict=True))
+
+
 def _rater_id(session: str, rater: str) -> str:
     return rater if rater.startswith("E") else f"Ses{session}{rater}"
 
@@ -91,7 +103,7 @@ def parse(src: Path, problems: Problems) -> Corpus:
                                 "split": "session 1-3 train, 4 val, 5 test"})
     seen: set[str] = set()
     for path in files:
-        _parse_file(path, src, corpus, problems, seen)
+        _parse_file(require_inside(path, src), src, corpus, problems, seen)
     drop_unrated(corpus, problems, "turn without any evaluator rating")
     return corpus
 
@@ -113,9 +125,18 @@ def _parse_file(path: Path, src: Path, corpus: Corpus, problems: Problems, seen:
                                  "'[start - end]<TAB>turn<TAB>emo<TAB>[v, a, d]'")
                     continue
                 name, session, code = m.group(3), m.group(4), m.group(5)
-                sess = int(session)
+                reason = unsafe_relative(name)
+                if reason is not None or "/" in name or "\\" in name:
+                    problems.bad(path, line_no, reason or f"turn name {name!r} holds a path "
+                                 "separator")
+                    continue
+                sess, numbers = int(session), _summary_numbers(m)
                 if sess not in SESSION_SPLIT:
                     problems.bad(path, line_no, f"session {session} outside 01..05")
+                    continue
+                if numbers is None:
+                    problems.bad(path, line_no, "summary times must be finite numbers and its "
+                                 "[v, a, d] numbers in 1..5")
                     continue
                 if name in seen:
                     problems.bad(path, line_no, f"duplicate turn {name}")
@@ -128,10 +149,7 @@ def _parse_file(path: Path, src: Path, corpus: Corpus, problems: Problems, seen:
                     "item_id": name, "media": f"media/Session{sess}/{dialog}/{name}.wav",
                     "split": SESSION_SPLIT[sess], "speaker": f"Ses{session}{letter}",
                     "session": sess, "dialog": dialog,
-                    "start": float(m.group(1)), "end": float(m.group(2)),
-                    "label": LABELS[CODES.index(code)] if code in CODES else None,
-                    "summary_valence": float(m.group(6)), "summary_activation": float(m.group(7)),
-                    "summary_dominance": float(m.group(8)),
+                    "label": LABELS[CODES.index(code)] if code in CODES else None, **numbers,
                 })
                 corpus.media[name] = wav
                 continue

@@ -32,6 +32,7 @@ from affectlab.data.importers._common import (
     Corpus,
     ImportError_,
     Problems,
+    corpus_path,
     csv_header,
     drop_unrated,
     find_file,
@@ -109,6 +110,9 @@ def _parse_podcast(src: Path, detailed: Path, problems: Problems) -> Corpus:
             problems.bad(consensus, line, f"needs a FileName and a Split_Set in "
                          f"{sorted(set(POD_SPLITS))}, got {row['Split_Set']!r}")
             continue
+        audio = corpus_path(src / "Audios", name, problems, consensus, line)
+        if audio is None:  # absolute, or climbing out with '..'
+            continue
         item_id = Path(name).stem
         if item_id in corpus.media:
             problems.bad(consensus, line, f"duplicate FileName {name!r}")
@@ -120,9 +124,8 @@ def _parse_podcast(src: Path, detailed: Path, problems: Problems) -> Corpus:
             "split_set": row["Split_Set"],
             "label": POD_LABELS[POD_CODES[code]] if code in POD_CODES else None,
         })
-        audio = src / "Audios" / name
         corpus.media[item_id] = audio if audio.is_file() or not (src / "Audio").is_dir() \
-            else src / "Audio" / name
+            else src / "Audio" / audio.relative_to(src / "Audios")
     known = {it["item_id"] for it in corpus.items}
 
     header = csv_header(detailed)

@@ -22,7 +22,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from affectlab.data.importers._common import Corpus, ImportError_, Problems, nominal, parse_float
+from affectlab.data.importers._common import (
+    Corpus,
+    ImportError_,
+    Problems,
+    corpus_path,
+    nominal,
+    parse_float,
+    parse_int,
+    require_inside,
+)
 
 NAME = "rafdb"
 DESCRIPTION = "RAF-DB basic: EmoLabel/list_patition_label.txt + aligned images (+ distribution.txt)"
@@ -38,12 +47,16 @@ def _root(src: Path) -> Path:
                        "(or under its basic/ folder)")
 
 
-def _image(root: Path, name: str) -> Path:
-    stem = Path(name).stem
-    aligned = root / "Image" / "aligned" / f"{stem}_aligned.jpg"
+def _image(root: Path, name: str, problems: Problems, label_path: Path, line_no: int
+           ) -> Path | None:
+    """The aligned image of ``name`` (else the original); None, after reporting the row, when
+    ``name`` would lead outside the corpus."""
+    original = corpus_path(root / "Image" / "original", name, problems, label_path, line_no)
+    if original is None:
+        return None
+    aligned = root / "Image" / "aligned" / f"{Path(name).stem}_aligned.jpg"
     if aligned.is_file():
         return aligned
-    original = root / "Image" / "original" / name
     return original if original.is_file() else aligned  # the aligned path is reported as missing
 
 
@@ -69,8 +82,10 @@ def _read_distribution(path: Path, problems: Problems) -> dict[str, list[float]]
 
 def parse(src: Path, problems: Problems) -> Corpus:
     root = _root(src)
-    label_path = root / "EmoLabel" / "list_patition_label.txt"
+    label_path = require_inside(root / "EmoLabel" / "list_patition_label.txt", src)
     dist_path = root / "EmoLabel" / "distribution.txt"
+    if dist_path.is_file():
+        require_inside(dist_path, src)
     dist = _read_distribution(dist_path, problems) if dist_path.is_file() else {}
     corpus = Corpus(domain=NAME, modality="face", label_names=list(LABELS),
                     scales={"category": nominal(LABELS)},
@@ -85,8 +100,8 @@ def parse(src: Path, problems: Problems) -> Corpus:
             parts = line.split()
             if not parts:
                 continue
-            label = int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else None
-            if label is None or not 1 <= label <= len(LABELS):
+            label = parse_int(parts[1], 1, len(LABELS)) if len(parts) == 2 else None
+            if label is None:
                 problems.bad(label_path, line_no, "expected '<image>.jpg <label 1..7>'")
                 continue
             name = parts[0]
@@ -99,8 +114,10 @@ def parse(src: Path, problems: Problems) -> Corpus:
             if item_id in seen:
                 problems.bad(label_path, line_no, f"duplicate image {name!r}")
                 continue
+            image = _image(root, name, problems, label_path, line_no)
+            if image is None:
+                continue
             seen.add(item_id)
-            image = _image(root, name)
             corpus.items.append({"item_id": item_id, "media": f"media/{image.name}",
                                  "split": prefix, "label": LABELS[label - 1]})
             corpus.media[item_id] = image

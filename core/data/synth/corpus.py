@@ -48,6 +48,7 @@ from affectlab.data.contract import ContractError, DatasetDir, load_dataset, wri
 from affectlab.data.schema import DatasetMeta, IntervalScale, LabelSet, NominalScale, OrdinalScale
 from affectlab.data.synth import raters as _raters
 from affectlab.data.synth.truth import CATEGORIES, CIRCUMPLEX, ItemTruth
+from affectlab.paths import require_product_dir
 
 GENERATOR = "affectlab.synth"
 GENERATOR_VERSION = 1
@@ -224,6 +225,7 @@ def generate_corpus(modality: str = "face", n: int = 2000, seed: int = 0, n_doma
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"out {out} already exists and is not empty "
                               "(pass overwrite=True / --overwrite to replace it)")
+    require_product_dir(out)  # fail before generating, not after
     if renderer is None and n_domains > _renderer_domains(modality):
         raise ValueError(f"n_domains must be at most {_renderer_domains(modality)} for the "
                          f"{modality} renderer, got {n_domains}")
