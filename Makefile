@@ -5,6 +5,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+ADDRESS ?= 127.0.0.1
 PYTEST_ARGS ?=
 
 .PHONY: app test test-fast venv system-deps lint format clean
@@ -16,7 +17,7 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 app: venv
-	$(VENV)/bin/affectlab app --port $(PORT)
+	$(VENV)/bin/affectlab app --port $(PORT) --address $(ADDRESS)
 
 test: venv system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)

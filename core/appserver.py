@@ -1,7 +1,10 @@
 """``affectlab app``: start the Streamlit app that ships inside the package.
 
 The app's scripts live in ``affectlab.app`` (``app/`` in a checkout), so an installed wheel runs
-the same app as ``make app``. Streamlit reads ``.streamlit/config.toml`` from the working
+the same app as ``make app``. Every start prints a one-time sign-in link for the owner (see
+:mod:`affectlab.annotate.signin`); the server binds 127.0.0.1 unless told otherwise.
+
+Streamlit reads ``.streamlit/config.toml`` from the working
 directory only; :data:`SERVER_OPTIONS` carries the same settings as command-line flags so the
 app behaves the same from any directory (``tests/test_packaging.py`` keeps the two in step).
 """
@@ -12,8 +15,14 @@ import os
 import sys
 from importlib.resources import files
 from pathlib import Path
+from typing import TextIO
+from urllib.parse import urlencode
 
-__all__ = ["SERVER_OPTIONS", "app_entry", "streamlit_command"]
+__all__ = ["DEFAULT_ADDRESS", "SERVER_OPTIONS", "announce_signin", "app_entry", "signin_url",
+           "streamlit_command"]
+
+DEFAULT_ADDRESS = "127.0.0.1"  # this machine only, as Jupyter; serve others with --address
+WILDCARD_ADDRESSES = ("0.0.0.0", "::", "[::]")
 
 # section.key → value, as in .streamlit/config.toml
 SERVER_OPTIONS: dict[str, object] = {
@@ -21,6 +30,7 @@ SERVER_OPTIONS: dict[str, object] = {
     "server.maxUploadSize": 512,
     "server.runOnSave": False,
     "browser.gatherUsageStats": False,
+    "client.toolbarMode": "viewer",
     "theme.base": "light",
     "theme.primaryColor": "#6C4AB6",
     "theme.font": "sans serif",
@@ -50,7 +60,32 @@ def streamlit_command(port: int = 8501, address: str | None = None) -> list[str]
     return cmd
 
 
-def run_app(port: int = 8501, address: str | None = None) -> None:  # pragma: no cover - execs
-    """Replace this process with the Streamlit server (Ctrl-C reaches it directly)."""
+def signin_url(token: str, port: int = 8501, address: str | None = None) -> str:
+    """The one-time sign-in link for a server on ``address:port`` (a wildcard address, or none,
+    is shown as localhost: the owner opens it on this machine, or replaces the host)."""
+    host = address if address and address not in WILDCARD_ADDRESSES else "localhost"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 literal
+    return f"http://{host}:{int(port)}/?{urlencode({'token': token})}"
+
+
+def announce_signin(port: int = 8501, address: str | None = None, out: TextIO | None = None
+                    ) -> str:
+    """Draw this start's one-time sign-in token (its hash goes to the environment the server
+    inherits: :func:`affectlab.annotate.signin.issue_link_token`), print the link to ``out``
+    (default: this terminal's stdout) and return the link."""
+    from affectlab.annotate.signin import issue_link_token
+
+    link = signin_url(issue_link_token(), port, address)
+    print("affectlab: sign in as the owner with this one-time link (it works once, until the "
+          f"server stops):\n\n    {link}\n", file=out or sys.stdout, flush=True)
+    return link
+
+
+def run_app(port: int = 8501, address: str | None = DEFAULT_ADDRESS
+            ) -> None:  # pragma: no cover - execs
+    """Print the one-time sign-in link, then replace this process with the Streamlit server
+    (Ctrl-C reaches it directly; the process, its environment and the link stay the same)."""
     cmd = streamlit_command(port, address)
+    announce_signin(port, address)
     os.execv(cmd[0], cmd)

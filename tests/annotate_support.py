@@ -45,7 +45,7 @@ def owner_for(url: str, monkeypatch=None):
         store = Store(url)
         return store, open_owner(store, PASSWORD)
     store = Store(url)
-    password = ensure_admin_password(store, announce=False)
+    password = ensure_admin_password(store)
     return store, open_owner(store, password)
 
 

@@ -45,14 +45,14 @@ def setup(db_url, tmp_path, monkeypatch):  # noqa: F811
     store.dispose()
 
 
-def test_generated_password_shown_once_and_stored_hashed(sqlite_url, monkeypatch, capsys):
+def test_generated_password_returned_never_printed_and_stored_hashed(sqlite_url, monkeypatch, capsys):
     monkeypatch.delenv("AFFECTLAB_ADMIN_PASSWORD", raising=False)
     monkeypatch.chdir(sqlite_url.split("///")[1].rsplit("/", 1)[0])  # no secrets.toml here
     store = Store(sqlite_url)
     password = ensure_admin_password(store)
-    assert password and password in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert password and password not in captured.out + captured.err  # returned, never printed
     assert ensure_admin_password(store) is None          # never generated or shown again
-    assert capsys.readouterr().out == ""
     with store.engine.connect() as conn:
         stored = conn.execute(text("SELECT value FROM settings")).scalar()
     assert password not in stored and stored.startswith("pbkdf2_sha256$")
@@ -81,7 +81,7 @@ def test_password_from_env_then_secrets_toml(sqlite_url, tmp_path, monkeypatch):
 
 def test_no_password_yet_is_denied(sqlite_url, tmp_path, monkeypatch):
     monkeypatch.delenv("AFFECTLAB_ADMIN_PASSWORD", raising=False)
-    with pytest.raises(AccessDenied, match="ensure_admin_password"):
+    with pytest.raises(AccessDenied, match="one-time link"):
         open_owner(Store(sqlite_url), "anything", secrets_file=tmp_path / "none.toml")
 
 

@@ -70,8 +70,8 @@ def _act(at: AppTest, _widget) -> AppTest:
 
 
 def _owner_app() -> AppTest:
-    at = _run(AppTest.from_file(PAGE, default_timeout=TIMEOUT))
-    at.text_input(key="annotate_pw").input(PASSWORD)
+    at = _run(AppTest.from_file(PAGE, default_timeout=TIMEOUT))  # the owner's sign-in form
+    at.text_input(key="signin_password").input(PASSWORD)
     return _act(at, at.button[0].click())
 
 
@@ -127,22 +127,24 @@ def _metric(at: AppTest, label: str) -> str:
 
 # ------------------------------------------------------------------------------- the page
 def test_page_is_in_the_navigation(env):
-    at = _run(AppTest.from_file(HOME, default_timeout=TIMEOUT))
+    from app_support import open_home
+
+    at = open_home(TIMEOUT)                               # the owner: every page
     _act(at, at.switch_page("views/annotate.py"))
-    assert at.text_input(key="annotate_pw") is not None
+    assert at.tabs and at.title[0].value == "Annotate"
     rater = AppTest.from_file(HOME, default_timeout=TIMEOUT)
     rater.query_params["campaign"] = "no-such-token"      # an invite link: /annotate?campaign=
-    _run(rater)
-    _act(rater, rater.switch_page("views/annotate.py"))
+    _run(rater)                                           # the rating page is all there is
     assert [e.value for e in rater.error] == [INVALID_LINK]
+    assert not rater.text_input and not rater.tabs
 
 
 def test_wrong_password_is_refused(env):
     at = _run(AppTest.from_file(PAGE, default_timeout=TIMEOUT))
     assert any("AFFECTLAB_ADMIN_PASSWORD" in i.value for i in at.info)  # says where it is
-    at.text_input(key="annotate_pw").input("not it")
+    at.text_input(key="signin_password").input("not it")
     _act(at, at.button[0].click())
-    assert [e.value for e in at.error] == ["Wrong admin password."]
+    assert [e.value for e in at.error] == ["Wrong owner password."]
     assert not at.tabs
 
 

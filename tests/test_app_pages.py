@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from app_support import APP, TIMEOUT, open_page
+from app_support import open_home, open_page
 from explore_fakes import make_dataset, make_fake_run
-from streamlit.testing.v1 import AppTest
 
 from affectlab.data.browse import filter_items, item_table
 from affectlab.live.devices import probe_audio
@@ -31,7 +30,7 @@ def world(monkeypatch):
 
 
 def test_home_renders(world):
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at = open_home()
     assert not at.exception and at.title[0].value == "affectlab"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Datasets"] == "1" and metrics["Runs"] == "1"

@@ -1,7 +1,7 @@
 """Annotate: the rating page for raters (invite link ``?campaign=<token>``, then ``&r=<rater>``
-so a reload resumes) and, without a token, the campaign owner's page (admin password): create
-campaigns, watch progress and agreement, see and revoke raters, see problems, preview soft
-labels, export.
+so a reload resumes) and, without a token, the campaign owner's page (signed in: see
+affectlab.app.signin): create campaigns, watch progress and agreement, see and revoke raters,
+see problems, preview soft labels, export.
 
 A rater's browser only ever holds a RatingFlow over a RaterSession: no owner call is reachable
 in rater mode. Rater-facing code is :func:`rater_page` and what it calls (a page guard can call
@@ -23,11 +23,8 @@ from affectlab.annotate import (
     RaterRevoked,
     ResumeCodeRequired,
     Store,
-    default_db_url,
-    ensure_admin_password,
     invite_link,
     join_campaign,
-    open_owner,
     resume_rater,
 )
 from affectlab.annotate.export import train_command
@@ -42,15 +39,15 @@ from affectlab.annotate.pageview import (
     scale_options,
     shortcut_script,
 )
+from affectlab.app import signin
 from affectlab.data.catalog import list_datasets
-from affectlab.paths import datasets_dir
+from affectlab.paths import NAME_RULE, child_path, datasets_dir
 
 logger = logging.getLogger("affectlab.app.annotate")
 
 FLOW = "annotate_flow"          # the rater's RatingFlow
 NEW_CODE = "annotate_new_code"  # the resume code issued at this session's join (shown once)
 PAGE_RUNS = "annotate_page_runs"  # full runs of the rating page (not fragment reruns)
-OWNER = "annotate_owner"        # OwnerSession after the password
 INVITE = "annotate_invite"      # (campaign name, token) shown once after create / rotate
 RATER_LINK = "r"                # the query parameter holding the rater's link token
 LINK_ENDED = ("This rating link no longer works (the rater was revoked or the campaign "
@@ -59,16 +56,9 @@ PAGE_FAILED = ("Something went wrong on our side; your ratings so far are saved.
                "item, or reload the page.")
 
 
-@st.cache_resource
-def _cached_store(url: str) -> Store:
-    store = Store(url)
-    ensure_admin_password(store)  # prints a generated password on the console, once
-    return store
-
-
 def _store() -> Store:
     """One Store (engine and connection pool) per database URL for the whole server."""
-    return _cached_store(default_db_url())
+    return signin.store()
 
 
 def _pick_key(scale: str, i: int) -> str:
@@ -259,27 +249,6 @@ def _value_buttons(flow: RatingFlow, item, active: str | None) -> None:
 
 
 # ------------------------------------------------------------------------------ owner view
-def _login() -> None:
-    try:
-        st.session_state[OWNER] = open_owner(_store(), st.session_state.get("annotate_pw", ""))
-    except (AccessDenied, TypeError):
-        st.session_state["annotate_msg"] = "Wrong admin password."
-
-
-def _login_form() -> None:
-    st.title("Annotate")
-    msg = st.session_state.pop("annotate_msg", None)
-    if msg:
-        st.error(msg)
-    st.info("Campaign owners sign in with the admin password: `admin_password` in "
-            "`.streamlit/secrets.toml`, or `$AFFECTLAB_ADMIN_PASSWORD`; otherwise the one "
-            "generated and printed on the console (terminal running `streamlit run`) at the "
-            "first start. Raters open the invite link instead.")
-    with st.form("annotate_login"):
-        st.text_input("Admin password", type="password", key="annotate_pw")
-        st.form_submit_button("Sign in", on_click=_login)
-
-
 def _settings_form(key: str) -> dict:
     c1, c2, c3, c4 = st.columns(4)
     n = c1.number_input("Ratings per item", 1, 50, 3, key=f"{key}_n")
@@ -327,6 +296,7 @@ def _create_tab(owner) -> None:
                 scales=default_scales(scales), **settings))
 
 
+@signin.owner_only
 def _create_campaign(create) -> None:
     """Run ``create()`` (→ Invite); on success keep its invite for the Campaigns tab and say so,
     else show why nothing was created."""
@@ -406,20 +376,13 @@ def _export_box(owner, campaign: str, scales: list[str]) -> None:
     st.markdown("**Export**")
     e1, e2 = st.columns(2)
     target = e1.text_input("Dataset name", value=f"{campaign}-ratings",
-                           key="annotate_export_name")
+                           key="annotate_export_name", help=f"the dataset's folder: {NAME_RULE}")
     aggregator = e2.selectbox("Soft labels of the exported dataset", AGGREGATORS,
                               key="annotate_export_aggregator", format_func=_aggregator_label,
                               help="written to its meta.json: training and the Data page "
                                    "derive its soft labels this way. " + _AGGREGATOR_HELP)
     if st.button("Export to the datasets directory", key="annotate_export"):
-        try:
-            path = owner.export(campaign, datasets_dir() / target, overwrite=False,
-                                aggregator=aggregator)
-        except (ValueError, FileExistsError, OSError) as exc:
-            st.error(f"Not exported: {exc}")
-        else:
-            command = train_command(path, owner.settings(campaign)["modality"])
-            st.success(f"Exported to {path}: pick it on the Train page, or run `{command}`.")
+        _export(owner, campaign, target, aggregator)
     if st.button("Prepare CSV / JSON-lines downloads", key="annotate_prepare"):
         with tempfile.TemporaryDirectory() as tmp:
             st.session_state["annotate_files_ready"] = (campaign, {
@@ -433,6 +396,28 @@ def _export_box(owner, campaign: str, scales: list[str]) -> None:
                            key="annotate_dl_csv")
         d2.download_button("items.jsonl", ready[1]["jsonl"], f"{campaign}.jsonl",
                            "application/jsonl", key="annotate_dl_jsonl")
+
+
+@signin.owner_only
+def _export(owner, campaign: str, target: str, aggregator: str) -> None:
+    try:  # a name, never a path: one folder under the datasets directory
+        path = owner.export(campaign, child_path(datasets_dir(), target, "dataset name"),
+                            overwrite=False, aggregator=aggregator)
+    except (ValueError, FileExistsError, OSError) as exc:
+        st.error(f"Not exported: {exc}")
+    else:
+        command = train_command(path, owner.settings(campaign)["modality"])
+        st.success(f"Exported to {path}: pick it on the Train page, or run `{command}`.")
+
+
+@signin.owner_only
+def _rotate(owner, campaign: str) -> None:
+    st.session_state[INVITE] = (campaign, owner.rotate_token(campaign))
+
+
+@signin.owner_only
+def _toggle(owner, campaign: str, active: bool) -> None:
+    owner.set_active(campaign, active)
 
 
 def _campaign_tab(owner) -> None:
@@ -449,11 +434,11 @@ def _campaign_tab(owner) -> None:
     _invite_box(campaign)
     c1, c2 = st.columns(2)
     if c1.button("Renew invite link", key="annotate_rotate"):
-        st.session_state[INVITE] = (campaign, owner.rotate_token(campaign))
+        _rotate(owner, campaign)
         st.rerun()
     label = "Close campaign" if settings["active"] else "Reopen campaign"
     if c2.button(label, key="annotate_toggle"):
-        owner.set_active(campaign, not settings["active"])
+        _toggle(owner, campaign, not settings["active"])
         st.rerun()
     _monitor(owner, campaign)
     _raters_box(owner, campaign)
@@ -472,8 +457,13 @@ def _raters_box(owner, campaign: str) -> None:
     name = c1.selectbox("Rater", active, key="annotate_revoke_name",
                         label_visibility="collapsed")
     if c2.button("Revoke", key="annotate_revoke"):
-        owner.revoke_rater(campaign, name)
+        _revoke(owner, campaign, name)
         st.rerun()
+
+
+@signin.owner_only
+def _revoke(owner, campaign: str, name: str) -> None:
+    owner.revoke_rater(campaign, name)
 
 
 def _problems_box(owner, campaign: str) -> None:
@@ -486,10 +476,7 @@ def _problems_box(owner, campaign: str) -> None:
 
 
 def owner_view() -> None:
-    owner = st.session_state.get(OWNER)
-    if owner is None:
-        _login_form()
-        return
+    owner = signin.owner_annotate_session()  # the sign-in form and a stop for anyone else
     st.title("Annotate")
     create, manage = st.tabs(["New campaign", "Campaigns"])
     with create:

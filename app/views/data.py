@@ -8,6 +8,7 @@ import streamlit as st
 
 from affectlab.aggregators import AGGREGATORS, describe_aggregator
 from affectlab.agreement import AnonymousRatingsError
+from affectlab.app.signin import owner_only, require_owner
 from affectlab.data.browse import (
     agreement_table,
     filter_items,
@@ -20,7 +21,7 @@ from affectlab.data.catalog import list_datasets
 from affectlab.data.contract import ContractError, load_dataset
 from affectlab.data.importers import FORMATS
 from affectlab.data.jobs import start_generation, start_import
-from affectlab.paths import datasets_dir
+from affectlab.paths import NAME_RULE, UnsafeNameError, child_path, datasets_dir
 
 JOB_KEY = "data_job"
 
@@ -95,15 +96,41 @@ def _generate_tab() -> None:
         flip = c5.slider("Label flip rate", 0.0, 0.9, 0.1, 0.01, key="gen_flip",
                          help="fraction of dataset labels moved to another class")
         name = c6.text_input("Name", value="", placeholder=f"{modality}-n{n}-s{seed}",
-                             key="gen_name")
+                             key="gen_name", help=f"the dataset's folder: {NAME_RULE}")
         overwrite = st.checkbox("Overwrite an existing dataset of that name", key="gen_overwrite")
         submitted = st.form_submit_button("Generate", type="primary", disabled=_busy())
     if submitted:
-        out = datasets_dir() / (name.strip() or f"{modality}-n{int(n)}-s{int(seed)}")
-        st.session_state.pop("_job_seen_done", None)
-        st.session_state[JOB_KEY] = start_generation(
-            out, modality=modality, n=int(n), seed=int(seed), n_domains=int(domains),
-            flip_rate=float(flip), overwrite=overwrite)
+        _generate(name.strip() or f"{modality}-n{int(n)}-s{int(seed)}", modality=modality,
+                  n=int(n), seed=int(seed), n_domains=int(domains), flip_rate=float(flip),
+                  overwrite=overwrite)
+
+
+def _target(name: str) -> Path | None:
+    """The dataset directory for a typed name (one contained name: affectlab.paths), or None
+    after saying why the name is refused."""
+    try:
+        return child_path(datasets_dir(), name, "dataset name")
+    except UnsafeNameError as exc:
+        st.error(str(exc))
+        return None
+
+
+@owner_only
+def _generate(name: str, **settings) -> None:
+    out = _target(name)
+    if out is None:
+        return
+    st.session_state.pop("_job_seen_done", None)
+    st.session_state[JOB_KEY] = start_generation(out, **settings)
+
+
+@owner_only
+def _import(fmt: str, src: str, name: str, **options) -> None:
+    out = _target(name)
+    if out is None:
+        return
+    st.session_state.pop("_job_seen_done", None)
+    st.session_state[JOB_KEY] = start_import(fmt, Path(src).expanduser(), out, **options)
 
 
 def _import_tab() -> None:
@@ -111,7 +138,8 @@ def _import_tab() -> None:
         fmt = st.selectbox("Format", sorted(FORMATS), key="imp_format",
                            format_func=lambda f: f"{f}: {FORMATS[f].description}")
         src = st.text_input("Source directory (the corpus as published)", key="imp_src")
-        name = st.text_input("Output name", key="imp_name", placeholder=fmt)
+        name = st.text_input("Output name", key="imp_name", placeholder=fmt,
+                             help=f"the dataset's folder: {NAME_RULE}")
         c1, c2 = st.columns(2)
         skip_bad = c1.checkbox("Skip malformed rows / unreadable media", key="imp_skip")
         overwrite = c2.checkbox("Overwrite an existing dataset of that name", key="imp_overwrite")
@@ -120,10 +148,7 @@ def _import_tab() -> None:
         if not src.strip():
             st.error("Enter the corpus's source directory.")
             return
-        st.session_state.pop("_job_seen_done", None)
-        st.session_state[JOB_KEY] = start_import(
-            fmt, Path(src.strip()).expanduser(), datasets_dir() / (name.strip() or fmt),
-            skip_bad=skip_bad, overwrite=overwrite)
+        _import(fmt, src.strip(), name.strip() or fmt, skip_bad=skip_bad, overwrite=overwrite)
 
 
 def _gallery(ds, rows: pd.DataFrame, soft: pd.DataFrame) -> None:
@@ -203,6 +228,7 @@ def _browse_tab() -> None:
                  column_config={"alpha": st.column_config.NumberColumn(format="%.3f")})
 
 
+require_owner()
 st.title("Data")
 _job_panel()
 browse, generate, import_ = st.tabs(["Browse", "Generate", "Import"])

@@ -4,6 +4,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from affectlab.app.signin import require_owner
 from affectlab.data.contract import ContractError, load_dataset
 from affectlab.engine.rundir import RunDir
 from affectlab.explore.colour import colour_options, colour_values, subclass_medoids
@@ -111,6 +112,7 @@ def _cards(cards, modality: str, per_row: int = 4) -> None:
                     st.bar_chart(card.distributions, height=150, horizontal=True, stack=False)
 
 
+require_owner()
 st.title("Explore")
 runs = [r.summary() for r in RunDir.list(has_outputs=True)]
 if not runs:

@@ -1,10 +1,12 @@
 import streamlit as st
 
+from affectlab.app.signin import require_owner
 from affectlab.data.catalog import list_datasets
 from affectlab.engine.device import describe_device
 from affectlab.engine.runs import runs_table
 from affectlab.paths import data_dir
 
+require_owner()
 st.title("affectlab")
 st.markdown(
     "A workbench for **emotion recognition with soft labels**: collect ratings from many "

@@ -5,6 +5,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from affectlab.app.signin import require_owner
 from affectlab.engine.rundir import RunDir
 from affectlab.explore.projection import run_projection
 from affectlab.live.audio import AudioChunkProcessor, av_to_samples, silent_like
@@ -234,6 +235,7 @@ def _voice_tab() -> None:
         _bars(result.probs, result.class_names, result.uncertainty)
 
 
+require_owner()
 st.title("Live")
 face_tab, voice_tab = st.tabs(["Face", "Voice"])
 with face_tab:

@@ -5,6 +5,7 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
+from affectlab.app.signin import owner_only, require_owner
 from affectlab.engine.compare import compare_curves, final_metrics, final_metrics_long
 from affectlab.engine.manage import delete_run
 from affectlab.engine.rundir import RunDir
@@ -15,10 +16,12 @@ FLASH_KEY = "runs_flash"  # (kind, message) shown once after a delete
 DEFAULT_CURVES = ["train loss", "val uar", "val accuracy"]
 
 
+@owner_only
 def _ask_delete(name: str) -> None:
     st.session_state[DELETE_KEY] = name
 
 
+@owner_only
 def _do_delete(path: str) -> None:
     try:
         delete_run(path)
@@ -29,10 +32,12 @@ def _do_delete(path: str) -> None:
     st.session_state.pop(DELETE_KEY, None)
 
 
+@owner_only
 def _open_in_explore(name: str) -> None:
     st.session_state["explore_run"] = name  # the Explore page's run selector
 
 
+require_owner()
 st.title("Runs")
 flash = st.session_state.pop(FLASH_KEY, None)
 if flash:

@@ -6,6 +6,7 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
+from affectlab.app.signin import owner_only, require_owner
 from affectlab.data.catalog import list_datasets
 from affectlab.data.schema import DatasetMeta
 from affectlab.engine.config import ConfigError
@@ -24,6 +25,7 @@ from affectlab.engine.form import (
 )
 from affectlab.engine.jobs import cancel, launch_background
 from affectlab.engine.manage import active_runs
+from affectlab.paths import NAME_RULE
 
 RUN_KEY = "train_run_dir"  # the run this page follows (str path)
 FOLLOWER_KEY = "train_follower"  # its RunFollower: keeps the read offset across reruns
@@ -70,6 +72,7 @@ def _follower(run_dir: str) -> RunFollower:
     return follower
 
 
+@owner_only
 def _cancel(run_dir: str) -> None:
     cancel(run_dir, timeout=10.0, term_after=5.0)
 
@@ -118,6 +121,7 @@ def _follow_panel() -> None:
         right.caption("Validation metrics appear after the first epoch.")
 
 
+@owner_only
 def _launch(config) -> None:
     try:
         run_dir = launch_background(config)
@@ -128,6 +132,7 @@ def _launch(config) -> None:
     st.session_state.pop(FOLLOWER_KEY, None)
 
 
+require_owner()
 st.title("Train")
 st.caption(f"Device: **{_device()}**")
 
@@ -192,7 +197,8 @@ else:
                               value=defaults["weight_decay"], step=1e-5, format="%g",
                               key="train_wd")
     seed = cols[4].number_input("Seed", *limits["seed"], defaults["seed"], key="train_seed")
-    name = cols[5].text_input("Run name", key="train_name", placeholder="automatic")
+    name = cols[5].text_input("Run name", key="train_name", placeholder="automatic",
+                              help=f"the run's folder: {NAME_RULE}")
 
     if st.button("Launch", type="primary", key="train_launch"):
         try:

@@ -3,8 +3,7 @@
 Pages use two session objects and nothing else::
 
     store = Store()                                   # $AFFECTLAB_DB_URL or data/affectlab.db
-    ensure_admin_password(store)                      # prints a generated password once
-    owner = open_owner(store, password)
+    owner = open_owner(store, password)               # or owner_session(store, grant): signin
     invite = owner.create_campaign("faces-1", "data/datasets/faces-default", ratings_per_item=5)
     rater = join_campaign(store, invite.token, "alice")   # rater.resume_code: shown once
     item = rater.next_item(); rater.submit(item.item_id, "category", 3, time_spent=2.1)
@@ -29,6 +28,7 @@ from affectlab.annotate.service import (
     RaterSession,
     join_campaign,
     open_owner,
+    owner_session,
     resume_rater,
 )
 from affectlab.annotate.store import Store, default_db_url
@@ -51,5 +51,6 @@ __all__ = [
     "invite_link",
     "join_campaign",
     "open_owner",
+    "owner_session",
     "resume_rater",
 ]

@@ -104,7 +104,7 @@ def finished_per_item(store: Store, campaign_id: int) -> pd.Series:
 
 def _owner(store: Store, password: str | None) -> OwnerSession:
     if password is None:
-        password = ensure_admin_password(store, announce=False) or configured_admin_password()
+        password = ensure_admin_password(store) or configured_admin_password()
     if password is None:
         raise RuntimeError("the load test needs the admin password: set "
                            "$AFFECTLAB_ADMIN_PASSWORD for a store whose password was generated")

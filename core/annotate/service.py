@@ -49,7 +49,6 @@ from affectlab.annotate.access import (
 from affectlab.annotate.assign import release
 from affectlab.annotate.checks import (
     DuplicateRatingError,
-    check_name,
     check_scales,
     check_value,
 )
@@ -61,6 +60,7 @@ from affectlab.annotate.rater import (
     join_campaign,
     resume_rater,
 )
+from affectlab.annotate.signin import OwnerGrant, require_grant
 from affectlab.annotate.store import (
     Assignment,
     Campaign,
@@ -74,7 +74,7 @@ from affectlab.annotate.store import (
 )
 from affectlab.data.contract import MODALITIES, DatasetDir, load_dataset
 from affectlab.data.schema import default_label_set
-from affectlab.paths import data_dir
+from affectlab.paths import child_path, data_dir, make_product_dir, safe_name
 from affectlab.scales import as_scale
 
 __all__ = [
@@ -90,6 +90,7 @@ __all__ = [
     "check_value",
     "join_campaign",
     "open_owner",
+    "owner_session",
     "resume_rater",
 ]
 
@@ -206,10 +207,10 @@ class OwnerSession:
             raise ValueError("files must name at least one media file")
         if label_set is None:
             label_set = default_label_set(scales).model_dump()
-        root = data_dir() / "annotate" / _slug(name)
+        root = child_path(data_dir() / "annotate", name, "campaign name")  # one contained folder
         if root.exists() and any(root.iterdir()):
             raise FileExistsError(f"{root} already exists; choose another campaign name")
-        media = root / "media"
+        media = make_product_dir(root) / "media"
         media.mkdir(parents=True, exist_ok=True)
         rows, seen = [], set()
         try:
@@ -245,7 +246,7 @@ class OwnerSession:
                 ratings_per_item: int, max_ratings: int | None, min_disagreement: float,
                 gold_rate: float, gold: Mapping[str, Mapping[str, Any]] | None,
                 instructions: str) -> Invite:
-        name = check_name(name)
+        name = safe_name(name, "campaign name")  # it names folders and exports too
         scales = check_scales(scales)
         for arg, v in (("ratings_per_item", ratings_per_item), ("max_ratings", max_ratings)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
@@ -551,6 +552,13 @@ def open_owner(store: Store, password: str, *, secrets_file: str | os.PathLike |
                ) -> OwnerSession:
     """The owner's session, after checking the admin password (raises AccessDenied)."""
     check_admin_password(store, password, secrets_file=secrets_file)
+    return OwnerSession(store, _key=_OWNER_KEY)
+
+
+def owner_session(store: Store, grant: OwnerGrant) -> OwnerSession:
+    """The owner's session for a browser that signed in (:mod:`affectlab.annotate.signin`:
+    password, one-time link or its session cookie); AccessDenied unless ``grant`` is live."""
+    require_grant(grant)
     return OwnerSession(store, _key=_OWNER_KEY)
 
 

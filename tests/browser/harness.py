@@ -7,7 +7,11 @@ importing module would start a second server.
 
 - :class:`AppServer` starts ``streamlit run app/Home.py`` on a free port in its own process group
   with ``AFFECTLAB_DATA`` pointing at a tmp directory, waits for ``/_stcore/health`` and kills
-  the group on exit. ``tests/test_app_server.py`` uses it without a browser.
+  the group on exit; the owner's password is :data:`ADMIN_PASSWORD`. ``tests/test_app_server.py``
+  uses it without a browser.
+- ``owner_state`` signs in once (:func:`sign_in`); every ``page`` starts with its session
+  cookie, so it is the owner's browser. A test that needs a stranger's browser makes its own
+  context.
 - ``app_data`` generates tiny default corpora (so Home and Data have something to show),
   ``seeded_runs`` trains two tiny face runs through core (so Runs, Explore and Live have runs
   without depending on the Train page's test), ``fake_media`` writes the fake camera/microphone
@@ -39,7 +43,7 @@ VIEWPORT = {"width": 1280, "height": 800}
 # Tiny default corpora: large enough for every split to hold each class a few times.
 N_FACES, N_SPEECH = 120, 40
 SERVER_START_TIMEOUT = 90.0
-ADMIN_PASSWORD = "browser-walk-admin"  # the Annotate owner's password on the test server
+ADMIN_PASSWORD = "browser-walk-admin"  # the owner's password on the test server
 
 
 def screenshot_dir() -> Path:
@@ -277,11 +281,26 @@ def save_last_view(pg, name: str) -> None:
         pass
 
 
-@pytest.fixture
-def page(browser, app_url, request):
-    """A fresh browser context (own session) at 1280×800 with camera and microphone allowed.
-    At teardown the page's last view goes to ``test-artifacts/last-view/<test>.png``."""
+@pytest.fixture(scope="session")
+def owner_state(browser, app_url) -> dict:
+    """The browser storage of a context that signed in as the owner once (its session cookie):
+    contexts made with it start signed in, as a reload of the owner's browser does."""
     context = browser.new_context(viewport=VIEWPORT, base_url=app_url)
+    try:
+        pg = context.new_page()
+        sign_in(pg)
+        return context.storage_state()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser, app_url, owner_state, request):
+    """A fresh browser context (own session) at 1280×800 with camera and microphone allowed,
+    signed in as the owner (its session cookie). At teardown the page's last view goes to
+    ``test-artifacts/last-view/<test>.png``."""
+    context = browser.new_context(viewport=VIEWPORT, base_url=app_url,
+                                  storage_state=owner_state)
     context.grant_permissions(["camera", "microphone"], origin=app_url)
     context.set_default_timeout(30_000)
     pg = context.new_page()
@@ -302,6 +321,18 @@ def open_page(page, url_path: str = "", heading: str | None = None, timeout: flo
         page.get_by_role("heading", name=heading, exact=True).first.wait_for(timeout=timeout)
     wait_idle(page, timeout)
     return page
+
+
+def sign_in(page, password: str = ADMIN_PASSWORD, timeout: float = 60_000) -> None:
+    """Sign in as the owner with the password form (the app's only page for a visitor), then
+    wait for Home and for the session cookie that keeps this browser signed in."""
+    open_page(page, "", heading="Sign in", timeout=timeout)
+    widget(page, "stTextInput", "Owner password").locator("input").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="affectlab", exact=True).first.wait_for(timeout=timeout)
+    page.wait_for_function("() => document.cookie.includes('affectlab_owner=')",
+                           timeout=timeout)
+    wait_idle(page, timeout)
 
 
 def wait_idle(page, timeout: float = 60_000) -> None:

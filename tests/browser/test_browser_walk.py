@@ -13,7 +13,6 @@ import re
 import harness
 import pytest
 from harness import (
-    ADMIN_PASSWORD,
     N_FACES,
     N_SPEECH,
     VIEWPORT,
@@ -26,6 +25,7 @@ from harness import (
     set_number,
     set_text,
     shoot,
+    sign_in,
     upload,
     wait_components,
     wait_idle,
@@ -42,12 +42,13 @@ seeded_runs = harness.seeded_runs
 speech_run = harness.speech_run
 fake_media = harness.fake_media
 browser = harness.browser
+owner_state = harness.owner_state
 page = harness.page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
 WEBRTC_IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'
-NAV_TITLES = ["Home", "Data", "Explore", "Live", "Train", "Runs", "Annotate"]
+NAV_TITLES = ["Home", "Data", "Explore", "Live", "Train", "Runs", "Annotate", "Account"]
 
 
 def _metric(page, label: str):
@@ -97,6 +98,7 @@ def test_deep_link_keeps_page_titles(browser, app_data, tmp_path):
         context = browser.new_context(viewport=VIEWPORT, base_url=server.url)
         try:
             pg = context.new_page()
+            sign_in(pg)
             open_page(pg, "data", heading="Data")
             titles = [t.split()[-1] for t in
                       pg.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
@@ -280,9 +282,7 @@ def test_live_browser_microphone_gives_a_readout(page, speech_run):
 def test_annotate_rates_an_item(page, browser, app_url):
     require_page("annotate")
     from playwright.sync_api import expect
-    goto_page(page, "Annotate")
-    widget(page, "stTextInput", "Admin password").locator("input").fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    goto_page(page, "Annotate")  # the owner's browser: signed in already
     _tab(page, "New campaign").wait_for()
     set_text(page, "Campaign name", "walk")
     choose(page, "Dataset", "faces-default")
@@ -322,3 +322,70 @@ def test_annotate_rates_an_item(page, browser, app_url):
     # the owner sees the rating arrive (the monitor refreshes every 5 s)
     ratings = _metric(page, "Ratings")
     ratings.filter(has_text=re.compile(r"^1$")).first.wait_for(timeout=30_000)
+
+
+# -- roles: a rater's invite link reaches nothing but the rating page ------------------------
+
+OWNER_BUTTONS = ["Launch", "Generate", "Import", "Delete …", "Create campaign", "Sign out",
+                 "Cancel run", "Renew invite link", "Export to the datasets directory",
+                 "Set password"]
+WORKBENCH_PATHS = ["", "data", "train", "runs", "explore", "live", "home", "account",
+                   "annotate"]
+
+
+def _invite(app_data, name: str) -> str:
+    """A campaign over faces-default in the test server's store, made through core; its
+    invite token."""
+    from affectlab.annotate import Store, owner_session
+    from affectlab.annotate.signin import issue_link_token, sign_in_with_link
+
+    store = Store(f"sqlite:///{app_data / 'affectlab.db'}")
+    try:
+        owner = owner_session(store, sign_in_with_link(issue_link_token()))
+        return owner.create_campaign(name, app_data / "datasets" / "faces-default",
+                                     scales=["category"]).token
+    finally:
+        store.dispose()
+
+
+def _owner_widgets(pg) -> list[str]:
+    found = [b for b in OWNER_BUTTONS if pg.get_by_role("button", name=b, exact=True).count()]
+    found += ["sidebar navigation"] if pg.locator('[data-testid="stSidebarNav"] a').count() \
+        else []
+    found += ["password field"] if pg.get_by_label("Owner password").count() else []
+    return found
+
+
+def test_rater_with_an_invite_reaches_no_workbench_page(browser, app_url, app_data,
+                                                        seeded_runs):
+    token = _invite(app_data, "roles")
+    context = browser.new_context(viewport=VIEWPORT, base_url=app_url)  # a stranger's browser
+    try:
+        rater = context.new_page()
+        for path in WORKBENCH_PATHS:
+            rater.goto(f"/{path}?campaign={token}")
+            rater.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
+            rater.get_by_role("heading", name="Rate: roles").wait_for(timeout=60_000)
+            wait_idle(rater)
+            assert _owner_widgets(rater) == [], (path, _owner_widgets(rater))
+            for heading in ("Train", "Runs", "Data", "Explore", "Live", "Account", "affectlab"):
+                assert rater.get_by_role("heading", name=heading, exact=True).count() == 0, \
+                    (path, heading)
+        # without the invite, every address is the sign-in page and nothing else
+        for path in ("train", "runs", "data"):
+            open_page(rater, path, heading="Sign in")
+            assert rater.get_by_role("button", name="Launch").count() == 0
+            assert rater.locator('[data-testid="stSidebarNav"] a').count() == 0
+        shoot(rater, "signin")
+        # the owner signs in in the same browser and has the workbench
+        sign_in(rater)
+        open_page(rater, "train", heading="Train")
+        rater.get_by_role("button", name="Launch").wait_for()
+        open_page(rater, "runs", heading="Runs")
+        rater.get_by_role("button", name="Delete …").wait_for()
+        assert rater.locator('[data-testid="stSidebarNav"] a').count() >= 7
+        rater.get_by_role("button", name="Sign out").first.click()
+        rater.get_by_role("heading", name="Sign in").wait_for()
+        open_page(rater, "train", heading="Sign in")  # signed out: a reload asks again
+    finally:
+        context.close()
