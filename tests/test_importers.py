@@ -15,7 +15,7 @@ from PIL import Image
 
 from affectlab.data.contract import load_dataset
 from affectlab.data.importers import FORMATS, BadRow, ImportError_, ImportReport, import_corpus
-from affectlab.data.importers._common import group_splits
+from affectlab.data.importers._common import group_splits, split_sizes
 from affectlab.data.importers.folder import infer_range
 from affectlab.data.importers.iemocap import parse_categories, parse_dimensions
 from affectlab.data.importers.ravdess import parse_name
@@ -418,8 +418,8 @@ def test_folder_csv_long_table_with_declared_and_inferred_ranges(tmp_path):
     assert ratings_of(ds, "clips/s1_a", "activation") == [("r1", 3.0)]  # empty cell = missing
     assert ratings_of(ds, "clips/s3_c", "category") == []
     assert ratings_of(ds, "clips/s3_c", "valence") == [("r2", 5.0)]
-    # three speakers, no split column: ranks 0, 1, 2 of 3 → deciles 0, 3, 6 → train
-    assert report.splits == {"train": 3, "val": 0, "test": 0}
+    # three speakers, no split column: one speaker each to train, val and test
+    assert report.splits == {"train": 1, "val": 1, "test": 1}
     assert list(ds.items["speaker"]) == ["s1", "s2", "s3"]
 
 
@@ -512,15 +512,45 @@ def test_group_splits_hand_values():
     assert group_splits(["b", "a", "b"]) == {"a": "train", "b": "train"}
 
 
+@pytest.mark.parametrize(("n", "sizes"), [(1, (1, 0, 0)), (2, (2, 0, 0)), (3, (1, 1, 1)),
+                                          (4, (2, 1, 1)), (8, (6, 1, 1)), (10, (8, 1, 1)),
+                                          (24, (20, 2, 2))])
+def test_split_sizes_leave_no_split_empty_from_three_groups(n, sizes):
+    assert split_sizes(n) == sizes
+    splits = group_splits([f"actor{i:02d}" for i in range(n)])
+    got = tuple(list(splits.values()).count(s) for s in ("train", "val", "test"))
+    assert got == sizes
+    # ranks in order: the first groups train, then val, then test
+    ranked = [splits[g] for g in sorted(splits)]
+    assert ranked == sorted(ranked, key=["train", "val", "test"].index)
+
+
+def test_eight_ravdess_actors_give_a_test_set(tmp_path):
+    src = tmp_path / "src"
+    for actor in range(1, 9):
+        fx.write_wav(src / f"Audio_Speech_Actors_01-24/Actor_{actor:02d}/"
+                     f"03-01-0{1 + actor % 8}-01-01-01-{actor:02d}.wav", seed=actor)
+    report = import_corpus("ravdess", src, tmp_path / "out")
+    assert report.splits == {"train": 6, "val": 1, "test": 1}
+    items = load_dataset(tmp_path / "out").items
+    assert set(items.loc[items["split"] == "test", "speaker"]) == {"actor08"}
+
+
 @given(st.lists(st.text(min_size=1, max_size=4), min_size=1, max_size=60))
 def test_group_splits_properties(groups):
     splits = group_splits(groups)
     assert set(splits) == set(groups)
     n = len(set(groups))
     counts = [sum(s == name for s in splits.values()) for name in ("train", "val", "test")]
-    # rank r goes to train iff r < 0.8 n, to val iff 0.8 n <= r < 0.9 n (ceil in integers)
+    # rank r goes to train iff r < 0.8 n, to val iff 0.8 n <= r < 0.9 n (ceil in integers),
+    # except that from 3 groups on val and test each get at least one group from train
     n_train, n_upto_val = (8 * n + 9) // 10, (9 * n + 9) // 10
-    assert counts == [n_train, n_upto_val - n_train, n - n_upto_val]
+    expected = [n_train, n_upto_val - n_train, n - n_upto_val]
+    if n >= 3:
+        expected[1], expected[2] = max(expected[1], 1), max(expected[2], 1)
+        expected[0] = n - expected[1] - expected[2]
+        assert min(counts) >= 1
+    assert counts == expected
     assert group_splits(list(reversed(groups))) == splits  # order of appearance is irrelevant
 
 

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from affectlab.errors import UserDataError
 from affectlab.scales import (
     LIKERT_CLASSES,
     SCALE_TYPES,
@@ -42,7 +43,7 @@ FORMAT_VERSION = 1
 MODALITIES = ("face", "speech")
 
 
-class ContractError(ValueError):
+class ContractError(UserDataError):
     """A dataset directory, or the tables about to become one, break the contract."""
 
 

@@ -35,6 +35,8 @@ from pydantic import (
     model_validator,
 )
 
+from affectlab.errors import UserDataError
+
 __all__ = ["ConfigError", "MAX_BATCH_SIZE", "MAX_CONFIG_BYTES", "MAX_EPOCHS", "MAX_SEED",
            "MAX_WORKERS", "METHOD_DEFAULTS", "RunConfig", "load_config", "parse_overrides",
            "save_config"]
@@ -57,7 +59,7 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(UserDataError):
     """A run config is invalid; the message names the file (when there is one) and the field."""
 
 

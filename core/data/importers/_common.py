@@ -24,10 +24,11 @@ import pandas as pd
 
 from affectlab.data.contract import ContractError, write_dataset
 from affectlab.data.schema import DatasetMeta, LabelSet
+from affectlab.errors import UserDataError
 from affectlab.scales import IntervalScale, NominalScale, OrdinalScale, Scale
 
 
-class ImportError_(ValueError):  # noqa: N801 - the trailing underscore avoids the builtin name
+class ImportError_(UserDataError):  # noqa: N801 - the trailing underscore avoids the builtin name
     """An import cannot proceed: unknown format, missing file, malformed rows, unreadable media."""
 
 
@@ -197,20 +198,35 @@ def parse_int(text: str) -> int | None:
         return None
 
 
+SPLIT_RULE = "sorted, about 80/10/10 by rank, val and test never empty from 3 on (group_splits)"
+
+
+def split_sizes(n: int) -> tuple[int, int, int]:
+    """(train, val, test) group counts of :func:`group_splits` for ``n`` groups.
+
+    About 80/10/10: train ⌈0.8 n⌉, val ⌈0.9 n⌉ − ⌈0.8 n⌉, test the rest; with at least 3
+    groups neither val nor test is left empty (each then takes one group from train), so a
+    small corpus (8 RAVDESS actors: 6/1/1) still has a test set to score.
+    """
+    n_train, n_upto_val = (8 * n + 9) // 10, (9 * n + 9) // 10
+    n_val, n_test = n_upto_val - n_train, n - n_upto_val
+    if n >= 3:
+        n_val, n_test = max(n_val, 1), max(n_test, 1)
+        n_train = n - n_val - n_test
+    return n_train, n_val, n_test
+
+
 def group_splits(groups: list[str]) -> dict[str, str]:
     """Deterministic group-independent split for corpora without an official one.
 
-    The distinct groups (speakers, actors, or items) are sorted; the group of rank r among n goes
-    to ``train`` when ⌊10·r/n⌋ ≤ 7, ``val`` when it is 8 and ``test`` when it is 9 — about
-    80/10/10 by group, with no group in two splits. Returns group → split.
+    The distinct groups (speakers, actors, or items) are sorted; the first ones by rank go to
+    ``train``, the next to ``val``, the last to ``test``, in the sizes of :func:`split_sizes`,
+    with no group in two splits. Returns group → split.
     """
     unique = sorted(set(groups))
-    n = len(unique)
-    out = {}
-    for r, g in enumerate(unique):
-        decile = (10 * r) // n
-        out[g] = "train" if decile <= 7 else ("val" if decile == 8 else "test")
-    return out
+    n_train, n_val, _ = split_sizes(len(unique))
+    return {g: "train" if r < n_train else ("val" if r < n_train + n_val else "test")
+            for r, g in enumerate(unique)}
 
 
 def nominal(names: list[str]) -> NominalScale:

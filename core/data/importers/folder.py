@@ -32,6 +32,7 @@ from typing import Any
 from affectlab.data.importers._common import (
     AUDIO_EXTS,
     IMAGE_EXTS,
+    SPLIT_RULE,
     Corpus,
     ImportError_,
     Problems,
@@ -110,7 +111,7 @@ def _parse_tree(src: Path, problems: Problems) -> Corpus:
                     scales={"category": nominal(classes)},
                     provenance={"layout": "split/class/file" if by_split else "class/file",
                                 "split": "split folders" if by_split
-                                else "items sorted, 80/10/10 by rank (group_splits)"})
+                                else f"items {SPLIT_RULE}"})
     for path, split, cls in entries:
         rel = path.relative_to(src)
         item_id = _item_id(rel)

@@ -11,7 +11,7 @@ RAVDESS's published label is the *acted* emotion; the release carries no per-rat
 perceptual validation ratings are distributed separately and are not read here). So each clip gets
 one ``category`` rating and one ``intensity`` rating (ordinal: normal < strong) from rater
 ``dataset``, and its soft label is one-hot. Actor → ``speaker``. No official split: actors are
-split 80/10/10 by :func:`group_splits`.
+split about 80/10/10 by :func:`group_splits` (val and test never empty from 3 actors).
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from affectlab.data.importers._common import Corpus, Problems, group_splits, nominal, ordinal
+from affectlab.data.importers._common import (
+    SPLIT_RULE,
+    Corpus,
+    Problems,
+    group_splits,
+    nominal,
+    ordinal,
+)
 
 NAME = "ravdess"
 DESCRIPTION = "RAVDESS: 03-01-06-01-02-01-12.wav file-name convention; acted label as one rating"
@@ -54,7 +61,7 @@ def parse(src: Path, problems: Problems) -> Corpus:
                     scales={"category": nominal(LABELS),
                             "intensity": ordinal(INTENSITY)},
                     provenance={"ratings": "acted label as one rating from rater 'dataset'",
-                                "split": "actors sorted, 80/10/10 by rank (group_splits)"})
+                                "split": f"actors {SPLIT_RULE}"})
     found: dict[str, tuple[Path, dict[str, int]]] = {}
     for wav in sorted(src.rglob("*.wav")):
         fields = parse_name(wav.stem)
