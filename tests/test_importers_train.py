@@ -25,12 +25,14 @@ from affectlab.engine.trainer import train
 # name → (format, fixture writer, modality)
 FIXTURES = {
     "ferplus": ("ferplus", fx.write_ferplus, "face"),
+    "ferplus-folders": ("ferplus", fx.write_ferplus_folders, "face"),
     "rafdb": ("rafdb", lambda r: fx.write_rafdb(r, distribution=True), "face"),
     "affectnet": ("affectnet", fx.write_affectnet, "face"),
     "folder-tree": ("folder", fx.write_folder_tree, "face"),
     "cremad": ("cremad", fx.write_cremad, "speech"),
     "cremad-tabulated": ("cremad", fx.write_cremad_tabulated, "speech"),
     "ravdess": ("ravdess", fx.write_ravdess, "speech"),
+    "emodb": ("emodb", fx.write_emodb, "speech"),
     "iemocap": ("iemocap", fx.write_iemocap, "speech"),
     "msp-podcast": ("msp", fx.write_msp_podcast, "speech"),
     "msp-improv": ("msp", fx.write_msp_improv, "speech"),
@@ -70,8 +72,8 @@ def test_importer_output_trains_one_epoch(tmp_path, name):
 
 
 def _ferplus_value_counts() -> np.ndarray:
-    """FER+'s fixture votes of the kept images (rows 0, 1, 4, 5), emotions only."""
-    kept = [fx.FERPLUS_ROWS[i][2][:8] for i in (0, 1, 4, 5)]
+    """FER+'s fixture votes of the kept images (the rows that won), emotions only."""
+    kept = [fx.FERPLUS_ROWS[row][2][:8] for row, _ in fx.FERPLUS_KEPT.values()]
     return np.array(kept, dtype=np.float64)
 
 
@@ -82,8 +84,8 @@ def test_ferplus_votes_give_alpha_from_value_counts_and_refuse_per_rater_statist
                                   level_of_measurement="nominal")
     assert table.loc["category", "alpha"] == pytest.approx(expected)
     assert table.loc["category", "n_raters"] == 0
-    assert table.loc["category", "n_anonymous"] == len(ds.ratings) == 38
-    message = (r"ratings of scale 'category' are anonymous vote counts \(38 of 38 have no "
+    assert table.loc["category", "n_anonymous"] == len(ds.ratings) == 39
+    message = (r"ratings of scale 'category' are anonymous vote counts \(39 of 39 have no "
                r"rater_id.*per-rater statistics \(Dawid–Skene\) need rater identities")
     with pytest.raises(AnonymousRatingsError, match=message):
         weighted_soft_labels(ds.ratings, ds.items["item_id"], "category",

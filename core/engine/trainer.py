@@ -60,6 +60,7 @@ from affectlab.engine.evaluate import (
     predict_split,
 )
 from affectlab.engine.events import EventWriter
+from affectlab.engine.finetune import weight_init
 from affectlab.engine.rundir import CheckpointError, RunDir
 from affectlab.engine.step import train_step
 
@@ -150,8 +151,10 @@ def build_train_info(train_ds, ordinal: bool):
 
 
 def build_method(model_name: str, model_params: dict[str, Any], method_name: str,
-                 method_params: dict[str, Any], info, pretrained: bool = False):
-    """Model (with ``num_classes = info.num_classes``) wrapped in the named method."""
+                 method_params: dict[str, Any], info, pretrained: bool = False,
+                 init: Callable[[Any], Any] | None = None):
+    """Model (with ``num_classes = info.num_classes``) wrapped in the named method; ``init``
+    initialises the model before the method wraps it (fine-tuning: affectlab.engine.finetune)."""
     from affectlab import methods, models
 
     params = dict(model_params)
@@ -160,6 +163,8 @@ def build_method(model_name: str, model_params: dict[str, Any], method_name: str
                           f"{info.num_classes} classes of the label scale; leave it out")
     params["num_classes"] = info.num_classes
     model = models.create(model_name, pretrained=pretrained, **params)
+    if init is not None:
+        init(model)
     return methods.create(method_name, model, info, **method_params), params
 
 
@@ -285,6 +290,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"epoch": None, "metric": SELECT_METRIC, "value": None}
         self.resumed_from: Path | None = None
+        self.head_init = None  # a HeadInit when the weights started from others (fine-tuning)
         self.rotate_last = True  # False after a resume past a damaged last checkpoint
 
     def _call(self, hook: str, *args: Any) -> None:
@@ -369,9 +375,17 @@ class Trainer:
     def _build_method(self) -> None:
         config = self.config
         self.info = build_train_info(self.train_ds, self.ordinal)
+        # fresh, shipped or a trained run's weights, mapped to this dataset's classes (a resume
+        # restores its own)
+        init = None if self.resume else weight_init(config, self.train_ds.class_names)
         self.method, model_params = build_method(config.model, config.model_params,
                                                  config.method, config.method_params, self.info,
-                                                 config.pretrained)
+                                                 init=init)
+        self.head_init = init.report if init is not None else None
+        if self.head_init is not None:
+            logger.info(self.head_init.summary())
+            self.events.emit("notice", message=self.head_init.summary(),
+                             init=self.head_init.to_dict())
         _check_compatible(self.method, self.data.modality, self.ordinal, config)
         self.method.attach_dataset(self.train_ds)  # LDLVA's exact mode re-reads neighbours
         place_on_device(self.method, self.device)

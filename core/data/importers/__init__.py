@@ -21,7 +21,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from affectlab.data.importers import affectnet, cremad, ferplus, folder, iemocap, msp, rafdb, ravdess
+from affectlab.data.importers import (
+    affectnet,
+    cremad,
+    emodb,
+    ferplus,
+    folder,
+    iemocap,
+    msp,
+    rafdb,
+    ravdess,
+)
 from affectlab.data.importers._common import (
     BadRow,
     Corpus,
@@ -29,6 +39,7 @@ from affectlab.data.importers._common import (
     ImportReport,
     Problems,
     check_out,
+    text_encoding,
     write_corpus,
 )
 
@@ -46,16 +57,19 @@ class Importer:
 
 FORMATS: dict[str, Importer] = {
     m.NAME: Importer(m.NAME, m.DESCRIPTION, m.parse)
-    for m in (ferplus, rafdb, affectnet, cremad, ravdess, iemocap, msp, folder)
+    for m in (ferplus, rafdb, affectnet, cremad, ravdess, emodb, iemocap, msp, folder)
 }
 
 
 def import_corpus(fmt: str, src: str | Path, out: str | Path, skip_bad: bool = False,
-                  overwrite: bool = False, link: bool = True) -> ImportReport:
+                  overwrite: bool = False, link: bool = True,
+                  encoding: str | None = None) -> ImportReport:
     """Import the corpus at ``src`` (format ``fmt``, a key of :data:`FORMATS`) into ``out``.
 
     Media files are hard-linked when ``link`` and ``out`` is on the source's filesystem (no
-    duplicate of a large corpus), copied otherwise; ``link=False`` always copies.
+    duplicate of a large corpus), copied otherwise; ``link=False`` always copies. Label files
+    are read as ``encoding`` (default UTF-8, a BOM allowed); a file that is not is refused
+    naming it, the byte offset and the line.
 
     Raises :class:`ImportError_` (a ValueError) with a message naming the problem: unknown format,
     missing source or file, output inside the source or already present, malformed rows or
@@ -70,6 +84,7 @@ def import_corpus(fmt: str, src: str | Path, out: str | Path, skip_bad: bool = F
         raise ImportError_(f"{fmt}: source {src} is not a directory")
     check_out(src, out, overwrite)
     problems = Problems(src)
-    corpus = FORMATS[fmt].parse(src, problems)
+    with text_encoding(encoding):
+        corpus = FORMATS[fmt].parse(src, problems)
     return write_corpus(corpus, problems, fmt, src, out, skip_bad=skip_bad, overwrite=overwrite,
                         link=link)

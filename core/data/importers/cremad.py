@@ -52,7 +52,7 @@ RESPONSE_COLUMNS = ("localid", "queryType", "clipName", "respEmo", "respLevel")
 
 def _read_responses(path: Path, clips: set[str], problems: Problems, ratings: list[dict]) -> None:
     seen: set[tuple[str, str]] = set()
-    for line, row, _ in read_csv_rows(path, NAME, RESPONSE_COLUMNS):
+    for line, row, _ in read_csv_rows(path, NAME, RESPONSE_COLUMNS, problems=problems):
         rater, clip, emo = row.get("localid", ""), row.get("clipName", ""), row.get("respEmo", "")
         query = parse_int(row.get("queryType", ""))
         if not rater or not clip or query not in (1, 2, 3):
@@ -79,7 +79,8 @@ def _read_responses(path: Path, clips: set[str], problems: Problems, ratings: li
 
 
 def _read_tabulated(path: Path, clips: set[str], problems: Problems, ratings: list[dict]) -> None:
-    for line, row, fields in read_csv_rows(path, NAME, (*CODES, "fileName")):
+    for line, row, fields in read_csv_rows(path, NAME, (*CODES, "fileName"),
+                                           problems=problems):
         row_name = parse_int(fields[0].strip().strip('"')) if fields else None
         if row_name is None:
             problems.bad(path, line, "first field must be the numeric row name")

@@ -162,8 +162,8 @@ def infer_range(values: list[float]) -> tuple[float, float] | None:
 
 
 def _parse_csv(src: Path, csv_path: Path, problems: Problems) -> Corpus:
-    rows = list(read_csv_rows(csv_path, NAME, ("path",)))
-    header = csv_header(csv_path)
+    rows = list(read_csv_rows(csv_path, NAME, ("path",), problems=problems))
+    header = csv_header(csv_path, NAME)
     scale_cols = _scale_columns(header)
     rater_col = next((c for c in RATER_COLUMNS if c in header), None)
     has_label = "label" in header
@@ -175,10 +175,7 @@ def _parse_csv(src: Path, csv_path: Path, problems: Problems) -> Corpus:
     media: dict[str, Path] = {}
     raw: list[tuple[int, str, str, str | None, dict[str, float]]] = []
     src_r = src.resolve()
-    for line, row, fields in rows:
-        if len(fields) != len(header):
-            problems.bad(csv_path, line, f"expected {len(header)} fields, got {len(fields)}")
-            continue
+    for line, row, _ in rows:
         target = (csv_path.parent / row["path"]).resolve() if row["path"] else None
         if target is None or (target != src_r and src_r not in target.parents):
             problems.bad(csv_path, line, f"path {row['path']!r} is empty or outside {src}")

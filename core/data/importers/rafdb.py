@@ -22,7 +22,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from affectlab.data.importers._common import Corpus, ImportError_, Problems, nominal, parse_float
+from affectlab.data.importers._common import (
+    Corpus,
+    ImportError_,
+    Problems,
+    nominal,
+    open_text,
+    parse_float,
+)
 
 NAME = "rafdb"
 DESCRIPTION = "RAF-DB basic: EmoLabel/list_patition_label.txt + aligned images (+ distribution.txt)"
@@ -49,7 +56,7 @@ def _image(root: Path, name: str) -> Path:
 
 def _read_distribution(path: Path, problems: Problems) -> dict[str, list[float]]:
     dist: dict[str, list[float]] = {}
-    with open(path, encoding="utf-8") as fh:
+    with open_text(path, NAME) as fh:
         for line_no, line in enumerate(fh, start=1):
             parts = line.split()
             if not parts:
@@ -80,7 +87,7 @@ def parse(src: Path, problems: Problems) -> Corpus:
                                 "ratings": "crowd distribution (weighted rows)" if dist
                                 else "dataset label (one rating per item)"})
     seen: set[str] = set()
-    with open(label_path, encoding="utf-8") as fh:
+    with open_text(label_path, NAME) as fh:
         for line_no, line in enumerate(fh, start=1):
             parts = line.split()
             if not parts:

@@ -23,6 +23,7 @@ from affectlab.data.importers._common import (
     SPLIT_RULE,
     Corpus,
     Problems,
+    files_by_name,
     group_splits,
     nominal,
     ordinal,
@@ -62,16 +63,7 @@ def parse(src: Path, problems: Problems) -> Corpus:
                             "intensity": ordinal(INTENSITY)},
                     provenance={"ratings": "acted label as one rating from rater 'dataset'",
                                 "split": f"actors {SPLIT_RULE}"})
-    found: dict[str, tuple[Path, dict[str, int]]] = {}
-    for wav in sorted(src.rglob("*.wav")):
-        fields = parse_name(wav.stem)
-        if isinstance(fields, str):
-            problems.bad(wav, None, fields)
-            continue
-        if wav.stem in found:
-            problems.bad(wav, None, f"duplicate of {problems.rel(found[wav.stem][0])}")
-            continue
-        found[wav.stem] = (wav, fields)
+    found = files_by_name(sorted(src.rglob("*.wav")), parse_name, problems)
     split_of = group_splits([f"{f['actor']:02d}" for _, f in found.values()])
     for stem, (wav, f) in found.items():
         actor = f"{f['actor']:02d}"
