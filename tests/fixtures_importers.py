@@ -245,6 +245,17 @@ def write_ravdess(root: Path) -> Path:
     return root
 
 
+def write_ravdess_actors(root: Path, n_actors: int = 8) -> Path:
+    """Speech clips of actors 1..n_actors, emotions 1..8 across them (actor a: emotion
+    (a − 1) mod 8 + 1, and surprised (08) for every actor), for splits and cross-corpus runs."""
+    for actor in range(1, n_actors + 1):
+        for emotion in sorted({(actor - 1) % 8 + 1, 8}):
+            name = f"03-01-{emotion:02d}-01-01-01-{actor:02d}.wav"
+            write_wav(root / "Audio_Speech_Actors_01-24" / f"Actor_{actor:02d}" / name,
+                      seed=100 * actor + emotion)
+    return root
+
+
 # --------------------------------------------------------------------------- EmoDB
 
 # speaker, text, emotion letter, version: four speakers, every emotion letter
@@ -362,6 +373,23 @@ def write_folder_tree(root: Path) -> Path:
     write_image(root / "val" / "sad" / "c.png", seed=3)
     write_image(root / "test" / "happy" / "d.png", seed=4)
     write_text(root / "README.txt", "not media, ignored\n")
+    return root
+
+
+# the FER2013 images as Kaggle's folder copy has them: <split>/<FER2013 class>/<Usage>_<id>.jpg
+FER2013_FOLDER_FILES = [
+    "train/angry/Training_10118481.jpg", "train/happy/Training_10019449.jpg",
+    "train/neutral/Training_10002154.jpg", "test/sad/PublicTest_10131363.jpg",
+    "test/surprise/PrivateTest_10072988.jpg", "test/disgust/PrivateTest_807646.jpg",
+    "test/fear/PublicTest_10153550.jpg",
+]
+
+
+def write_fer2013_folders(root: Path) -> Path:
+    for i, rel in enumerate(FER2013_FOLDER_FILES):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(ferplus_pixels(50 + i)).save(path, format="JPEG")
     return root
 
 

@@ -683,12 +683,9 @@ def test_split_sizes_leave_no_split_empty_from_three_groups(n, sizes):
 
 
 def test_eight_ravdess_actors_give_a_test_set(tmp_path):
-    src = tmp_path / "src"
-    for actor in range(1, 9):
-        fx.write_wav(src / f"Audio_Speech_Actors_01-24/Actor_{actor:02d}/"
-                     f"03-01-0{1 + actor % 8}-01-01-01-{actor:02d}.wav", seed=actor)
+    src = fx.write_ravdess_actors(tmp_path / "src", 8)
     report = import_corpus("ravdess", src, tmp_path / "out")
-    assert report.splits == {"train": 6, "val": 1, "test": 1}
+    assert report.splits == {"train": 12, "val": 2, "test": 1}  # actors 1-6, 7, 8 (one clip)
     items = load_dataset(tmp_path / "out").items
     assert set(items.loc[items["split"] == "test", "speaker"]) == {"actor08"}
 

@@ -1,5 +1,6 @@
 """Every importer's output trains: each fixture (tests/fixtures_importers.py, the published
-layouts) is imported and trained for one epoch (face and speech), and its agreement table reads.
+layouts) is imported and trained for one epoch (face and speech), evaluated and asked for one
+media file's prediction, and its agreement table reads.
 
 Before the label column was read through ``label_codes``, ``affectlab train`` on any importer
 that writes class names crashed under pandas 3 (a text column reads back as ``str``, not
@@ -20,6 +21,8 @@ from affectlab.data.browse import agreement_table
 from affectlab.data.contract import label_codes, load_dataset
 from affectlab.data.dataset import EmotionDataset
 from affectlab.data.importers import import_corpus
+from affectlab.engine.inference import Predictor
+from affectlab.engine.runs import evaluate_run
 from affectlab.engine.trainer import train
 
 # name → (format, fixture writer, modality)
@@ -69,6 +72,15 @@ def test_importer_output_trains_one_epoch(tmp_path, name):
             np.testing.assert_array_equal(train_set.labels, codes[train_set.rows])
     table = agreement_table(ds)
     assert list(table["scale"]) == list(ds.schema.scales)
+    # the run evaluates on its corpus and predicts one of its media files
+    metrics = evaluate_run(result.run_dir, tmp_path / "out", split=None)
+    assert metrics["n"] == len(EmotionDataset(ds, None, feature_cache=False))
+    assert 0 <= metrics["uar"] <= 1
+    assert np.sum(metrics["confusion_matrix"]["matrix"]) == metrics["n"]
+    prediction = Predictor.from_name_or_run(result.run_dir).predict_file(ds.media_path(0))
+    assert prediction.error is None, prediction.error
+    assert set(prediction.distribution) == set(ds.class_names)
+    assert sum(prediction.distribution.values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def _ferplus_value_counts() -> np.ndarray:
