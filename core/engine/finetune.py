@@ -6,12 +6,12 @@
 copies the initialised ones) and returns the :class:`~affectlab.models.finetune.HeadInit` that
 says which classes were mapped and which are new; the trainer logs it and emits it as a
 ``notice`` event (the Train page shows it). A run's weights are read with
-``torch.load(weights_only=True)`` only: nothing is unpickled.
+:func:`~affectlab.engine.rundir.load_checkpoint_file` (``weights_only=True``): nothing is
+unpickled.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from affectlab.engine.config import ConfigError, RunConfig
+from affectlab.engine.rundir import RunDir, load_checkpoint_file
 from affectlab.models.finetune import HeadInit, init_from_shipped, init_head_from
 
 __all__ = ["WeightInit", "init_from_run", "run_weights_file", "weight_init"]
@@ -54,36 +55,29 @@ def weight_init(config: RunConfig, class_names: Sequence[str]) -> WeightInit | N
     return None
 
 
-def run_weights_file(run_dir: Path) -> Path:
-    """The checkpoint a run is fine-tuned from: ``checkpoints/best.pt`` (the epoch of best
-    validation UAR; every epoch's when the run had no validation split), else ``last.pt``."""
-    for name in ("best.pt", "last.pt"):
-        path = run_dir / "checkpoints" / name
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"init_from: run {run_dir} has no saved weights "
-                            "(checkpoints/best.pt or last.pt)")
+def run_weights_file(run_dir: str | os.PathLike) -> Path:
+    """The checkpoint a run is fine-tuned from: its best (the epoch of best validation UAR;
+    every epoch's when the run had no validation split), else its last, else its previous."""
+    run = RunDir(run_dir)
+    for which in ("best", "last", "previous"):
+        if run.checkpoint_path(which).is_file():
+            return run.checkpoint_path(which)
+    raise FileNotFoundError(f"init_from: run {run.path} has no saved weights "
+                            f"({RunDir.CHECKPOINTS}/best.pt, last.pt or previous.pt)")
 
 
 def _read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], Path]:
-    info_path = run_dir / "model.json"
-    if not info_path.is_file():
-        raise FileNotFoundError(f"init_from: {run_dir} is not a trained run (no model.json)")
-    try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"init_from: cannot read {info_path} ({exc})") from exc
+    run = RunDir(run_dir)
+    if not run.model_info_path.is_file():
+        raise FileNotFoundError(f"init_from: {run.path} is not a trained run (no "
+                                f"{run.model_info_path.name})")
+    info = run.read_model_info()
     path = run_weights_file(run_dir)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - unpickling refused, truncated, damaged: one message
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"init_from: cannot read {path} with weights_only=True ({first})"
-                          ) from None
-    weights = state.get("model_state") if isinstance(state, dict) else None
+    state = load_checkpoint_file(path)  # weights_only=True; CheckpointError naming the file
+    weights = state.get("model_state")
     if not isinstance(weights, dict) or not isinstance(info.get("class_names"), list):
-        raise ConfigError(f"init_from: {path} holds no model_state, or {info_path} no "
-                          "class_names")
+        raise ConfigError(f"init_from: {path} holds no model_state, or "
+                          f"{run.model_info_path} no class_names")
     return info, weights, path
 
 
