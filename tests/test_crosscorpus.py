@@ -57,7 +57,9 @@ def test_a_class_map_merges_and_renames():
     shared = {c["class"]: c for c in out["classes"]["shared"]}
     assert shared["neutral"]["run"] == ["neutral", "calm"]
     assert shared["sad"]["dataset"] == ["bored", "sad"]
-    assert "neutral (neutral ← neutral+calm)" in out["classes"]["summary"]
+    assert "neutral←neutral+calm" in out["classes"]["summary"]
+    assert "bored+sad←sad" in out["classes"]["summary"]
+    assert out["confusion_matrix"]["classes"] == ["angry", "bored+sad", "happy", "neutral"]
     assert out["classes"]["dropped"] == {} and out["classes"]["unused"] == []
 
 

@@ -6,9 +6,9 @@ Classes are matched by name through :mod:`affectlab.labelmap` (the synonym table
 map first). Items whose class the run does not know are dropped; the run's distribution is cut
 down to the shared classes and renormalised, the soft label likewise
 (:func:`affectlab.labelmap.restrict_to_shared`); UAR, accuracy, macro-F1 and the confusion
-matrix are computed on the shared classes. The result says which classes were kept (and under
-which names on each side), which dataset classes were dropped with how many items, and which
-run classes went unused.
+matrix are computed on the shared classes (named as the dataset names them). The result says
+which classes were kept (and under which names on each side), which dataset classes were dropped
+with how many items, and which run classes went unused.
 """
 
 from __future__ import annotations
@@ -35,6 +35,12 @@ def confusion_block(pred: SplitPredictions, names: Sequence[str]) -> dict[str, A
             "matrix": matrix.tolist()}
 
 
+def _pair_name(dataset: list[str], run: list[str]) -> str:
+    """``disgusted←disgust``: the dataset's name(s), and the run's where they differ."""
+    ours, theirs = "+".join(dataset), "+".join(run)
+    return ours if ours == theirs else f"{ours}←{theirs}"
+
+
 def _classes_report(match: ClassMatch, pred: SplitPredictions, keep: np.ndarray
                     ) -> dict[str, Any]:
     dropped_counts = np.bincount(pred.label[~keep], minlength=len(match.target))
@@ -44,9 +50,7 @@ def _classes_report(match: ClassMatch, pred: SplitPredictions, keep: np.ndarray
                "dataset": [match.target[i] for i in t_idx]}
               for name, s_idx, t_idx in zip(match.shared, match.source_index, match.target_index,
                                             strict=True)]
-    kept_text = ", ".join(
-        c["class"] if c["run"] == c["dataset"] == [c["class"]]
-        else f"{c['class']} ({'+'.join(c['dataset'])} ← {'+'.join(c['run'])})" for c in shared)
+    kept_text = ", ".join(_pair_name(c["dataset"], c["run"]) for c in shared)
     dropped_text = ", ".join(f"{k} ({v} items)" for k, v in dropped.items()) or "none"
     summary = (f"classes kept: {kept_text}; dataset classes dropped: {dropped_text}; run classes "
                f"unused: {', '.join(match.source_only) or 'none'}; {int(keep.sum())} of "
@@ -79,6 +83,7 @@ def evaluate_across_label_sets(pred: SplitPredictions, run_classes: Sequence[str
         embedding=pred.embedding[keep], uncertainty=pred.uncertainty[keep],
         item_id=pred.item_id[keep], domain=pred.domain[keep], truth={})
     out: dict[str, Any] = dict(classification_metrics(shared_pred, False, seed))
-    out["confusion_matrix"] = confusion_block(shared_pred, match.shared)
+    out["confusion_matrix"] = confusion_block(
+        shared_pred, ["+".join(match.target[i] for i in idx) for idx in match.target_index])
     out["classes"] = _classes_report(match, pred, keep)
     return out
