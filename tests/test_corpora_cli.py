@@ -168,3 +168,13 @@ def test_eval_with_no_shared_class(tmp_path):
     _ok(["data", "import", "folder", str(other), "--out", str(tmp_path / "ds2")])
     _user_error(["eval", str(tmp_path / "run"), "--dataset", str(tmp_path / "ds2"), "--split",
                  "all"], "share no class", "--class-map")
+
+
+def test_a_dataset_without_training_items(tmp_path):
+    src = tmp_path / "src"
+    fx.write_image(src / "test" / "happy" / "a.png", seed=1)
+    fx.write_image(src / "test" / "sad" / "b.png", seed=2)
+    _ok(["data", "import", "folder", str(src), "--out", str(tmp_path / "ds")])
+    _user_error(["train", "--dataset", str(tmp_path / "ds"), "--model", "resnet18", "--set",
+                 "model_params.width=4", "--method", "ce", "--epochs", "1", "--out",
+                 str(tmp_path / "run"), *CPU], "dataset 'ds' has no rated training items")

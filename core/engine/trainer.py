@@ -63,6 +63,7 @@ from affectlab.engine.events import EventWriter
 from affectlab.engine.finetune import weight_init
 from affectlab.engine.rundir import CheckpointError, RunDir
 from affectlab.engine.step import train_step
+from affectlab.errors import UserDataError
 
 logger = logging.getLogger(__name__)
 
@@ -366,8 +367,8 @@ class Trainer:
         self.ordinal = _is_ordinal(scale, meta)
         self.train_ds = EmotionDataset(data, "train", scale=scale)
         if len(self.train_ds) == 0:
-            raise ValueError(f"dataset {data.name!r} has no rated training items on scale "
-                             f"{scale!r}")
+            raise UserDataError(f"dataset {data.name!r} has no rated training items on scale "
+                                f"{scale!r}")
         sets = {s: EmotionDataset(data, s, scale=scale) for s in dict.fromkeys(("val",
                                                                                  *OUTPUT_SPLITS))}
         self.eval_sets = {s: ds for s, ds in sets.items() if len(ds) > 0}
