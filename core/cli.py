@@ -7,6 +7,11 @@ from pathlib import Path
 
 import typer
 
+from affectlab.errors import UserDataError
+
+# a user's data or config that cannot be used: one line on stderr, exit status 2, no traceback
+USER_ERRORS = (UserDataError, FileNotFoundError, FileExistsError)
+
 app = typer.Typer(
     name="affectlab",
     help="Emotion recognition with soft labels: data, training, evaluation, benchmarks.",
@@ -55,7 +60,8 @@ def data_synth(
 @data_app.command("import")
 def data_import(
     fmt: str = typer.Argument(..., metavar="FORMAT",
-                              help="ferplus | rafdb | affectnet | cremad | ravdess | iemocap | msp | folder"),
+                              help="ferplus | rafdb | affectnet | cremad | ravdess | emodb | "
+                                   "iemocap | msp | folder"),
     src: Path = typer.Argument(..., help="the corpus as published (never modified)"),
     out: Path = typer.Option(..., help=OUT_HELP.format(kind="dataset", root="datasets")),
     skip_bad: bool = typer.Option(False, help="skip malformed rows (and count them) instead of aborting"),
@@ -65,16 +71,18 @@ def data_import(
     follow_symlinks: bool = typer.Option(False, help="accept media and label files that are "
                                          "symbolic links to outside the corpus (a corpus laid "
                                          "out as a symlink farm); default: reported as bad"),
+    encoding: str = typer.Option("utf-8", help="text encoding of the label files (e.g. latin-1, "
+                                 "cp1252)"),
 ) -> None:
     """Import a real corpus into the dataset contract."""
-    from affectlab.data.importers import ImportError_, import_corpus
-    from affectlab.paths import UnsafeNameError, cli_out_path, datasets_dir
+    from affectlab.data.importers import import_corpus
+    from affectlab.paths import cli_out_path, datasets_dir
 
     try:
         out = cli_out_path(out, datasets_dir())
         report = import_corpus(fmt, src, out, skip_bad=skip_bad, overwrite=overwrite, link=link,
-                               follow_symlinks=follow_symlinks)
-    except (ImportError_, UnsafeNameError) as exc:
+                               follow_symlinks=follow_symlinks, encoding=encoding)
+    except USER_ERRORS as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(report.summary())
@@ -126,21 +134,35 @@ def train(
     resume: bool = typer.Option(False, help="continue the run from its last checkpoint"),
     prepare: bool = typer.Option(False, help="only write the run directory and its config, and "
                                  "print the torchrun command for several GPUs"),
+    pretrained: bool = typer.Option(False, "--pretrained", help="start from the model's shipped "
+                                    "weights (mini_xception: FER2013) on this dataset's classes: "
+                                    "those that match by name keep their head rows, the rest "
+                                    "start fresh"),
+    init_from: Path = typer.Option(None, help="start from a trained run's weights instead (the "
+                                   "same model; classes mapped by name)"),
+    class_map: list[str] = typer.Option(None, "--class-map", help="read a class name as another "
+                                        "when mapping by name, old=new (e.g. calm=neutral; "
+                                        "repeatable), or a YAML/JSON file of such pairs"),
 ) -> None:
     """Train a model with a chosen method (foreground with progress, or --background)."""
-    from affectlab.engine.config import ConfigError, load_config, parse_overrides, validate_config
-    from affectlab.paths import UnsafeNameError, cli_out_path, runs_dir
+    from affectlab.engine.config import load_config, parse_overrides, validate_config
+    from affectlab.labelmap import parse_class_map
+    from affectlab.paths import cli_out_path, runs_dir
 
     try:
         out = None if out is None else cli_out_path(out, runs_dir())
-    except UnsafeNameError as exc:
+    except USER_ERRORS as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     try:
         overrides = {k: v for k, v in {"dataset": dataset, "model": model, "method": method,
-                                       "epochs": epochs, "out": out, "name": name}.items()
+                                       "epochs": epochs, "out": out, "name": name,
+                                       "init_from": init_from,
+                                       "pretrained": True if pretrained else None}.items()
                      if v is not None}
         overrides = {k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()}
+        if class_map:
+            overrides["class_map"] = parse_class_map(class_map)
         overrides.update(parse_overrides(set_ or []))
         if config is not None:
             cfg = load_config(config, overrides)
@@ -148,7 +170,7 @@ def train(
             from affectlab.engine.config import apply_overrides
 
             cfg = validate_config(apply_overrides({}, overrides), source="command line")
-    except ConfigError as exc:
+    except USER_ERRORS as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     from affectlab.engine.rundir import CheckpointError, RunDir
@@ -167,7 +189,7 @@ def train(
 
     try:
         result = run_training(cfg, progress=True, resume=resume)
-    except (ConfigError, CheckpointError, FileExistsError, FileNotFoundError) as exc:
+    except (*USER_ERRORS, CheckpointError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     test = result.metrics.get("test", {})
@@ -193,19 +215,29 @@ def evaluate(
     dataset: Path = typer.Option(..., help="dataset directory to evaluate on"),
     split: str = typer.Option("test", help="train | val | test | all"),
     weights: str = typer.Option("last", help="last | best"),
+    class_map: list[str] = typer.Option(None, "--class-map", help="read a class name as another "
+                                        "when matching the label sets, old=new (repeatable), or "
+                                        "a YAML/JSON file of such pairs"),
 ) -> None:
-    """Evaluate a run on a dataset (cross-corpus evaluation); prints the metrics as JSON."""
+    """Evaluate a run on a dataset (cross-corpus evaluation); prints the metrics as JSON.
+
+    When the dataset's classes differ from the run's, they are matched by name (the synonym
+    table of affectlab.labelmap, then --class-map) and the metrics are computed on the shared
+    classes; which were kept and dropped is printed on stderr and kept in the JSON."""
     import json
 
-    from affectlab.data.contract import ContractError
     from affectlab.engine.runs import evaluate_run
+    from affectlab.labelmap import parse_class_map
 
     try:
         result = evaluate_run(run, dataset, split=None if split == "all" else split,
-                              weights=weights)
-    except (ContractError, FileNotFoundError, ValueError) as exc:
+                              weights=weights, class_map=parse_class_map(class_map))
+    except (*USER_ERRORS, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    classes = result.get("classes")
+    if classes:
+        typer.echo(classes["summary"], err=True)
     typer.echo(json.dumps(result, indent=2))
 
 
@@ -304,7 +336,7 @@ def predict(
 
     try:
         predictor = Predictor.from_name_or_run(model, weights=weights)
-    except (FileNotFoundError, ValueError) as exc:
+    except (*USER_ERRORS, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     from affectlab.engine.inference import FilePrediction

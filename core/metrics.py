@@ -47,6 +47,7 @@ __all__ = [
     "accuracy",
     "aem",
     "aeo",
+    "confusion_matrix",
     "expected_calibration_error",
     "js_divergence",
     "kl_divergence",
@@ -238,6 +239,27 @@ def macro_f1(y_true, y_pred, *, tie_rule: TieRule = "either",
     present = (true_count + pred_count) > 0
     # 2TP + FP + FN = |true = c| + |pred = c|, positive for every present class
     return float(np.mean(2.0 * tp[present] / (true_count + pred_count)[present]))
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int | None = None, *,
+                     tie_rule: TieRule = "either", tie_atol: float = TIE_ATOL) -> np.ndarray:
+    """Counts ``(K, K)``: row = (resolved) true class, column = predicted class.
+
+    The true class of a tied soft label is resolved as for :func:`uar` (so the diagonal's sum
+    over ``n`` is :func:`accuracy`). ``num_classes`` defaults to the classes the arguments
+    mention. For integer ``y_true`` this is ``sklearn.metrics.confusion_matrix``. Arguments
+    as in :func:`uar`.
+    """
+    true, pred = _resolve(y_true, y_pred, tie_rule, tie_atol)
+    raw = np.asarray(_to_numpy(y_true))
+    k = int(max(true.max(), pred.max())) + 1
+    if raw.ndim == 2:  # a soft label names all its K classes
+        k = max(k, raw.shape[1])
+    if num_classes is not None:
+        if num_classes < k:
+            raise ValueError(f"num_classes={num_classes} but the arguments mention {k} classes")
+        k = num_classes
+    return np.bincount(true * k + pred, minlength=k * k).reshape(k, k)
 
 
 def _ordinal_distance(y_true, y_pred, tie_rule: str, tie_atol: float) -> np.ndarray:

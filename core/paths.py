@@ -23,6 +23,8 @@ import os
 import re
 from pathlib import Path
 
+from affectlab.errors import UserDataError
+
 __all__ = [
     "MARKER",
     "MAX_NAME_LEN",
@@ -53,7 +55,7 @@ MARKER = ".affectlab-created"
 _MARKER_TEXT = "written by affectlab; overwrite replaces only directories holding this file\n"
 
 
-class UnsafeNameError(ValueError):
+class UnsafeNameError(UserDataError):
     """A user-given name that cannot be one directory under a data root."""
 
 

@@ -4,13 +4,16 @@ Each ``write_<format>(root)`` builds a handful of items under ``root`` and retur
 (the ``src`` to import). The layouts and file formats follow the releases:
 
 - FER+: Kaggle ``fer2013.csv`` (emotion,pixels,Usage) + Microsoft's ``fer2013new.csv``
-  (Usage,Image name,neutral,…,unknown,NF), row-aligned; rows 0 and 1 are FER+'s own first rows.
+  (Usage,Image name,neutral,…,unknown,NF), row-aligned; rows 0 and 1 are FER+'s own first rows,
+  two image names repeat. The same rows in Microsoft's folders: ``data/FER2013Train|Valid|Test/``
+  with a header-less ``label.csv`` and the PNGs.
 - RAF-DB: ``basic/EmoLabel/list_patition_label.txt`` + ``basic/Image/aligned/*_aligned.jpg``,
   optionally ``basic/EmoLabel/distribution.txt`` (RAF-ML's name and format).
 - AffectNet: ``Manually_Annotated_file_lists/{training,validation}.csv`` + images.
 - CREMA-D: ``AudioWAV/`` + ``finishedResponses.csv`` as R's write.csv writes it (or
   ``processedResults/tabulatedVotes.csv``).
 - RAVDESS: ``Audio_Speech_Actors_01-24/Actor_NN/03-01-…wav`` and the song folder.
+- EmoDB: ``wav/03a01Fa.wav`` (speaker, text, emotion letter, version) and ``lablaut/``.
 - IEMOCAP: ``Session*/dialog/EmoEvaluation/*.txt`` + ``Session*/sentences/wav/<dialog>/``.
 - MSP-Podcast: ``Labels/labels_consensus.csv`` + ``Labels/labels_detailed.csv`` + ``Audios/``.
 - MSP-IMPROV: ``Evaluation.txt`` + ``session<k>/S01A/P/*.wav``.
@@ -59,15 +62,24 @@ def write_text(path: Path, text: str) -> Path:
 
 FERPLUS_NEW_HEADER = ("Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,"
                       "contempt,unknown,NF")
-# (Usage, image name, 10 votes, FER label): rows 0, 1 and 2 as in FER+'s fer2013new.csv.
+# (Usage, image name, 10 votes, FER label): rows 0, 1 and 2 as in FER+'s fer2013new.csv; rows 3
+# and 8 repeat an image name (the official file names three images twice): the later row wins.
 FERPLUS_ROWS = [
     ("Training", "fer0000000.png", [4, 0, 0, 1, 3, 2, 0, 0, 0, 0], 0),
     ("Training", "fer0000001.png", [6, 0, 1, 1, 0, 0, 0, 0, 2, 0], 0),
     ("Training", "", [0, 0, 0, 0, 0, 0, 0, 0, 0, 10], 2),
+    ("Training", "fer0000001.png", [0, 7, 0, 1, 0, 0, 0, 1, 1, 0], 3),
     ("PublicTest", "fer0000003.png", [1, 0, 0, 0, 0, 0, 0, 0, 3, 6], 4),
     ("PublicTest", "fer0000004.png", [0, 10, 0, 0, 0, 0, 0, 0, 0, 0], 3),
     ("PrivateTest", "fer0000005.png", [0, 0, 6, 0, 0, 0, 4, 0, 0, 0], 5),
+    ("PrivateTest", "fer0000006.png", [2, 0, 0, 5, 0, 0, 0, 0, 1, 2], 4),
+    ("PrivateTest", "fer0000006.png", [0, 0, 0, 1, 0, 0, 0, 0, 1, 8], 4),  # mostly not-a-face
 ]
+# what an import keeps: item id → (row index that won, split)
+FERPLUS_KEPT = {"fer0000000": (0, "train"), "fer0000001": (3, "train"),
+                "fer0000004": (5, "val"), "fer0000005": (6, "test")}
+FERPLUS_FOLDERS = {"Training": "FER2013Train", "PublicTest": "FER2013Valid",
+                   "PrivateTest": "FER2013Test"}
 
 
 def ferplus_pixels(i: int) -> np.ndarray:
@@ -75,7 +87,8 @@ def ferplus_pixels(i: int) -> np.ndarray:
 
 
 def write_ferplus(root: Path, bad_votes_row: int | None = None) -> Path:
-    """Six rows; with ``bad_votes_row`` that row's votes in fer2013new.csv are garbled."""
+    """The Kaggle layout: fer2013.csv + fer2013new.csv, row-aligned; with ``bad_votes_row``
+    that row's votes in fer2013new.csv are garbled."""
     fer = ["emotion,pixels,Usage"]
     new = [FERPLUS_NEW_HEADER]
     for i, (usage, name, votes, fer_label) in enumerate(FERPLUS_ROWS):
@@ -87,6 +100,28 @@ def write_ferplus(root: Path, bad_votes_row: int | None = None) -> Path:
         new.append(",".join([usage, name, *cells]))
     write_text(root / "fer2013.csv", "\n".join(fer) + "\n")
     write_text(root / "fer2013new.csv", "\n".join(new) + "\n")
+    return root
+
+
+def write_ferplus_folders(root: Path) -> Path:
+    """Microsoft's layout, as a clone of the FER+ repository looks after its
+    ``generate_training_data.py``: fer2013new.csv at the top and ``data/FER2013Train|Valid|
+    Test/`` each with a header-less label.csv (name, quoted box, 10 votes) and the PNGs the
+    script wrote from fer2013.csv's pixels (a repeated name: the later row's PNG)."""
+    new = [FERPLUS_NEW_HEADER]
+    labels: dict[str, list[str]] = {folder: [] for folder in FERPLUS_FOLDERS.values()}
+    for i, (usage, name, votes, _) in enumerate(FERPLUS_ROWS):
+        new.append(",".join([usage, name, *map(str, votes)]))
+        if not name:
+            continue
+        folder = root / "data" / FERPLUS_FOLDERS[usage]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(ferplus_pixels(i)).save(folder / name, compress_level=0)
+        labels[FERPLUS_FOLDERS[usage]].append(
+            ",".join([name, '"(0, 0, 48, 48)"', *map(str, votes)]))
+    write_text(root / "fer2013new.csv", "\n".join(new) + "\n")
+    for folder, lines in labels.items():
+        write_text(root / "data" / folder / "label.csv", "\n".join(lines) + "\n")
     return root
 
 
@@ -210,6 +245,32 @@ def write_ravdess(root: Path) -> Path:
     return root
 
 
+def write_ravdess_actors(root: Path, n_actors: int = 8) -> Path:
+    """Speech clips of actors 1..n_actors, emotions 1..8 across them (actor a: emotion
+    (a − 1) mod 8 + 1, and surprised (08) for every actor), for splits and cross-corpus runs."""
+    for actor in range(1, n_actors + 1):
+        for emotion in sorted({(actor - 1) % 8 + 1, 8}):
+            name = f"03-01-{emotion:02d}-01-01-01-{actor:02d}.wav"
+            write_wav(root / "Audio_Speech_Actors_01-24" / f"Actor_{actor:02d}" / name,
+                      seed=100 * actor + emotion)
+    return root
+
+
+# --------------------------------------------------------------------------- EmoDB
+
+# speaker, text, emotion letter, version: four speakers, every emotion letter
+EMODB_FILES = ["03a01Fa", "03a01Wa", "03b10Nc", "08a02Lb", "08b01Ea", "09a04Ta",
+               "09a05Aa", "10a07Wb", "10b09Fd"]
+
+
+def write_emodb(root: Path) -> Path:
+    """EmoDB's release: ``wav/`` plus the label folders the importer does not read."""
+    for i, stem in enumerate(EMODB_FILES):
+        write_wav(root / "wav" / f"{stem}.wav", seed=20 + i)
+    write_text(root / "lablaut" / f"{EMODB_FILES[0]}.lab", "0.0 1.0 d\n")
+    return root
+
+
 # --------------------------------------------------------------------------- IEMOCAP
 
 IEMOCAP_S1 = """% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]
@@ -312,6 +373,23 @@ def write_folder_tree(root: Path) -> Path:
     write_image(root / "val" / "sad" / "c.png", seed=3)
     write_image(root / "test" / "happy" / "d.png", seed=4)
     write_text(root / "README.txt", "not media, ignored\n")
+    return root
+
+
+# the FER2013 images as Kaggle's folder copy has them: <split>/<FER2013 class>/<Usage>_<id>.jpg
+FER2013_FOLDER_FILES = [
+    "train/angry/Training_10118481.jpg", "train/happy/Training_10019449.jpg",
+    "train/neutral/Training_10002154.jpg", "test/sad/PublicTest_10131363.jpg",
+    "test/surprise/PrivateTest_10072988.jpg", "test/disgust/PrivateTest_807646.jpg",
+    "test/fear/PublicTest_10153550.jpg",
+]
+
+
+def write_fer2013_folders(root: Path) -> Path:
+    for i, rel in enumerate(FER2013_FOLDER_FILES):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(ferplus_pixels(50 + i)).save(path, format="JPEG")
     return root
 
 

@@ -152,6 +152,21 @@ def test_train_page_launches_and_follows_a_run(fresh_root):
     assert "launched" in at.get("progress")[0].proto.text
 
 
+def test_train_page_shows_which_classes_a_fine_tuned_head_mapped(fresh_root):
+    from affectlab.engine.events import EventWriter
+
+    run_dir = fresh_root / "runs" / "run-ce"
+    message = ("initialised from the shipped mini_xception weights (7 classes): 7 class(es) "
+               "mapped (neutral, happiness←happy, …); new: contempt")
+    EventWriter(run_dir).emit("notice", message=message, init={"new": ["contempt"]})
+    at = open_page("train")
+    at.session_state[RUN_KEY] = str(run_dir)
+    at.run()
+    assert not at.exception, at.exception
+    assert [i.value for i in at.info] == [message]
+    assert "finished" in at.get("progress")[0].proto.text
+
+
 # -- Runs ----------------------------------------------------------------------------------
 
 def test_runs_page_lists_and_compares_runs(data_root, world):

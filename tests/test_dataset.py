@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from affectlab.data.contract import write_dataset
+from affectlab.data.contract import ContractError, write_dataset
 from affectlab.data.dataset import EmotionDataset, collate_speech
 from affectlab.features.audio import AudioLoadError
 from affectlab.features.face import ImageLoadError
@@ -193,8 +193,10 @@ def test_face_resized_and_corrupt_image_named(tmp_path):
     assert x.shape == (1, 64, 64)
     np.testing.assert_allclose(x.numpy(), 200 / 255, atol=1e-6)
     (root / "media" / "i1.png").write_bytes(b"broken")
-    with pytest.raises(ImageLoadError, match="i1.png"):
+    with pytest.raises(ContractError, match=r"dataset 'tiny-face', item 'i1': .*i1\.png: cannot "
+                       "decode image") as exc:
         EmotionDataset(root)
+    assert isinstance(exc.value.__cause__, ImageLoadError)
 
 
 def test_argument_validation(face_dir):
@@ -277,8 +279,9 @@ def test_short_clip_excluded_and_reported(speech_dir):
 
 def test_corrupt_wav_named(speech_dir):
     (speech_dir / "media" / "i2.wav").write_bytes(b"not audio")
-    with pytest.raises(AudioLoadError, match="i2.wav"):
+    with pytest.raises(ContractError, match=r"item 'i2': .*i2\.wav: cannot decode audio") as exc:
         EmotionDataset(speech_dir, feature_cache=False)
+    assert isinstance(exc.value.__cause__, AudioLoadError)
 
 
 def test_collate_speech_pads_and_reports_lengths(speech_dir):

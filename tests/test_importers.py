@@ -15,7 +15,8 @@ from PIL import Image
 
 from affectlab.data.contract import load_dataset
 from affectlab.data.importers import FORMATS, BadRow, ImportError_, ImportReport, import_corpus
-from affectlab.data.importers._common import group_splits
+from affectlab.data.importers._common import group_splits, split_sizes, undecodable_at
+from affectlab.data.importers.emodb import parse_name as parse_emodb_name
 from affectlab.data.importers.folder import infer_range
 from affectlab.data.importers.iemocap import parse_categories, parse_dimensions
 from affectlab.data.importers.ravdess import parse_name
@@ -44,8 +45,8 @@ def run(fmt: str, writer, tmp_path: Path, **kw) -> tuple[ImportReport, object]:
 # --------------------------------------------------------------------------- registry & errors
 
 def test_registry_names_every_format_with_a_one_line_description():
-    assert set(FORMATS) == {"ferplus", "rafdb", "affectnet", "cremad", "ravdess", "iemocap",
-                            "msp", "folder"}
+    assert set(FORMATS) == {"ferplus", "rafdb", "affectnet", "cremad", "ravdess", "emodb",
+                            "iemocap", "msp", "folder"}
     for name, importer in FORMATS.items():
         assert importer.name == name
         assert importer.description and "\n" not in importer.description
@@ -62,7 +63,7 @@ def test_missing_source_and_missing_files_are_reported(tmp_path):
     with pytest.raises(ImportError_, match="not a directory"):
         import_corpus("ferplus", tmp_path / "nope", tmp_path / "out")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ImportError_, match="fer2013.csv not found"):
+    with pytest.raises(ImportError_, match="fer2013.csv and fer2013new.csv not found"):
         import_corpus("ferplus", tmp_path / "empty", tmp_path / "out")
     with pytest.raises(ImportError_, match="list_patition_label.txt not found"):
         import_corpus("rafdb", tmp_path / "empty", tmp_path / "out")
@@ -92,12 +93,18 @@ def test_ferplus(tmp_path):
     assert ds.modality == "face" and ds.meta["modality"] == "face"
     assert ds.class_names == ["neutral", "happiness", "surprise", "sadness", "anger", "disgust",
                               "fear", "contempt"]
-    # rows 2 (no image name) and 3 (6 of 10 votes not-a-face) are excluded by SPEC §1's rule
+    # rows 2 (no image name) and 4 (6 of 10 votes not-a-face) are excluded by SPEC §1's rule;
+    # fer0000001 and fer0000006 are named twice: the later row wins (row 3 moves fer0000001 to
+    # its place; row 8 is mostly not-a-face, so fer0000006 goes)
     assert list(ds.items["item_id"]) == ["fer0000000", "fer0000001", "fer0000004", "fer0000005"]
     assert report.splits == {"train": 2, "val": 1, "test": 1}
     assert list(ds.items["split"]) == ["train", "train", "val", "test"]
     assert report.excluded == {"FER+ row without image name (not a face)": 1,
-                               "votes mostly not-a-face": 1}
+                               "votes mostly not-a-face": 2}
+    assert [(n.file, n.line) for n in report.notices] == [("fer2013new.csv", 5),
+                                                          ("fer2013new.csv", 10)]
+    assert "repeats line 3 of fer2013new.csv; the later row wins" in report.notices[0].reason
+    assert "notice: fer2013new.csv:5: image name 'fer0000001.png'" in report.summary()
     assert set(ds.items["domain"]) == {"ferplus"}
     # the long table: 10 emotion votes, one row each, for FER+'s first row (4,0,0,1,3,2,0,0)
     # FER+ gives vote counts, not taggers: every vote is anonymous (rater_id null), never a
@@ -108,31 +115,94 @@ def test_ferplus(tmp_path):
     assert sorted(v for _, v in votes) == [0, 0, 0, 0, 3, 4, 4, 4, 5, 5]
     np.testing.assert_allclose(soft_label(ds, "fer0000000"),
                                [0.4, 0, 0, 0.1, 0.3, 0.2, 0, 0])
-    # unknown votes (2 of 10) are dropped before normalising: 6,0,1,1 over 8
-    np.testing.assert_allclose(soft_label(ds, "fer0000001"), [6 / 8, 0, 1 / 8, 1 / 8, 0, 0, 0, 0])
-    assert ds.items.set_index("item_id").loc["fer0000001", "votes_unknown"] == 2
-    assert report.ratings == len(ds.ratings) == 10 + 8 + 10 + 10
-    # the pixel string became the 48×48 PNG, pixel for pixel
+    # the later row of fer0000001 (0,7,0,1,0,0,0,1 + 1 unknown): unknown dropped, over 9
+    np.testing.assert_allclose(soft_label(ds, "fer0000001"), [0, 7 / 9, 0, 1 / 9, 0, 0, 0, 1 / 9])
+    items = ds.items.set_index("item_id")
+    assert items.loc["fer0000001", "votes_unknown"] == 1
+    assert items.loc["fer0000001", "fer_label"] == "happy"  # row 3's FER2013 label
+    assert report.ratings == len(ds.ratings) == 10 + 9 + 10 + 10
+    # the pixel string became the 48×48 PNG, pixel for pixel; a repeated name: the later row's
     png = ds.media_path("fer0000005")
     assert png.relative_to(ds.root).as_posix() == "media/FER2013Test/fer0000005.png"
-    np.testing.assert_array_equal(np.asarray(Image.open(png)), fx.ferplus_pixels(5))
+    np.testing.assert_array_equal(np.asarray(Image.open(png)), fx.ferplus_pixels(6))
+    np.testing.assert_array_equal(np.asarray(Image.open(ds.media_path("fer0000001"))),
+                                  fx.ferplus_pixels(3))
+
+
+def test_ferplus_microsoft_folders_give_the_same_items_and_votes(tmp_path):
+    kaggle_report, kaggle = run("ferplus", fx.write_ferplus, tmp_path / "kaggle")
+    report, ds = run("ferplus", fx.write_ferplus_folders, tmp_path / "folders")
+    assert ds.meta["provenance"]["layout"] == "folders"
+    assert kaggle.meta["provenance"]["layout"] == "kaggle"
+    assert ds.meta["provenance"]["files"] == [f"data/{f}/label.csv"
+                                              for f in fx.FERPLUS_FOLDERS.values()]
+    # the same items (FER2013's own label is only in fer2013.csv), votes and pixels
+    shared = [c for c in kaggle.items.columns if c != "fer_label"]
+    assert list(ds.items.columns) == shared
+    pd.testing.assert_frame_equal(ds.items, kaggle.items[shared])
+    pd.testing.assert_frame_equal(ds.ratings, kaggle.ratings)
+    for item_id, (row, _) in fx.FERPLUS_KEPT.items():
+        np.testing.assert_array_equal(np.asarray(Image.open(ds.media_path(item_id))),
+                                      fx.ferplus_pixels(row))
+    assert report.splits == kaggle_report.splits
+    # the names repeat in label.csv too, and the same rule answers them
+    assert [(n.file, n.line) for n in report.notices] == [("data/FER2013Train/label.csv", 3),
+                                                          ("data/FER2013Test/label.csv", 3)]
+    assert report.excluded == {"votes mostly not-a-face": 2}  # label.csv lists no nameless row
+
+
+def test_ferplus_folders_found_from_data_or_one_level_up(tmp_path):
+    src = fx.write_ferplus_folders(tmp_path / "downloads" / "FERPlus")
+    for folder in (src, src / "data", src.parent):
+        out = tmp_path / "out" / folder.name
+        assert import_corpus("ferplus", folder, out).items == 4
+
+
+def test_ferplus_folders_without_pngs_say_to_run_the_script(tmp_path):
+    src = fx.write_ferplus_folders(tmp_path / "src")
+    for png in src.rglob("*.png"):
+        png.unlink()
+    with pytest.raises(ImportError_, match=r"FER2013Train/label\.csv lists 3 images but none is "
+                       r"in data/FER2013Train; run FER\+'s generate_training_data\.py first"):
+        import_corpus("ferplus", src, tmp_path / "out")
+
+
+def test_ferplus_folder_label_file_bad_box_and_missing_png(tmp_path):
+    src = fx.write_ferplus_folders(tmp_path / "src")
+    label = src / "data/FER2013Valid/label.csv"
+    label.write_text(label.read_text().replace('"(0, 0, 48, 48)"', '"(0, 0, 48)"', 1))
+    (src / "data/FER2013Test/fer0000005.png").unlink()
+    with pytest.raises(ImportError_, match="2 malformed") as exc:
+        import_corpus("ferplus", src, tmp_path / "out")
+    assert "data/FER2013Valid/label.csv:1: face box '(0, 0, 48)'" in str(exc.value)
+    assert "data/FER2013Test/fer0000005.png: media file is missing" in str(exc.value)
+    report = import_corpus("ferplus", src, tmp_path / "out", skip_bad=True)
+    assert report.items == 3 and report.n_skipped == 2  # fer0000003 (its box) was excluded anyway
+
+
+def test_ferplus_neither_layout(tmp_path):
+    (tmp_path / "src").mkdir()
+    fx.write_text(tmp_path / "src/fer2013new.csv", fx.FERPLUS_NEW_HEADER + "\n")
+    with pytest.raises(ImportError_, match=r"neither the Kaggle layout \(fer2013\.csv not found\)"
+                       r" nor FER\+'s folders"):
+        import_corpus("ferplus", tmp_path / "src", tmp_path / "out")
 
 
 def test_bad_row_aborts_before_anything_is_written(tmp_path):
-    src = fx.write_ferplus(tmp_path / "src", bad_votes_row=4)
-    with pytest.raises(ImportError_, match=r"fer2013new\.csv:6: vote counts") as exc:
+    src = fx.write_ferplus(tmp_path / "src", bad_votes_row=5)
+    with pytest.raises(ImportError_, match=r"fer2013new\.csv:7: vote counts") as exc:
         import_corpus("ferplus", src, tmp_path / "out")
-    assert "nothing was written" in str(exc.value)
+    assert "nothing was written" in str(exc.value) and "\n" not in str(exc.value)
     assert not (tmp_path / "out").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["src"]  # no staging directory left behind
 
 
 def test_bad_row_skipped_with_a_count(tmp_path):
-    src = fx.write_ferplus(tmp_path / "src", bad_votes_row=4)
+    src = fx.write_ferplus(tmp_path / "src", bad_votes_row=5)
     report = import_corpus("ferplus", src, tmp_path / "out", skip_bad=True)
-    assert report.skipped == [BadRow("fer2013new.csv", 6, "vote counts must be non-negative "
+    assert report.skipped == [BadRow("fer2013new.csv", 7, "vote counts must be non-negative "
                                      "integers (at most 10000)")]
-    assert report.n_skipped == 1 and "fer2013new.csv:6" in report.summary()
+    assert report.n_skipped == 1 and "fer2013new.csv:7" in report.summary()
     ds = load_dataset(tmp_path / "out")
     assert "fer0000004" not in set(ds.items["item_id"]) and report.items == 3
     assert report.splits == {"train": 2, "val": 0, "test": 1}
@@ -281,6 +351,47 @@ def test_parse_ravdess_name():
     assert "seven two-digit" in parse_name("3-1-6-1-2-1-12")
 
 
+# --------------------------------------------------------------------------- EmoDB
+
+def test_emodb(tmp_path):
+    report, ds = run("emodb", fx.write_emodb, tmp_path)
+    assert ds.modality == "speech"
+    assert ds.class_names == ["angry", "bored", "disgusted", "fearful", "happy", "sad",
+                              "neutral"]
+    assert report.items == len(fx.EMODB_FILES) == report.ratings
+    items = ds.items.set_index("item_id")
+    row = items.loc["08b01Ea"]
+    assert (row["label"], row["speaker"], row["gender"], row["text"], row["version"]) == \
+        ("disgusted", "speaker08", "female", "b01", "a")
+    # every German letter to its English class: W L E A F T N
+    letters = {stem[5]: items.loc[stem, "label"] for stem in fx.EMODB_FILES}
+    assert letters == {"W": "angry", "L": "bored", "E": "disgusted", "A": "fearful",
+                       "F": "happy", "T": "sad", "N": "neutral"}
+    assert ratings_of(ds, "09a05Aa", "category") == [("dataset", 3.0)]
+    np.testing.assert_allclose(soft_label(ds, "10a07Wb"), np.eye(7)[0])
+    # four speakers, speaker-independent: 03 and 08 train, 09 val, 10 test
+    assert report.splits == {"train": 5, "val": 2, "test": 2}
+    assert items.groupby("speaker")["split"].nunique().max() == 1
+    assert set(items.loc[items["split"] == "test", "speaker"]) == {"speaker10"}
+    assert ds.media_path("03a01Fa").relative_to(ds.root).as_posix() == "media/wav/03a01Fa.wav"
+
+
+def test_emodb_bad_names(tmp_path):
+    assert parse_emodb_name("03a01Fa") == {"speaker": "03", "text": "a01", "emotion": "happy",
+                                           "version": "a"}
+    assert parse_emodb_name("05a01Fa").startswith("speaker 05 is not one of EmoDB's")
+    assert parse_emodb_name("03a03Fa").startswith("text a03")
+    assert parse_emodb_name("03a01Xa").startswith("emotion letter X")
+    assert "not an EmoDB file name" in parse_emodb_name("03-01-01")
+    src = fx.write_emodb(tmp_path / "src")
+    fx.write_wav(src / "wav" / "03a01Ga.wav")
+    with pytest.raises(ImportError_, match=r"wav/03a01Ga\.wav: emotion letter G"):
+        import_corpus("emodb", src, tmp_path / "out")
+    assert import_corpus("emodb", src, tmp_path / "out", skip_bad=True).items == 9
+    with pytest.raises(ImportError_, match="no .wav files"):
+        import_corpus("emodb", src / "lablaut", tmp_path / "out2")
+
+
 # --------------------------------------------------------------------------- corrupt media
 
 def test_corrupt_wav_is_reported_with_its_path(tmp_path):
@@ -307,6 +418,51 @@ def test_corrupt_and_missing_images_are_reported(tmp_path):
     (src2 / "basic/Image/original/test_0001.jpg").unlink()
     with pytest.raises(ImportError_, match="test_0001_aligned.jpg: media file is missing"):
         import_corpus("rafdb", src2, tmp_path / "out2")
+
+
+# --------------------------------------------------------------------------- text encodings, truncation
+
+LATIN1_CSV = "path,label\nclips/s1_a.wav,Ärger\nclips/s2_b.wav,Freude\nclips/s3_c.wav,Ärger\n"
+
+
+def test_label_file_that_is_not_utf8_names_file_offset_and_line(tmp_path):
+    src = fx.write_folder_csv(tmp_path / "src")
+    (src / "labels.csv").write_bytes(LATIN1_CSV.encode("latin-1"))
+    with pytest.raises(ImportError_) as exc:
+        import_corpus("folder", src, tmp_path / "out")
+    message = str(exc.value)
+    assert f"{src / 'labels.csv'} is not utf-8 text: byte 0xc4 at offset 26 (line 2)" in message
+    assert "--encoding" in message and "\n" not in message
+    assert not (tmp_path / "out").exists()
+    report = import_corpus("folder", src, tmp_path / "out", encoding="latin-1")
+    assert report.items == 3
+    assert load_dataset(tmp_path / "out").class_names == ["Freude", "Ärger"]
+    with pytest.raises(ImportError_, match="unknown text encoding 'klingon'"):
+        import_corpus("folder", src, tmp_path / "out2", encoding="klingon")
+
+
+def test_undecodable_at_across_chunks(tmp_path):
+    path = tmp_path / "big.csv"
+    # a two-byte 'ä' straddles the 1 MiB chunk boundary; the bad byte follows on line 2
+    path.write_bytes(b"a" * (2**20 - 1) + "ä".encode() + b"\nok,\xff\n")
+    assert undecodable_at(path, "utf-8") == (2**20 + 5, b"\xff", 2)
+    path.write_bytes("fine ä\n".encode())
+    assert undecodable_at(path, "utf-8") is None
+
+
+def test_truncated_csv_is_a_bad_row_not_a_key_error(tmp_path):
+    src = fx.write_msp_podcast(tmp_path / "src")
+    consensus = src / "Labels/labels_consensus.csv"
+    text = consensus.read_text()
+    consensus.write_text(text[:text.index("Development") - 12])  # cut inside line 3
+    with pytest.raises(ImportError_, match=r"labels_consensus\.csv:3: expected 8 fields, got 5 "
+                       r"\(a truncated line\?\); nothing was written"):
+        import_corpus("msp", src, tmp_path / "out")
+    detailed = src / "Labels/labels_detailed.csv"
+    consensus.write_text(text)
+    detailed.write_text(detailed.read_text()[:-30])  # cut inside a quoted field
+    with pytest.raises(ImportError_, match=r"labels_detailed\.csv:8: EmoDetail is not"):
+        import_corpus("msp", src, tmp_path / "out")
 
 
 # --------------------------------------------------------------------------- IEMOCAP
@@ -418,8 +574,8 @@ def test_folder_csv_long_table_with_declared_and_inferred_ranges(tmp_path):
     assert ratings_of(ds, "clips/s1_a", "activation") == [("r1", 3.0)]  # empty cell = missing
     assert ratings_of(ds, "clips/s3_c", "category") == []
     assert ratings_of(ds, "clips/s3_c", "valence") == [("r2", 5.0)]
-    # three speakers, no split column: ranks 0, 1, 2 of 3 → deciles 0, 3, 6 → train
-    assert report.splits == {"train": 3, "val": 0, "test": 0}
+    # three speakers, no split column: one speaker each to train, val and test
+    assert report.splits == {"train": 1, "val": 1, "test": 1}
     assert list(ds.items["speaker"]) == ["s1", "s2", "s3"]
 
 
@@ -460,7 +616,8 @@ def test_infer_range():
 FIXTURES = {
     "ferplus": fx.write_ferplus, "rafdb": lambda r: fx.write_rafdb(r, distribution=True),
     "affectnet": fx.write_affectnet, "cremad": fx.write_cremad, "ravdess": fx.write_ravdess,
-    "iemocap": fx.write_iemocap, "msp": fx.write_msp_podcast, "folder": fx.write_folder_csv,
+    "emodb": fx.write_emodb, "iemocap": fx.write_iemocap, "msp": fx.write_msp_podcast,
+    "folder": fx.write_folder_csv,
 }
 
 
@@ -512,15 +669,42 @@ def test_group_splits_hand_values():
     assert group_splits(["b", "a", "b"]) == {"a": "train", "b": "train"}
 
 
+@pytest.mark.parametrize(("n", "sizes"), [(1, (1, 0, 0)), (2, (2, 0, 0)), (3, (1, 1, 1)),
+                                          (4, (2, 1, 1)), (8, (6, 1, 1)), (10, (8, 1, 1)),
+                                          (24, (20, 2, 2))])
+def test_split_sizes_leave_no_split_empty_from_three_groups(n, sizes):
+    assert split_sizes(n) == sizes
+    splits = group_splits([f"actor{i:02d}" for i in range(n)])
+    got = tuple(list(splits.values()).count(s) for s in ("train", "val", "test"))
+    assert got == sizes
+    # ranks in order: the first groups train, then val, then test
+    ranked = [splits[g] for g in sorted(splits)]
+    assert ranked == sorted(ranked, key=["train", "val", "test"].index)
+
+
+def test_eight_ravdess_actors_give_a_test_set(tmp_path):
+    src = fx.write_ravdess_actors(tmp_path / "src", 8)
+    report = import_corpus("ravdess", src, tmp_path / "out")
+    assert report.splits == {"train": 12, "val": 2, "test": 1}  # actors 1-6, 7, 8 (one clip)
+    items = load_dataset(tmp_path / "out").items
+    assert set(items.loc[items["split"] == "test", "speaker"]) == {"actor08"}
+
+
 @given(st.lists(st.text(min_size=1, max_size=4), min_size=1, max_size=60))
 def test_group_splits_properties(groups):
     splits = group_splits(groups)
     assert set(splits) == set(groups)
     n = len(set(groups))
     counts = [sum(s == name for s in splits.values()) for name in ("train", "val", "test")]
-    # rank r goes to train iff r < 0.8 n, to val iff 0.8 n <= r < 0.9 n (ceil in integers)
+    # rank r goes to train iff r < 0.8 n, to val iff 0.8 n <= r < 0.9 n (ceil in integers),
+    # except that from 3 groups on val and test each get at least one group from train
     n_train, n_upto_val = (8 * n + 9) // 10, (9 * n + 9) // 10
-    assert counts == [n_train, n_upto_val - n_train, n - n_upto_val]
+    expected = [n_train, n_upto_val - n_train, n - n_upto_val]
+    if n >= 3:
+        expected[1], expected[2] = max(expected[1], 1), max(expected[2], 1)
+        expected[0] = n - expected[1] - expected[2]
+        assert min(counts) >= 1
+    assert counts == expected
     assert group_splits(list(reversed(groups))) == splits  # order of appearance is irrelevant
 
 

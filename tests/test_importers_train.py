@@ -1,5 +1,6 @@
 """Every importer's output trains: each fixture (tests/fixtures_importers.py, the published
-layouts) is imported and trained for one epoch (face and speech), and its agreement table reads.
+layouts) is imported and trained for one epoch (face and speech), evaluated and asked for one
+media file's prediction, and its agreement table reads.
 
 Before the label column was read through ``label_codes``, ``affectlab train`` on any importer
 that writes class names crashed under pandas 3 (a text column reads back as ``str``, not
@@ -20,17 +21,21 @@ from affectlab.data.browse import agreement_table
 from affectlab.data.contract import label_codes, load_dataset
 from affectlab.data.dataset import EmotionDataset
 from affectlab.data.importers import import_corpus
+from affectlab.engine.inference import Predictor
+from affectlab.engine.runs import evaluate_run
 from affectlab.engine.trainer import train
 
 # name → (format, fixture writer, modality)
 FIXTURES = {
     "ferplus": ("ferplus", fx.write_ferplus, "face"),
+    "ferplus-folders": ("ferplus", fx.write_ferplus_folders, "face"),
     "rafdb": ("rafdb", lambda r: fx.write_rafdb(r, distribution=True), "face"),
     "affectnet": ("affectnet", fx.write_affectnet, "face"),
     "folder-tree": ("folder", fx.write_folder_tree, "face"),
     "cremad": ("cremad", fx.write_cremad, "speech"),
     "cremad-tabulated": ("cremad", fx.write_cremad_tabulated, "speech"),
     "ravdess": ("ravdess", fx.write_ravdess, "speech"),
+    "emodb": ("emodb", fx.write_emodb, "speech"),
     "iemocap": ("iemocap", fx.write_iemocap, "speech"),
     "msp-podcast": ("msp", fx.write_msp_podcast, "speech"),
     "msp-improv": ("msp", fx.write_msp_improv, "speech"),
@@ -67,11 +72,20 @@ def test_importer_output_trains_one_epoch(tmp_path, name):
             np.testing.assert_array_equal(train_set.labels, codes[train_set.rows])
     table = agreement_table(ds)
     assert list(table["scale"]) == list(ds.schema.scales)
+    # the run evaluates on its corpus and predicts one of its media files
+    metrics = evaluate_run(result.run_dir, tmp_path / "out", split=None)
+    assert metrics["n"] == len(EmotionDataset(ds, None, feature_cache=False))
+    assert 0 <= metrics["uar"] <= 1
+    assert np.sum(metrics["confusion_matrix"]["matrix"]) == metrics["n"]
+    prediction = Predictor.from_name_or_run(result.run_dir).predict_file(ds.media_path(0))
+    assert prediction.error is None, prediction.error
+    assert set(prediction.distribution) == set(ds.class_names)
+    assert sum(prediction.distribution.values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def _ferplus_value_counts() -> np.ndarray:
-    """FER+'s fixture votes of the kept images (rows 0, 1, 4, 5), emotions only."""
-    kept = [fx.FERPLUS_ROWS[i][2][:8] for i in (0, 1, 4, 5)]
+    """FER+'s fixture votes of the kept images (the rows that won), emotions only."""
+    kept = [fx.FERPLUS_ROWS[row][2][:8] for row, _ in fx.FERPLUS_KEPT.values()]
     return np.array(kept, dtype=np.float64)
 
 
@@ -82,8 +96,8 @@ def test_ferplus_votes_give_alpha_from_value_counts_and_refuse_per_rater_statist
                                   level_of_measurement="nominal")
     assert table.loc["category", "alpha"] == pytest.approx(expected)
     assert table.loc["category", "n_raters"] == 0
-    assert table.loc["category", "n_anonymous"] == len(ds.ratings) == 38
-    message = (r"ratings of scale 'category' are anonymous vote counts \(38 of 38 have no "
+    assert table.loc["category", "n_anonymous"] == len(ds.ratings) == 39
+    message = (r"ratings of scale 'category' are anonymous vote counts \(39 of 39 have no "
                r"rater_id.*per-rater statistics \(Dawid–Skene\) need rater identities")
     with pytest.raises(AnonymousRatingsError, match=message):
         weighted_soft_labels(ds.ratings, ds.items["item_id"], "category",

@@ -503,3 +503,31 @@ BAD_CALLS = [
 def test_bad_input_names_the_argument(call, exc, arg):
     with pytest.raises(exc, match=arg):
         call()
+
+
+# --------------------------------------------------------------------------- confusion matrix
+
+def test_confusion_matrix_by_hand_and_against_sklearn():
+    y, p = np.array([0, 0, 1, 2, 2, 2]), np.array([0, 1, 1, 2, 0, 2])
+    cm = m.confusion_matrix(y, p)
+    np.testing.assert_array_equal(cm, [[1, 1, 0], [0, 1, 0], [1, 0, 2]])
+    np.testing.assert_array_equal(cm, skm.confusion_matrix(y, p))
+    assert m.confusion_matrix(y, p, num_classes=4).shape == (4, 4)
+    with pytest.raises(ValueError, match="num_classes=2"):
+        m.confusion_matrix(y, p, num_classes=2)
+
+
+def test_confusion_matrix_resolves_ties_like_accuracy():
+    soft = np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    scores = np.array([[0.1, 0.9, 0.0], [0.1, 0.1, 0.8], [0.0, 0.0, 1.0]])
+    cm = m.confusion_matrix(soft, scores)
+    # item 0: predicted 1, tied with 0 → a hit for 1; item 1: predicted 2 → miss for class 0
+    np.testing.assert_array_equal(cm, [[0, 0, 1], [0, 1, 0], [0, 0, 1]])
+    assert np.trace(cm) / cm.sum() == pytest.approx(m.accuracy(soft, scores))
+
+
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=1, max_size=40))
+def test_confusion_matrix_agrees_with_sklearn(pairs):
+    y, p = np.array(pairs).T
+    np.testing.assert_array_equal(m.confusion_matrix(y, p, num_classes=5),
+                                  skm.confusion_matrix(y, p, labels=range(5)))

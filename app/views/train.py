@@ -90,6 +90,9 @@ def _follow_panel() -> None:
     st.progress(status.progress,
                 text=f"**{Path(run_dir).name}** · {status.state} · epoch {status.epoch}/{epochs}"
                      f" · ETA {format_duration(status.eta_s)}{speed}")
+    for notice in _follower(run_dir).events:
+        if notice.get("type") == "notice":  # e.g. which classes a fine-tuned head mapped
+            st.info(notice.get("message", ""))
     if status.state in ("queued", "running"):
         # a callback: the run is stopped before the rerun that redraws this panel
         st.button("Cancel run", key="train_cancel", on_click=_cancel, args=(run_dir,))
@@ -169,7 +172,11 @@ else:
                                                 for m in methods.values()))
     method = methods[method_name]
     c2.caption(method.description)
-    pretrained = (c1.checkbox("Pretrained weights", key=f"train_pretrained_{model_name}")
+    pretrained = (c1.checkbox("Pretrained weights", key=f"train_pretrained_{model_name}",
+                              help="start from the shipped weights on this dataset's classes: "
+                                   "those that match the shipped classes by name (happiness = "
+                                   "happy, anger = angry, …) keep their head rows, the others "
+                                   "start fresh; the run says which")
                   if model.has_pretrained else False)
 
     model_fields = model_param_fields(model)

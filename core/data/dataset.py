@@ -23,16 +23,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from affectlab.data.contract import SPLITS, DatasetDir, label_codes, load_dataset
-from affectlab.features.audio import load_wav
-from affectlab.features.face import FaceCropper, load_image, resize_face
+from affectlab.data.contract import SPLITS, ContractError, DatasetDir, label_codes, load_dataset
+from affectlab.features.audio import AudioLoadError, load_wav
+from affectlab.features.face import FaceCropper, ImageLoadError, load_image, resize_face
 from affectlab.features.fbank import CorpusNormalizer, FbankCache, FbankParams, fbank
 from affectlab.aggregators import aggregate_soft_labels, check_aggregator
 
@@ -205,7 +206,8 @@ class EmotionDataset(Dataset):
         no_face = []
         for j, row in enumerate(rows):
             path = self.ds.media_path(int(row))
-            img = load_image(path)
+            with self._media_errors(int(row)):
+                img = load_image(path)
             found = cropper.process(img)
             if found.ok:
                 images[j] = found.face
@@ -236,11 +238,22 @@ class EmotionDataset(Dataset):
 
     def _fbank_of_row(self, row: int) -> np.ndarray:
         path = self.ds.media_path(row)
-        if self._cache is not None:
-            return self._cache.get(path)
-        params = FbankParams()
-        wave, _ = load_wav(path, target_sr=params.sample_rate)
+        with self._media_errors(row):
+            if self._cache is not None:
+                return self._cache.get(path)
+            params = FbankParams()
+            wave, _ = load_wav(path, target_sr=params.sample_rate)
         return fbank(wave, params=params)
+
+    @contextmanager
+    def _media_errors(self, row: int) -> Iterator[None]:
+        """A media file that is missing or does not decode: one ContractError naming the
+        dataset, the item and the file (the loaders' messages name the path)."""
+        try:
+            yield
+        except (ImageLoadError, AudioLoadError, FileNotFoundError) as exc:
+            item_id = self.ds.items["item_id"].iat[row]
+            raise ContractError(f"dataset {self.ds.name!r}, item {item_id!r}: {exc}") from exc
 
     def _normalizers(self, rows: np.ndarray, feats: list[np.ndarray],
                      given: Mapping[Any, CorpusNormalizer] | None, feature_cache

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from affectlab.aggregators import DEFAULT_AGGREGATOR, check_aggregator
+from affectlab.errors import UserDataError
 from affectlab.scales import (
     LIKERT_CLASSES,
     SCALE_TYPES,
@@ -44,7 +45,7 @@ FORMAT_VERSION = 1
 MODALITIES = ("face", "speech")
 
 
-class ContractError(ValueError):
+class ContractError(UserDataError):
     """A dataset directory, or the tables about to become one, break the contract."""
 
 

@@ -6,7 +6,8 @@ itself only trains and evaluates; these do the rest:
 
 - :class:`EventLog`: the run's event log the app follows (start / step / epoch / end | error
   | cancelled; see :mod:`affectlab.engine.events`)
-- :class:`ProgressBar`: a tqdm bar per epoch in the foreground
+- :class:`ProgressBar`: a tqdm bar per epoch in the foreground (and, first, which classes a
+  fine-tuned head mapped)
 - :class:`Checkpointer`: the best checkpoint at each better validation UAR, the last one (the
   one before kept as the previous checkpoint) every ``checkpoint_every`` epochs and at the end
 - :class:`TruthMeasures`: on generated data, how close the predictions come to the true
@@ -122,6 +123,12 @@ class ProgressBar(Callback):
 
     def __init__(self) -> None:
         self.bar = None
+
+    def on_start(self, trainer: Trainer) -> None:
+        if trainer.dist.main and trainer.head_init is not None:
+            from tqdm import tqdm
+
+            tqdm.write(trainer.head_init.summary())  # which classes a fine-tuned head mapped
 
     def on_epoch_start(self, trainer: Trainer, epoch: int, n_batches: int) -> None:
         if not trainer.dist.main:

@@ -35,6 +35,8 @@ from pydantic import (
     model_validator,
 )
 
+from affectlab.errors import UserDataError
+
 __all__ = ["ConfigError", "MAX_BATCH_SIZE", "MAX_CONFIG_BYTES", "MAX_EPOCHS", "MAX_SEED",
            "MAX_WORKERS", "METHOD_DEFAULTS", "RunConfig", "load_config", "parse_overrides",
            "save_config"]
@@ -57,7 +59,7 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(UserDataError):
     """A run config is invalid; the message names the file (when there is one) and the field."""
 
 
@@ -86,7 +88,12 @@ class RunConfig(BaseModel):
     dataset:          dataset directory (SPEC §7)
     model:            model registry name; ``model_params`` its keyword arguments (num_classes
                       is set by the engine from the label scale)
-    pretrained:       load the model's shipped weights
+    pretrained:       start from the model's shipped weights (mini_xception: FER2013), on any
+                      label set: the head's rows are mapped to the dataset's classes by name
+                      (:mod:`affectlab.models.finetune`), the other classes start fresh
+    init_from:        start from a trained run's weights instead (its directory; the same model)
+    class_map:        class names to read as others when mapping classes by name, {old: new}
+                      (e.g. ``calm: neutral``), before the synonym table of affectlab.labelmap
     method:           method registry name; ``method_params`` override its paper defaults
     scale:            ratings scale giving the soft labels (None: the label set's scale)
     epochs, batch_size, lr, weight_decay, seed: the usual; batch_size/lr None = method default
@@ -104,6 +111,8 @@ class RunConfig(BaseModel):
     model: str
     model_params: dict[str, Any] = Field(default_factory=dict)
     pretrained: bool = False
+    init_from: Path | None = None
+    class_map: dict[str, str] = Field(default_factory=dict)
     method: str = "ce"
     method_params: dict[str, Any] = Field(default_factory=dict)
     scale: str | None = None
@@ -166,6 +175,19 @@ class RunConfig(BaseModel):
         if "model" in info.data:
             check_params(info.data["model"], value)
         return value
+
+    @field_validator("class_map", mode="before")
+    @classmethod
+    def _class_map_pairs(cls, value: Any) -> Any:
+        from affectlab.labelmap import parse_class_map
+
+        return parse_class_map(value) if isinstance(value, dict | list) else value
+
+    @model_validator(mode="after")
+    def _one_starting_point(self) -> RunConfig:
+        if self.pretrained and self.init_from is not None:
+            raise ValueError("pretrained and init_from are two starting points; choose one")
+        return self
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> RunConfig:

@@ -13,7 +13,8 @@ depend on the type:
     end         epoch, metrics (final)
     error       epoch, message, traceback
     cancelled   epoch (last finished epoch; its checkpoint is kept), message (optional)
-    notice      message (e.g. a resume that fell back to the previous checkpoint)
+    notice      message (a resume that fell back to the previous checkpoint; which classes
+                a fine-tuned head mapped, with ``init`` {source, mapped, new, unused})
 
 :func:`run_status` turns the log into queued | running | finished | failed | cancelled with a
 progress fraction.

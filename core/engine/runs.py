@@ -125,15 +125,21 @@ def load_run(run_dir: str | os.PathLike, weights: str = "last",
 
 
 def evaluate_run(run_dir: str | os.PathLike, dataset_dir: str | os.PathLike,
-                 split: str | None = "test", weights: str = "last") -> dict[str, float]:
-    """Metrics of a trained run on another dataset (cross-corpus evaluation).
+                 split: str | None = "test", weights: str = "last",
+                 class_map: dict[str, str] | None = None) -> dict[str, Any]:
+    """Metrics of a trained run on another dataset (cross-corpus evaluation), with the
+    ``confusion_matrix`` (class names, rows true, columns predicted).
 
-    The dataset must have the run's scale with the same class names (in the same order).
+    The dataset must have the run's scale. When its classes differ from the run's (another
+    corpus's label set), they are matched by name (:mod:`affectlab.labelmap`, ``class_map``
+    first) and scored on the shared classes only; ``classes`` then says which were kept and
+    dropped (:func:`affectlab.engine.crosscorpus.evaluate_across_label_sets`).
     Speech features are normalised with the *target* corpus's own statistics (per domain), as
     the f-SPL paper does for cross-corpus tests. split: "train" | "val" | "test" | None (all).
     """
     from affectlab.data.contract import load_dataset
     from affectlab.data.dataset import EmotionDataset
+    from affectlab.engine.crosscorpus import confusion_block, evaluate_across_label_sets
     from affectlab.engine.evaluate import compute_metrics, predict_split
 
     run = load_run(run_dir, weights=weights)
@@ -147,13 +153,15 @@ def evaluate_run(run_dir: str | os.PathLike, dataset_dir: str | os.PathLike,
     if scale not in data.meta.get("scales", {}):
         raise ValueError(f"dataset {data.name!r} has no scale {scale!r} (the run's label scale)")
     ds = EmotionDataset(data, split, scale=scale)
-    if ds.class_names != run.class_names:
-        raise ValueError(f"dataset {data.name!r} scale {scale!r} has classes {ds.class_names}, "
-                         f"the run was trained on {run.class_names}")
     if len(ds) == 0:
         raise ValueError(f"dataset {data.name!r} has no rated items in split {split!r}")
     loader = torch.utils.data.DataLoader(ds, batch_size=64, shuffle=False,
                                          collate_fn=ds.collate_fn)
     pred = predict_split(run.method, loader, torch.device("cpu"), split or "all")
     seed = int(run.config.get("seed", 0))
-    return compute_metrics(pred, bool(run.model_info.get("ordinal", False)), seed)
+    if ds.class_names != run.class_names:
+        return evaluate_across_label_sets(pred, run.class_names, ds.class_names, class_map, seed)
+    out: dict[str, Any] = dict(compute_metrics(pred, bool(run.model_info.get("ordinal", False)),
+                                               seed))
+    out["confusion_matrix"] = confusion_block(pred, ds.class_names)
+    return out

@@ -60,8 +60,10 @@ from affectlab.engine.evaluate import (
     predict_split,
 )
 from affectlab.engine.events import EventWriter
+from affectlab.engine.finetune import weight_init
 from affectlab.engine.rundir import CheckpointError, RunDir
 from affectlab.engine.step import train_step
+from affectlab.errors import UserDataError
 
 logger = logging.getLogger(__name__)
 
@@ -150,8 +152,10 @@ def build_train_info(train_ds, ordinal: bool):
 
 
 def build_method(model_name: str, model_params: dict[str, Any], method_name: str,
-                 method_params: dict[str, Any], info, pretrained: bool = False):
-    """Model (with ``num_classes = info.num_classes``) wrapped in the named method."""
+                 method_params: dict[str, Any], info, pretrained: bool = False,
+                 init: Callable[[Any], Any] | None = None):
+    """Model (with ``num_classes = info.num_classes``) wrapped in the named method; ``init``
+    initialises the model before the method wraps it (fine-tuning: affectlab.engine.finetune)."""
     from affectlab import methods, models
 
     params = dict(model_params)
@@ -160,6 +164,8 @@ def build_method(model_name: str, model_params: dict[str, Any], method_name: str
                           f"{info.num_classes} classes of the label scale; leave it out")
     params["num_classes"] = info.num_classes
     model = models.create(model_name, pretrained=pretrained, **params)
+    if init is not None:
+        init(model)
     return methods.create(method_name, model, info, **method_params), params
 
 
@@ -285,6 +291,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"epoch": None, "metric": SELECT_METRIC, "value": None}
         self.resumed_from: Path | None = None
+        self.head_init = None  # a HeadInit when the weights started from others (fine-tuning)
         self.rotate_last = True  # False after a resume past a damaged last checkpoint
 
     def _call(self, hook: str, *args: Any) -> None:
@@ -360,8 +367,8 @@ class Trainer:
         self.ordinal = _is_ordinal(scale, meta)
         self.train_ds = EmotionDataset(data, "train", scale=scale)
         if len(self.train_ds) == 0:
-            raise ValueError(f"dataset {data.name!r} has no rated training items on scale "
-                             f"{scale!r}")
+            raise UserDataError(f"dataset {data.name!r} has no rated training items on scale "
+                                f"{scale!r}")
         sets = {s: EmotionDataset(data, s, scale=scale) for s in dict.fromkeys(("val",
                                                                                  *OUTPUT_SPLITS))}
         self.eval_sets = {s: ds for s, ds in sets.items() if len(ds) > 0}
@@ -369,9 +376,17 @@ class Trainer:
     def _build_method(self) -> None:
         config = self.config
         self.info = build_train_info(self.train_ds, self.ordinal)
+        # fresh, shipped or a trained run's weights, mapped to this dataset's classes (a resume
+        # restores its own)
+        init = None if self.resume else weight_init(config, self.train_ds.class_names)
         self.method, model_params = build_method(config.model, config.model_params,
                                                  config.method, config.method_params, self.info,
-                                                 config.pretrained)
+                                                 init=init)
+        self.head_init = init.report if init is not None else None
+        if self.head_init is not None:
+            logger.info(self.head_init.summary())
+            self.events.emit("notice", message=self.head_init.summary(),
+                             init=self.head_init.to_dict())
         _check_compatible(self.method, self.data.modality, self.ordinal, config)
         self.method.attach_dataset(self.train_ds)  # LDLVA's exact mode re-reads neighbours
         place_on_device(self.method, self.device)

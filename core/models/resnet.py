@@ -55,6 +55,8 @@ class SmallResNet18(EmotionModel):
         DROPOUT,
     )
 
+    head_name = "classifier"
+
     def __init__(self, num_classes: int = 7, in_channels: int = 1, width: int = 32,
                  embedding_dim: int = 128, dropout: float = 0.0) -> None:
         super().__init__()

@@ -21,7 +21,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from affectlab.data.importers import affectnet, cremad, ferplus, folder, iemocap, msp, rafdb, ravdess
+from affectlab.data.importers import (
+    affectnet,
+    cremad,
+    emodb,
+    ferplus,
+    folder,
+    iemocap,
+    msp,
+    rafdb,
+    ravdess,
+)
 from affectlab.data.importers._common import (
     BadRow,
     Corpus,
@@ -30,6 +40,7 @@ from affectlab.data.importers._common import (
     Problems,
     check_out,
     symlink_policy,
+    text_encoding,
     write_corpus,
 )
 
@@ -47,17 +58,19 @@ class Importer:
 
 FORMATS: dict[str, Importer] = {
     m.NAME: Importer(m.NAME, m.DESCRIPTION, m.parse)
-    for m in (ferplus, rafdb, affectnet, cremad, ravdess, iemocap, msp, folder)
+    for m in (ferplus, rafdb, affectnet, cremad, ravdess, emodb, iemocap, msp, folder)
 }
 
 
 def import_corpus(fmt: str, src: str | Path, out: str | Path, skip_bad: bool = False,
                   overwrite: bool = False, link: bool = True,
-                  follow_symlinks: bool = False) -> ImportReport:
+                  follow_symlinks: bool = False, encoding: str | None = None) -> ImportReport:
     """Import the corpus at ``src`` (format ``fmt``, a key of :data:`FORMATS`) into ``out``.
 
     Media files are hard-linked when ``link`` and ``out`` is on the source's filesystem (no
-    duplicate of a large corpus), copied otherwise; ``link=False`` always copies.
+    duplicate of a large corpus), copied otherwise; ``link=False`` always copies. Label files
+    are read as ``encoding`` (default UTF-8, a BOM allowed); a file that is not is refused
+    naming it, the byte offset and the line.
 
     Every file read stays inside ``src``: a file name in a label file that is absolute or
     climbs out with ``..`` is a bad row, and so is a media or label file that resolves outside
@@ -77,7 +90,7 @@ def import_corpus(fmt: str, src: str | Path, out: str | Path, skip_bad: bool = F
         raise ImportError_(f"{fmt}: source {src} is not a directory")
     check_out(src, out, overwrite)
     problems = Problems(src)
-    with symlink_policy(follow_symlinks):
+    with symlink_policy(follow_symlinks), text_encoding(encoding):
         corpus = FORMATS[fmt].parse(src, problems)
         return write_corpus(corpus, problems, fmt, src, out, skip_bad=skip_bad,
                             overwrite=overwrite, link=link)

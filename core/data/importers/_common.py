@@ -9,6 +9,7 @@ copies or hard-links the media into a staging directory next to ``out`` and hand
 
 from __future__ import annotations
 
+import codecs
 import csv
 import math
 import os
@@ -20,12 +21,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import Any, TextIO
 
 import pandas as pd
 
 from affectlab.data.contract import ContractError, write_dataset
 from affectlab.data.schema import DatasetMeta, LabelSet
+from affectlab.errors import UserDataError
 from affectlab.paths import NotProductDirError, require_product_dir
 from affectlab.scales import IntervalScale, NominalScale, OrdinalScale, Scale
 
@@ -36,7 +38,7 @@ _FOLLOW_SYMLINKS: ContextVar[bool] = ContextVar("affectlab_import_follow_symlink
                                                 default=False)
 
 
-class ImportError_(ValueError):  # noqa: N801 - the trailing underscore avoids the builtin name
+class ImportError_(UserDataError):  # noqa: N801 - the trailing underscore avoids the builtin name
     """An import cannot proceed: unknown format, missing file, malformed rows, unreadable media."""
 
 
@@ -58,7 +60,9 @@ class Problems:
 
     ``bad(...)`` records a problem; when it names an ``item_id`` that item (and its ratings) is
     dropped if the import goes on with ``skip_bad``. ``exclude(reason)`` counts rows left out by
-    a documented rule (not errors), e.g. FER+ faces voted mostly not-a-face.
+    a documented rule (not errors), e.g. FER+ faces voted mostly not-a-face. ``notice(...)``
+    records a quirk of the source that the import resolved by a documented rule (FER+'s
+    duplicated image names: the later row wins); it is reported, never an abort.
     """
 
     def __init__(self, src: Path) -> None:
@@ -66,6 +70,7 @@ class Problems:
         self.rows: list[BadRow] = []
         self.bad_items: set[str] = set()
         self.excluded: Counter[str] = Counter()
+        self.notices: list[BadRow] = []
 
     def rel(self, path: Path | str) -> str:
         path = Path(path)
@@ -82,6 +87,9 @@ class Problems:
 
     def exclude(self, reason: str, n: int = 1) -> None:
         self.excluded[reason] += n
+
+    def notice(self, file: Path | str, line: int | None, message: str) -> None:
+        self.notices.append(BadRow(self.rel(file), line, message))
 
 
 MediaSource = Path | Callable[[Path], None]
@@ -120,6 +128,7 @@ class ImportReport:
     splits: dict[str, int]
     skipped: list[BadRow] = field(default_factory=list)
     excluded: dict[str, int] = field(default_factory=dict)
+    notices: list[BadRow] = field(default_factory=list)
 
     @property
     def n_skipped(self) -> int:
@@ -132,6 +141,9 @@ class ImportReport:
         if self.excluded:
             lines.append("excluded by rule: " + "; ".join(
                 f"{n} × {reason}" for reason, n in sorted(self.excluded.items())))
+        lines.extend(f"notice: {row}" for row in self.notices[:20])
+        if len(self.notices) > 20:
+            lines.append(f"notice: … and {len(self.notices) - 20} more")
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} malformed row(s) or unreadable file(s):")
             lines.extend(f"  {row}" for row in self.skipped[:20])
@@ -220,16 +232,82 @@ def require_file(src: Path, fmt: str, what: str, *candidates: str) -> Path:
     return path
 
 
+# The text encoding of the label files of the import in progress (``import_corpus(encoding=)``,
+# ``--encoding``): a context variable, so every reader below sees it without each importer
+# passing it along.
+_ENCODING: ContextVar[str] = ContextVar("affectlab_import_encoding", default="utf-8")
+
+
+@contextmanager
+def text_encoding(encoding: str | None) -> Iterator[str]:
+    """Read the label files as ``encoding`` (default UTF-8) inside the block."""
+    name = encoding or "utf-8"
+    try:
+        name = codecs.lookup(name).name
+    except LookupError:
+        raise ImportError_(f"unknown text encoding {encoding!r} (e.g. utf-8, latin-1, "
+                           "cp1252)") from None
+    token = _ENCODING.set(name)
+    try:
+        yield name
+    finally:
+        _ENCODING.reset(token)
+
+
+def undecodable_at(path: Path, encoding: str) -> tuple[int, bytes, int] | None:
+    """(byte offset, the offending bytes, 1-based line) of the first bytes of ``path`` that are
+    not ``encoding`` text, or None. Read in chunks: a label file may be hundreds of MB."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset, newlines = 0, 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            pending = len(decoder.getstate()[0])  # bytes of a sequence begun in the last chunk
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                at = offset - pending + exc.start
+                line = newlines + chunk[:max(at - offset, 0)].count(b"\n") + 1
+                return at, exc.object[exc.start:exc.end], line
+            offset += len(chunk)
+            newlines += chunk.count(b"\n")
+    return None
+
+
+@contextmanager
+def open_text(path: Path, fmt: str) -> Iterator[TextIO]:
+    """``path`` opened as text in the import's encoding (a UTF-8 BOM dropped); a byte that is
+    not text in that encoding becomes one :class:`ImportError_` naming the file, the byte
+    offset and the line."""
+    encoding = _ENCODING.get()
+    try:
+        fh = open(path, newline="", encoding="utf-8-sig" if encoding == "utf-8" else encoding)
+    except OSError as exc:
+        raise ImportError_(f"{fmt}: cannot read {path} ({exc.strerror or exc})") from None
+    with fh:
+        try:
+            yield fh
+        except UnicodeDecodeError:
+            where = undecodable_at(path, encoding)
+            detail = (f"byte 0x{where[1][:1].hex()} at offset {where[0]} (line {where[2]})"
+                      if where else "a byte sequence that does not decode")
+            raise ImportError_(f"{fmt}: {path} is not {encoding} text: {detail}; pass "
+                               "--encoding (e.g. --encoding latin-1) if it uses another "
+                               "encoding") from None
+
+
 def read_csv_rows(path: Path, fmt: str, required: tuple[str, ...] = (),
-                  names: list[str] | tuple[str, ...] | None = None
+                  names: list[str] | tuple[str, ...] | None = None,
+                  problems: Problems | None = None
                   ) -> Iterator[tuple[int, dict[str, str], list[str]]]:
     """Yield ``(line_number, row_dict, raw_fields)`` for each data row of a CSV file.
 
-    The header (the first line, or ``names`` for a file without one) must contain ``required``; a
-    row with a different number of fields than the header is still yielded (``row_dict`` then
-    holds what could be paired) so the caller reports it.
+    The header (the first line, or ``names`` for a file without one) must contain ``required``.
+    With ``problems``, a row whose number of fields differs from the header's (a truncated
+    file's last line, a stray comma) is reported there and not yielded; trailing empty fields
+    are ignored. Without it such a row is still yielded (``row_dict`` then holds what could be
+    paired, every header column present, empty when missing) so the caller reports it.
     """
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    with open_text(path, fmt) as fh:
         reader = csv.reader(fh)
         try:
             header = list(names) if names is not None else [h.strip() for h in next(reader)]
@@ -238,15 +316,30 @@ def read_csv_rows(path: Path, fmt: str, required: tuple[str, ...] = (),
         missing = [c for c in required if c not in header]
         if missing:
             raise ImportError_(f"{fmt}: {path.name} lacks column(s) {missing}; header is {header}")
-        for fields in reader:
+        for fields in _csv_records(reader, path, fmt):
             if not fields or all(not f.strip() for f in fields):
                 continue
-            row = dict(zip(header, (f.strip() for f in fields), strict=False))
+            n = len(fields)
+            while n > len(header) and not fields[n - 1].strip():
+                n -= 1
+            if problems is not None and n != len(header):
+                problems.bad(path, reader.line_num, f"expected {len(header)} fields, got {n}"
+                             + (" (a truncated line?)" if n < len(header) else ""))
+                continue
+            row = dict.fromkeys(header, "")
+            row.update(zip(header, (f.strip() for f in fields), strict=False))
             yield reader.line_num, row, fields
 
 
-def csv_header(path: Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+def _csv_records(reader, path: Path, fmt: str) -> Iterator[list[str]]:
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise ImportError_(f"{fmt}: {path}:{reader.line_num + 1}: malformed CSV ({exc})") from None
+
+
+def csv_header(path: Path, fmt: str = "import") -> list[str]:
+    with open_text(path, fmt) as fh:
         return [h.strip() for h in next(csv.reader(fh), [])]
 
 
@@ -275,20 +368,35 @@ def parse_int(text: str, low: int | None = None, high: int | None = None) -> int
     return value
 
 
+SPLIT_RULE = "sorted, about 80/10/10 by rank, val and test never empty from 3 on (group_splits)"
+
+
+def split_sizes(n: int) -> tuple[int, int, int]:
+    """(train, val, test) group counts of :func:`group_splits` for ``n`` groups.
+
+    About 80/10/10: train ⌈0.8 n⌉, val ⌈0.9 n⌉ − ⌈0.8 n⌉, test the rest; with at least 3
+    groups neither val nor test is left empty (each then takes one group from train), so a
+    small corpus (8 RAVDESS actors: 6/1/1) still has a test set to score.
+    """
+    n_train, n_upto_val = (8 * n + 9) // 10, (9 * n + 9) // 10
+    n_val, n_test = n_upto_val - n_train, n - n_upto_val
+    if n >= 3:
+        n_val, n_test = max(n_val, 1), max(n_test, 1)
+        n_train = n - n_val - n_test
+    return n_train, n_val, n_test
+
+
 def group_splits(groups: list[str]) -> dict[str, str]:
     """Deterministic group-independent split for corpora without an official one.
 
-    The distinct groups (speakers, actors, or items) are sorted; the group of rank r among n goes
-    to ``train`` when ⌊10·r/n⌋ ≤ 7, ``val`` when it is 8 and ``test`` when it is 9 — about
-    80/10/10 by group, with no group in two splits. Returns group → split.
+    The distinct groups (speakers, actors, or items) are sorted; the first ones by rank go to
+    ``train``, the next to ``val``, the last to ``test``, in the sizes of :func:`split_sizes`,
+    with no group in two splits. Returns group → split.
     """
     unique = sorted(set(groups))
-    n = len(unique)
-    out = {}
-    for r, g in enumerate(unique):
-        decile = (10 * r) // n
-        out[g] = "train" if decile <= 7 else ("val" if decile == 8 else "test")
-    return out
+    n_train, n_val, _ = split_sizes(len(unique))
+    return {g: "train" if r < n_train else ("val" if r < n_train + n_val else "test")
+            for r, g in enumerate(unique)}
 
 
 def nominal(names: list[str]) -> NominalScale:
@@ -314,6 +422,23 @@ def anonymous_votes(item_id: str, scale: str, counts: list[int]) -> list[dict[st
                          f"got {bad[0]!r}")
     return [{"item_id": item_id, "rater_id": None, "scale": scale, "value": float(cls)}
             for cls, count in enumerate(counts) for _ in range(count)]
+
+
+def files_by_name(files: list[Path], parse_name: Callable[[str], dict[str, Any] | str],
+                  problems: Problems) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """stem → (file, the fields its name encodes) for corpora labelled by file name (RAVDESS,
+    EmoDB). ``parse_name(stem)`` gives the fields or the reason the name is not one; such a
+    file, or a second file of the same stem, is a bad row."""
+    found: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for path in files:
+        fields = parse_name(path.stem)
+        if isinstance(fields, str):
+            problems.bad(path, None, fields)
+        elif path.stem in found:
+            problems.bad(path, None, f"duplicate of {problems.rel(found[path.stem][0])}")
+        else:
+            found[path.stem] = (path, fields)
+    return found
 
 
 def drop_unrated(corpus: Corpus, problems: Problems, reason: str) -> None:
@@ -436,6 +561,9 @@ def check_media(corpus: Corpus, problems: Problems) -> None:
 
 
 def raise_if_bad(problems: Problems, fmt: str, skip_bad: bool) -> None:
+    if len(problems.rows) == 1 and not skip_bad:  # one problem: one line
+        raise ImportError_(f"{fmt}: {problems.rows[0]}; nothing was written (pass "
+                           "skip_bad=True / --skip-bad to skip it)")
     if problems.rows and not skip_bad:
         shown = "\n  ".join(str(r) for r in problems.rows[:10])
         more = f"\n  … and {len(problems.rows) - 10} more" if len(problems.rows) > 10 else ""
@@ -491,7 +619,7 @@ def write_corpus(corpus: Corpus, problems: Problems, fmt: str, src: Path, out: P
     splits = {s: int((items_df["split"] == s).sum()) for s in ("train", "val", "test")}
     return ImportReport(fmt=fmt, out=out, items=len(items_df), ratings=len(ratings_df),
                         splits=splits, skipped=list(problems.rows),
-                        excluded=dict(problems.excluded))
+                        excluded=dict(problems.excluded), notices=list(problems.notices))
 
 
 def _items_frame(items: list[dict[str, Any]]) -> pd.DataFrame:

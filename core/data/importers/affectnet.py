@@ -79,11 +79,8 @@ def parse(src: Path, problems: Problems) -> Corpus:
     for list_name, path in lists.items():
         split = LISTS[list_name]
         # some copies of validation.csv come without the header line: same columns, same order
-        names = None if COLUMNS[0] in csv_header(path) else COLUMNS
-        for line, row, fields in read_csv_rows(path, NAME, COLUMNS, names=names):
-            if len(fields) != len(COLUMNS):
-                problems.bad(path, line, f"expected {len(COLUMNS)} fields, got {len(fields)}")
-                continue
+        names = None if COLUMNS[0] in csv_header(path, NAME) else COLUMNS
+        for line, row, _ in read_csv_rows(path, NAME, COLUMNS, names=names, problems=problems):
             expression = parse_int(row["expression"])
             if expression is None or not 0 <= expression <= 10:
                 problems.bad(path, line,

@@ -16,7 +16,8 @@ raters), with no levels.
 
 Items are the WAV files that received at least one voice-only response. The acted emotion and
 level from the file name are kept as ``label`` and ``intended_level``; ``speaker`` is the actor.
-CREMA-D has no official split: actors are split 80/10/10 by :func:`group_splits`.
+CREMA-D has no official split: actors are split about 80/10/10 by
+:func:`group_splits` (val and test never empty from 3 actors).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from affectlab.data.importers._common import (
     MAX_VOTES,
+    SPLIT_RULE,
     Corpus,
     ImportError_,
     Problems,
@@ -51,7 +53,7 @@ RESPONSE_COLUMNS = ("localid", "queryType", "clipName", "respEmo", "respLevel")
 
 def _read_responses(path: Path, clips: set[str], problems: Problems, ratings: list[dict]) -> None:
     seen: set[tuple[str, str]] = set()
-    for line, row, _ in read_csv_rows(path, NAME, RESPONSE_COLUMNS):
+    for line, row, _ in read_csv_rows(path, NAME, RESPONSE_COLUMNS, problems=problems):
         rater, clip, emo = row.get("localid", ""), row.get("clipName", ""), row.get("respEmo", "")
         query = parse_int(row.get("queryType", ""))
         if not rater or not clip or query not in (1, 2, 3):
@@ -78,7 +80,8 @@ def _read_responses(path: Path, clips: set[str], problems: Problems, ratings: li
 
 
 def _read_tabulated(path: Path, clips: set[str], problems: Problems, ratings: list[dict]) -> None:
-    for line, row, fields in read_csv_rows(path, NAME, (*CODES, "fileName")):
+    for line, row, fields in read_csv_rows(path, NAME, (*CODES, "fileName"),
+                                           problems=problems):
         row_name = parse_int(fields[0].strip().strip('"')) if fields else None
         if row_name is None:
             problems.bad(path, line, "first field must be the numeric row name")
@@ -130,7 +133,7 @@ def parse(src: Path, problems: Problems) -> Corpus:
                     ratings=ratings,
                     provenance={"files": [problems.rel(responses or tabulated)],
                                 "ratings": "voice-only responses (queryType 1), rater = localid",
-                                "split": "actors sorted, 80/10/10 by rank (group_splits)"})
+                                "split": f"actors {SPLIT_RULE}"})
     for clip, (wav, m) in clips.items():
         if clip not in rated:
             problems.exclude("clip without voice-only responses")

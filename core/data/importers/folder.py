@@ -32,6 +32,7 @@ from typing import Any
 from affectlab.data.importers._common import (
     AUDIO_EXTS,
     IMAGE_EXTS,
+    SPLIT_RULE,
     Corpus,
     ImportError_,
     Problems,
@@ -110,7 +111,7 @@ def _parse_tree(src: Path, problems: Problems) -> Corpus:
                     scales={"category": nominal(classes)},
                     provenance={"layout": "split/class/file" if by_split else "class/file",
                                 "split": "split folders" if by_split
-                                else "items sorted, 80/10/10 by rank (group_splits)"})
+                                else f"items {SPLIT_RULE}"})
     for path, split, cls in entries:
         rel = path.relative_to(src)
         item_id = _item_id(rel)
@@ -161,8 +162,8 @@ def infer_range(values: list[float]) -> tuple[float, float] | None:
 
 
 def _parse_csv(src: Path, csv_path: Path, problems: Problems) -> Corpus:
-    rows = list(read_csv_rows(csv_path, NAME, ("path",)))
-    header = csv_header(csv_path)
+    rows = list(read_csv_rows(csv_path, NAME, ("path",), problems=problems))
+    header = csv_header(csv_path, NAME)
     scale_cols = _scale_columns(header)
     rater_col = next((c for c in RATER_COLUMNS if c in header), None)
     has_label = "label" in header
@@ -174,10 +175,7 @@ def _parse_csv(src: Path, csv_path: Path, problems: Problems) -> Corpus:
     media: dict[str, Path] = {}
     raw: list[tuple[int, str, str, str | None, dict[str, float]]] = []
     src_r = src.resolve()
-    for line, row, fields in rows:
-        if len(fields) != len(header):
-            problems.bad(csv_path, line, f"expected {len(header)} fields, got {len(fields)}")
-            continue
+    for line, row, _ in rows:
         target = (csv_path.parent / row["path"]).resolve() if row["path"] else None
         if target is None or (target != src_r and src_r not in target.parents):
             problems.bad(csv_path, line, f"path {row['path']!r} is empty or outside {src}")

@@ -33,6 +33,7 @@ from affectlab.data.importers._common import (
     drop_unrated,
     likert,
     nominal,
+    open_text,
     parse_float,
     require_inside,
     unsafe_relative,
@@ -112,7 +113,7 @@ def _parse_file(path: Path, src: Path, corpus: Corpus, problems: Problems, seen:
     dialog = path.stem
     turn: str | None = None
     session = ""
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open_text(path, NAME) as fh:
         for line_no, raw in enumerate(fh, start=1):
             line = raw.rstrip("\r\n")
             if not line.strip() or line.startswith("%"):

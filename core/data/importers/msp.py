@@ -38,6 +38,7 @@ from affectlab.data.importers._common import (
     find_file,
     likert,
     nominal,
+    open_text,
     parse_float,
     read_csv_rows,
 )
@@ -103,7 +104,8 @@ def _parse_podcast(src: Path, detailed: Path, problems: Problems) -> Corpus:
                     provenance={"files": [problems.rel(consensus), problems.rel(detailed)],
                                 "split": "Split_Set: Train→train, Development/Validation→val, "
                                          "Test*→test"})
-    for line, row, _ in read_csv_rows(consensus, NAME, ("FileName", "Split_Set")):
+    for line, row, _ in read_csv_rows(consensus, NAME, ("FileName", "Split_Set"),
+                                     problems=problems):
         name = row["FileName"]
         split = POD_SPLITS.get(row["Split_Set"].strip().lower())
         if not name or split is None:
@@ -128,7 +130,7 @@ def _parse_podcast(src: Path, detailed: Path, problems: Problems) -> Corpus:
             else src / "Audio" / audio.relative_to(src / "Audios")
     known = {it["item_id"] for it in corpus.items}
 
-    header = csv_header(detailed)
+    header = csv_header(detailed, NAME)
     if "EmoDetail" in header:
         rows = _emodetail_rows(detailed, problems)
     else:
@@ -136,7 +138,7 @@ def _parse_podcast(src: Path, detailed: Path, problems: Problems) -> Corpus:
         if worker is None:
             raise ImportError_(f"{NAME}: {detailed.name} has neither an EmoDetail column nor a "
                                f"worker column ({', '.join(WORKER_COLUMNS)}); header is {header}")
-        rows = _column_rows(detailed, worker)
+        rows = _column_rows(detailed, worker, problems)
     for line, name, rater, emotion, act, val, dom in rows:
         item_id = Path(name).stem
         if item_id not in known:
@@ -149,7 +151,8 @@ def _parse_podcast(src: Path, detailed: Path, problems: Problems) -> Corpus:
 
 
 def _emodetail_rows(path: Path, problems: Problems):
-    for line, row, _ in read_csv_rows(path, NAME, ("FileName", "EmoDetail")):
+    for line, row, _ in read_csv_rows(path, NAME, ("FileName", "EmoDetail"),
+                                      problems=problems):
         m = EMODETAIL_RE.match(row["EmoDetail"])
         if m is None or not row["FileName"]:
             problems.bad(path, line,
@@ -159,9 +162,9 @@ def _emodetail_rows(path: Path, problems: Problems):
         yield line, row["FileName"], rater, emotion, act, val, dom
 
 
-def _column_rows(path: Path, worker: str):
+def _column_rows(path: Path, worker: str, problems: Problems):
     required = ("FileName", worker, "EmoClass_Major", "EmoAct", "EmoVal", "EmoDom")
-    for line, row, _ in read_csv_rows(path, NAME, required):
+    for line, row, _ in read_csv_rows(path, NAME, required, problems=problems):
         yield (line, row["FileName"], row[worker], row["EmoClass_Major"], row["EmoAct"],
                row["EmoVal"], row["EmoDom"])
 
@@ -205,7 +208,7 @@ def _parse_improv(src: Path, evaluation: Path, problems: Problems) -> Corpus:
                                 "split": "session 1-4 train, 5 val, 6 test"})
     item_id: str | None = None
     pairs: set[tuple[str, str]] = set()
-    with open(evaluation, encoding="utf-8", errors="replace") as fh:
+    with open_text(evaluation, NAME) as fh:
         for line_no, raw in enumerate(fh, start=1):
             line = raw.strip()
             if not line:

@@ -28,6 +28,7 @@ from affectlab.data.importers._common import (
     Problems,
     corpus_path,
     nominal,
+    open_text,
     parse_float,
     parse_int,
     require_inside,
@@ -62,7 +63,7 @@ def _image(root: Path, name: str, problems: Problems, label_path: Path, line_no:
 
 def _read_distribution(path: Path, problems: Problems) -> dict[str, list[float]]:
     dist: dict[str, list[float]] = {}
-    with open(path, encoding="utf-8") as fh:
+    with open_text(path, NAME) as fh:
         for line_no, line in enumerate(fh, start=1):
             parts = line.split()
             if not parts:
@@ -95,7 +96,7 @@ def parse(src: Path, problems: Problems) -> Corpus:
                                 "ratings": "crowd distribution (weighted rows)" if dist
                                 else "dataset label (one rating per item)"})
     seen: set[str] = set()
-    with open(label_path, encoding="utf-8") as fh:
+    with open_text(label_path, NAME) as fh:
         for line_no, line in enumerate(fh, start=1):
             parts = line.split()
             if not parts:

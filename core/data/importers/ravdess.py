@@ -11,7 +11,7 @@ RAVDESS's published label is the *acted* emotion; the release carries no per-rat
 perceptual validation ratings are distributed separately and are not read here). So each clip gets
 one ``category`` rating and one ``intensity`` rating (ordinal: normal < strong) from rater
 ``dataset``, and its soft label is one-hot. Actor → ``speaker``. No official split: actors are
-split 80/10/10 by :func:`group_splits`.
+split about 80/10/10 by :func:`group_splits` (val and test never empty from 3 actors).
 """
 
 from __future__ import annotations
@@ -19,7 +19,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from affectlab.data.importers._common import Corpus, Problems, group_splits, nominal, ordinal
+from affectlab.data.importers._common import (
+    SPLIT_RULE,
+    Corpus,
+    Problems,
+    files_by_name,
+    group_splits,
+    nominal,
+    ordinal,
+)
 
 NAME = "ravdess"
 DESCRIPTION = "RAVDESS: 03-01-06-01-02-01-12.wav file-name convention; acted label as one rating"
@@ -54,17 +62,8 @@ def parse(src: Path, problems: Problems) -> Corpus:
                     scales={"category": nominal(LABELS),
                             "intensity": ordinal(INTENSITY)},
                     provenance={"ratings": "acted label as one rating from rater 'dataset'",
-                                "split": "actors sorted, 80/10/10 by rank (group_splits)"})
-    found: dict[str, tuple[Path, dict[str, int]]] = {}
-    for wav in sorted(src.rglob("*.wav")):
-        fields = parse_name(wav.stem)
-        if isinstance(fields, str):
-            problems.bad(wav, None, fields)
-            continue
-        if wav.stem in found:
-            problems.bad(wav, None, f"duplicate of {problems.rel(found[wav.stem][0])}")
-            continue
-        found[wav.stem] = (wav, fields)
+                                "split": f"actors {SPLIT_RULE}"})
+    found = files_by_name(sorted(src.rglob("*.wav")), parse_name, problems)
     split_of = group_splits([f"{f['actor']:02d}" for _, f in found.values()])
     for stem, (wav, f) in found.items():
         actor = f"{f['actor']:02d}"
