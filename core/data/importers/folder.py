@@ -161,27 +161,43 @@ def infer_range(values: list[float]) -> tuple[float, float] | None:
     return None
 
 
+_CsvRow = tuple[int, str, str, str | None, dict[str, float]]  # line, item, rater, label, scores
+_ScaleColumns = dict[str, tuple[str, tuple[float, float] | None]]  # see _scale_columns
+
+
 def _parse_csv(src: Path, csv_path: Path, problems: Problems) -> Corpus:
-    rows = list(read_csv_rows(csv_path, NAME, ("path",), problems=problems))
     header = csv_header(csv_path, NAME)
     scale_cols = _scale_columns(header)
-    rater_col = next((c for c in RATER_COLUMNS if c in header), None)
     has_label = "label" in header
     if not has_label and not scale_cols:
         raise ImportError_(f"{NAME}: {csv_path.name} needs a 'label' column or rating columns "
                            "besides 'path'")
+    items, media, raw = _read_csv_rows(src, csv_path, header, scale_cols, problems)
+    if not items:
+        raise ImportError_(f"{NAME}: {csv_path.name} lists no usable rows")
+    corpus = _csv_corpus(src, csv_path, scale_cols, has_label, media, raw, problems)
+    _add_csv_ratings(corpus, csv_path, scale_cols, raw, problems)
+    _add_csv_items(corpus, src, items, media)
+    drop_unrated(corpus, problems, "CSV path without any label or rating")
+    return corpus
 
+
+def _read_csv_rows(src: Path, csv_path: Path, header: list[str],
+                   scale_cols: _ScaleColumns, problems: Problems
+                   ) -> tuple[dict[str, dict[str, Any]], dict[str, Path], list[_CsvRow]]:
+    """The CSV's usable rows: item attributes, media paths and (line, item, rater, label,
+    scores) per row; bad rows are reported and left out."""
+    rater_col = next((c for c in RATER_COLUMNS if c in header), None)
     items: dict[str, dict[str, Any]] = {}
     media: dict[str, Path] = {}
-    raw: list[tuple[int, str, str, str | None, dict[str, float]]] = []
+    raw: list[_CsvRow] = []
     src_r = src.resolve()
-    for line, row, _ in rows:
+    for line, row, _ in read_csv_rows(csv_path, NAME, ("path",), problems=problems):
         target = (csv_path.parent / row["path"]).resolve() if row["path"] else None
         if target is None or (target != src_r and src_r not in target.parents):
             problems.bad(csv_path, line, f"path {row['path']!r} is empty or outside {src}")
             continue
-        rel = target.relative_to(src_r)
-        item_id = _item_id(rel)
+        item_id = _item_id(target.relative_to(src_r))
         split = row.get("split", "").strip().lower()
         if split and split not in SPLIT_NAMES:
             problems.bad(csv_path, line,
@@ -189,14 +205,11 @@ def _parse_csv(src: Path, csv_path: Path, problems: Problems) -> Corpus:
             continue
         attrs = {"split": SPLIT_NAMES.get(split),
                  **{c: row.get(c) or None for c in ("speaker", "subject") if c in header}}
-        scores: dict[str, float] = {}
         bad = [col for col in scale_cols if row.get(col, "") and parse_float(row[col]) is None]
         if bad:
             problems.bad(csv_path, line, f"non-numeric rating in column(s) {bad}")
             continue
-        for col in scale_cols:
-            if row.get(col, ""):
-                scores[col] = float(row[col])
+        scores = {col: float(row[col]) for col in scale_cols if row.get(col, "")}
         if item_id in items:
             if rater_col is None:
                 problems.bad(csv_path, line, f"path {row['path']!r} repeated; a CSV with several "
@@ -211,9 +224,13 @@ def _parse_csv(src: Path, csv_path: Path, problems: Problems) -> Corpus:
             media[item_id] = target
         rater = (row.get(rater_col) if rater_col else None) or "dataset"
         raw.append((line, item_id, rater, row.get("label") or None, scores))
+    return items, media, raw
 
-    if not items:
-        raise ImportError_(f"{NAME}: {csv_path.name} lists no usable rows")
+
+def _csv_corpus(src: Path, csv_path: Path, scale_cols: _ScaleColumns,
+                has_label: bool, media: dict[str, Path], raw: list[_CsvRow],
+                problems: Problems) -> Corpus:
+    """The corpus record (modality, scales, label set) the CSV's rows describe."""
     modality = _modality(list(media.values()), csv_path)
     scales, ranges = _csv_scales(scale_cols, raw)
     labels = sorted({lab for _, _, _, lab, _ in raw if lab})
@@ -222,14 +239,19 @@ def _parse_csv(src: Path, csv_path: Path, problems: Problems) -> Corpus:
     if not scales:
         raise ImportError_(f"{NAME}: {csv_path.name} holds no label and no rating values")
     label_scale = "category" if has_label else next(iter(scales))
-    corpus = Corpus(domain=src.name, modality=modality,
-                    label_names=labels if has_label
-                    else [f"{label_scale}_low", f"{label_scale}_high"],
-                    scales=scales, label_scale=label_scale, ordinal=not has_label,
-                    provenance={"files": [problems.rel(csv_path)], "scale_ranges": ranges})
+    return Corpus(domain=src.name, modality=modality,
+                  label_names=labels if has_label
+                  else [f"{label_scale}_low", f"{label_scale}_high"],
+                  scales=scales, label_scale=label_scale, ordinal=not has_label,
+                  provenance={"files": [problems.rel(csv_path)], "scale_ranges": ranges})
+
+
+def _add_csv_ratings(corpus: Corpus, csv_path: Path, scale_cols: _ScaleColumns,
+                     raw: list[_CsvRow], problems: Problems) -> None:
+    labels = corpus.label_names if "category" in corpus.scales else []
     for line, item_id, rater, label, scores in raw:
         out_of_range = [c for c, v in scores.items()
-                        if not _within(scales[scale_cols[c][0]], v)]
+                        if not _within(corpus.scales[scale_cols[c][0]], v)]
         if out_of_range:
             problems.bad(csv_path, line, f"rating(s) in {out_of_range} outside the declared range")
             continue
@@ -240,6 +262,11 @@ def _parse_csv(src: Path, csv_path: Path, problems: Problems) -> Corpus:
             corpus.ratings.append({"item_id": item_id, "rater_id": rater,
                                    "scale": scale_cols[col][0], "value": value})
 
+
+def _add_csv_items(corpus: Corpus, src: Path, items: dict[str, dict[str, Any]],
+                   media: dict[str, Path]) -> None:
+    """Items with their media; rows without a split are split by speaker/subject/item."""
+    src_r = src.resolve()
     groups = {iid: a.get("speaker") or a.get("subject") or iid for iid, a in items.items()}
     auto = group_splits(list(groups.values()))
     for item_id, attrs in items.items():
@@ -247,8 +274,6 @@ def _parse_csv(src: Path, csv_path: Path, problems: Problems) -> Corpus:
         corpus.items.append({"item_id": item_id, "media": f"media/{rel.as_posix()}",
                              **attrs, "split": attrs["split"] or auto[groups[item_id]]})
         corpus.media[item_id] = media[item_id]
-    drop_unrated(corpus, problems, "CSV path without any label or rating")
-    return corpus
 
 
 def _within(scale: Scale, value: float) -> bool:
