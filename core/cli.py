@@ -218,6 +218,9 @@ def evaluate(
     class_map: list[str] = typer.Option(None, "--class-map", help="read a class name as another "
                                         "when matching the label sets, old=new (repeatable), or "
                                         "a YAML/JSON file of such pairs"),
+    domain: list[str] = typer.Option(None, "--domain", help="evaluate on this domain's items "
+                                     "only (repeatable; default: the run's test_domains when "
+                                     "the dataset has them, else every domain)"),
 ) -> None:
     """Evaluate a run on a dataset (cross-corpus evaluation); prints the metrics as JSON.
 
@@ -231,7 +234,8 @@ def evaluate(
 
     try:
         result = evaluate_run(run, dataset, split=None if split == "all" else split,
-                              weights=weights, class_map=parse_class_map(class_map))
+                              weights=weights, class_map=parse_class_map(class_map),
+                              domains=domain or None)
     except (*USER_ERRORS, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

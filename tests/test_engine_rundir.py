@@ -76,7 +76,7 @@ def test_a_finished_run_has_every_file_where_rundir_says(env):
                  run.checkpoint_path("last"), run.checkpoint_path("previous"),
                  run.checkpoint_path("best")):
         assert path.is_file(), path
-    assert run.output_splits() == ["test", "val"] and run.has_embeddings()
+    assert run.output_splits() == ["test", "val", "train"] and run.has_embeddings()
     assert run.weights_path() == run.checkpoint_path("best")
     assert run.load_config().epochs == 2 and run.read_config()["method"] == "tiny-ce"
     assert run.status().state == "finished"
@@ -408,4 +408,5 @@ def test_stages_call_hooks_in_order_and_method_hooks_run(env, tmp_path, monkeypa
     assert seen == {"attach": n_train, "epoch_end": 2 * n_train}
     assert recorder.calls == ["start@0", "epoch_start 0", "last step 0", "evaluate val",
                               "epoch_end 1", "epoch_start 1", "last step 1", "evaluate val",
-                              "epoch_end 2", "evaluate test", "evaluate val", "end"]
+                              "epoch_end 2", "evaluate test", "evaluate val", "evaluate train",
+                              "end"]

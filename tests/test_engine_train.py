@@ -76,14 +76,17 @@ def test_face_run_writes_events_checkpoints_outputs_metrics(env, face_run):
     assert best["value"] == max(h["val"]["uar"] for h in metrics["history"])
 
     items = pd.read_parquet(env["face"] / "items.parquet")
-    assert rd.output_splits() == ["test", "val"]
-    for split in ("test", "val"):  # one table per split, embeddings row-aligned
+    assert rd.output_splits() == ["test", "val", "train"]
+    for split in ("test", "val", "train"):  # one table per split, embeddings row-aligned
         part = pd.read_parquet(rd.outputs_path(split))
         assert set(part.split) == {split} and set(part.item_id) == set(
             items.loc[items.split == split, "item_id"])
         assert np.load(rd.embeddings_path(split)).shape == (len(part), 16)
+        # the uncertainty for the trained label exists for the training items only
+        assert ("label_uncertainty" in part.columns) == (split == "train")
+    assert "auroc_flipped" in metrics["train"] and "auroc_flipped" not in test
     table, emb = rd.read_outputs()
-    expected = set(items.loc[items.split.isin(["test", "val"]), "item_id"])
+    expected = set(items["item_id"])
     assert set(table.item_id) == expected and len(table) == len(expected)
     assert emb.shape == (len(table), 16)
     probs = np.stack(table.probs.to_numpy())

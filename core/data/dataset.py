@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -59,6 +59,9 @@ class EmotionDataset(Dataset):
                    None: the dataset's meta.json ``aggregator`` (default ``votes``). A per-rater
                    model is fitted on the ratings of all items, whatever ``split``, so every
                    split gets its labels from the same fit.
+    domains:       None (every domain) or the domains (corpora) whose items to keep; a name
+                   the dataset does not have is a ValueError listing those it has. Speech is
+                   normalised per domain as without it.
 
     Items without a rating on ``scale`` are excluded when the rating is needed (always for
     target="soft"; for target="label" only when there is no ``label`` column for the scale),
@@ -71,7 +74,8 @@ class EmotionDataset(Dataset):
                  transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  feature_cache: bool | FbankCache = True,
                  normalizers: Mapping[Any, CorpusNormalizer] | None = None,
-                 aggregator: str | None = None):
+                 aggregator: str | None = None,
+                 domains: Sequence[str] | None = None):
         self.ds = data if isinstance(data, DatasetDir) else load_dataset(data)
         if split is not None and split not in SPLITS:
             raise ValueError(f"split must be None or one of {SPLITS}, got {split!r}")
@@ -92,6 +96,9 @@ class EmotionDataset(Dataset):
         items = self.ds.items
         rows = (np.flatnonzero(items["split"].to_numpy() == split) if split
                 else np.arange(len(items)))
+        if domains is not None:
+            rows = rows[np.isin(items["domain"].to_numpy()[rows].astype(str),
+                                check_domains(self.ds, domains))]
         soft = aggregate_soft_labels(self.ds.ratings, items["item_id"].to_numpy(), scale,
                                      schema.scale(scale), self.aggregator)[rows]
         soft = soft.astype(np.float32)
@@ -304,6 +311,19 @@ class EmotionDataset(Dataset):
             if c not in dist_cols:
                 out[c] = items[c].to_numpy()
         return out
+
+
+def check_domains(data: DatasetDir, domains: Sequence[str]) -> list[str]:
+    """``domains`` as a list when every one is a domain of ``data``'s items, else a ValueError
+    naming the unknown ones and the dataset's domains."""
+    known = sorted(set(data.items["domain"].astype(str)))
+    wanted = [str(d) for d in domains]
+    unknown = [d for d in wanted if d not in known]
+    if unknown or not wanted:
+        raise ValueError(f"dataset {data.name!r} has no domain {', '.join(map(repr, unknown))} "
+                         f"(its domains: {', '.join(known)})" if unknown else
+                         "domains must name at least one domain")
+    return wanted
 
 
 def _to_tensor(value: Any) -> Any:

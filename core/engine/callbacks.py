@@ -11,7 +11,8 @@ itself only trains and evaluates; these do the rest:
 - :class:`Checkpointer`: the best checkpoint at each better validation UAR, the last one (the
   one before kept as the previous checkpoint) every ``checkpoint_every`` epochs and at the end
 - :class:`TruthMeasures`: on generated data, how close the predictions come to the true
-  distributions and how well the uncertainty finds the flipped labels
+  distributions and, on the training split, how well the uncertainty for the trained label
+  finds the flipped labels
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from affectlab.engine.checkpoint import resumable_state, weights_state
-from affectlab.engine.evaluate import SplitPredictions, truth_measures
+from affectlab.engine.evaluate import SplitPredictions
+from affectlab.engine.truth import truth_measures
 
 if TYPE_CHECKING:
     from affectlab.engine.trainer import Trainer
@@ -184,12 +186,14 @@ class Checkpointer(Callback):
 
 
 class TruthMeasures(Callback):
-    """Adds kl_truth, kl_probs_truth and auroc_flipped (see
-    :func:`affectlab.engine.evaluate.truth_measures`) to every evaluation on generated data."""
+    """Adds the truth-known measures (:func:`affectlab.engine.truth.truth_measures`: kl_truth,
+    kl_nonlabel_truth, the floor kl_ratings_truth, kl_latent_truth, nmi_truth, recall@K_truth;
+    on the training split auroc_flipped and sub-class recovery) to every evaluation on
+    generated data: validation after every epoch, every output split at the end."""
 
     def on_evaluate(self, trainer: Trainer, split: str, pred: SplitPredictions,
                     metrics: dict[str, float]) -> None:
-        metrics.update(truth_measures(pred))
+        metrics.update(truth_measures(pred, trainer.config.seed))
 
 
 def default_callbacks(progress: bool) -> list[Callback]:

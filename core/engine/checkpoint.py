@@ -46,7 +46,7 @@ RESUME_KEYS = ("method_state", "optimizers", "scaler", "epoch", "global_step", "
                "rng", "config")
 # config fields a resume must not change (epochs may grow; lr etc. may be adjusted)
 MATCH_KEYS = ("dataset", "model", "model_params", "method", "method_params", "scale", "seed",
-              "batch_size")
+              "batch_size", "target", "train_domains", "test_domains")
 
 
 # -- plain data ------------------------------------------------------------------------------
@@ -127,11 +127,13 @@ def info_to_dict(info) -> dict[str, Any]:
     """A TrainSetInfo as a checkpoint entry (tensors on the CPU)."""
     return {"n_items": int(info.n_items), "num_classes": int(info.num_classes),
             "soft_labels": info.soft_labels.cpu(), "labels": info.labels.cpu(),
-            "aux": None if info.aux is None else info.aux.cpu(), "ordinal": bool(info.ordinal)}
+            "aux": None if info.aux is None else info.aux.cpu(), "ordinal": bool(info.ordinal),
+            "aux_bounds": None if info.aux_bounds is None else info.aux_bounds.cpu()}
 
 
 def info_from_dict(state: dict[str, Any]):
-    """The TrainSetInfo of :func:`info_to_dict`'s entry."""
+    """The TrainSetInfo of :func:`info_to_dict`'s entry (a checkpoint written before
+    ``aux_bounds`` was saved reads with None)."""
     from affectlab.methods import TrainSetInfo
 
     return TrainSetInfo(**state)
@@ -218,7 +220,9 @@ def _resumable(path: Path, map_location: Any) -> dict[str, Any]:
 def _check_resume(resumed: Resumed, config: RunConfig) -> None:
     saved = resumed.state["config"] if isinstance(resumed.state["config"], dict) else {}
     now = config.to_dict()
-    diff = [k for k in MATCH_KEYS if saved.get(k) != now.get(k)]
+    # a field added since the checkpoint was written counts at its default there
+    diff = [k for k in MATCH_KEYS
+            if saved.get(k, RunConfig.model_fields[k].default) != now.get(k)]
     if diff:
         raise ConfigError(f"cannot resume: {', '.join(diff)} differ(s) from the config of "
                           f"{resumed.path} ({', '.join(f'{k}={saved.get(k)!r}' for k in diff)})")

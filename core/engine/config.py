@@ -96,6 +96,14 @@ class RunConfig(BaseModel):
                       (e.g. ``calm: neutral``), before the synonym table of affectlab.labelmap
     method:           method registry name; ``method_params`` override its paper defaults
     scale:            ratings scale giving the soft labels (None: the label set's scale)
+    target:           what the method trains on: "soft" (the ratings' soft labels of ``scale``)
+                      or "label" (the single dataset label, one-hot, as the papers' label-noise
+                      and flip-detection experiments train; the methods then see no ratings of
+                      the scale); evaluation is always against the ratings' soft labels
+    train_domains:    domains (corpora) whose items are trained and validated on; None: all
+    test_domains:     domains whose items make the test split; None: all. With both set to
+                      different corpora a run trains on one and tests on the other (f-SPL's
+                      cross-corpus protocol); speech is normalised per domain either way
     epochs, batch_size, lr, weight_decay, seed: the usual; batch_size/lr None = method default
     device:           "auto" (CUDA when available), "cpu" or "cuda"
     amp:              mixed precision; None = on exactly when training on CUDA
@@ -116,6 +124,9 @@ class RunConfig(BaseModel):
     method: str = "ce"
     method_params: dict[str, Any] = Field(default_factory=dict)
     scale: str | None = None
+    target: Literal["soft", "label"] = "soft"
+    train_domains: list[str] | None = Field(None, min_length=1)
+    test_domains: list[str] | None = Field(None, min_length=1)
     # strict integers: 2.5 or 1e20 epochs are refused, not truncated; true is not 1
     epochs: int = Field(10, ge=1, le=MAX_EPOCHS, strict=True)
     batch_size: int | None = Field(None, ge=1, le=MAX_BATCH_SIZE, strict=True)
@@ -135,6 +146,16 @@ class RunConfig(BaseModel):
     def _number_not_flag(cls, value: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError(f"must be a finite number, got {value!r}")
+        return value
+
+    @field_validator("train_domains", "test_domains")
+    @classmethod
+    def _domains_distinct(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            if any(not isinstance(d, str) or not d.strip() for d in value):
+                raise ValueError(f"must list domain names, got {value!r}")
+            if len(set(value)) != len(value):
+                raise ValueError(f"lists a domain twice: {value!r}")
         return value
 
     @field_validator("method")

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from affectlab import metrics as M
 from affectlab.engine.device import to_device_layout
+from affectlab.engine.truth import truth_measures
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,12 @@ class SplitPredictions:
     """Per-item outputs of one prediction pass, row-aligned (n items).
 
     probs (n, K), embedding (n, D), uncertainty (n,), latent (n, K) or None, soft (n, K) soft
-    labels, label (n,) int, item_id (n,) str, domain (n,) str, truth {name: (n, …) array}.
+    labels, label (n,) int, item_id (n,) str, domain (n,) str, truth {name: (n, …) array};
+    index (n,) int the items' positions in their dataset; on the training split also
+    label_uncertainty (n,) (the method's uncertainty for the label it trained on, see
+    :meth:`affectlab.methods.Method.label_uncertainty`) and subclass (n,) the method's own
+    sub-class ids, where it has them. ``latent_excludes_label``: the latent puts 0 on the
+    item's label by construction (DMUE), so it is compared without it.
     """
 
     split: str
@@ -63,6 +69,10 @@ class SplitPredictions:
     item_id: np.ndarray
     domain: np.ndarray
     truth: dict[str, np.ndarray] = field(default_factory=dict)
+    index: np.ndarray | None = None
+    label_uncertainty: np.ndarray | None = None
+    subclass: np.ndarray | None = None
+    latent_excludes_label: bool = False
 
     def __len__(self) -> int:
         return int(self.probs.shape[0])
@@ -79,11 +89,13 @@ def _to_numpy(value: Any) -> Any:
 def predict_split(method, loader: DataLoader | Iterable[dict[str, Any]], device: torch.device,
                   split: str, amp: bool = False) -> SplitPredictions | None:
     """Run ``method.predict`` over every batch of ``loader`` (eval mode; the previous train/eval
-    mode is restored). Returns None for an empty loader."""
+    mode is restored). On the training split also the method's uncertainty for each item's
+    trained label and its sub-classes. Returns None for an empty loader."""
     was_training = method.training
     method.eval()
     parts: dict[str, list] = {k: [] for k in ("probs", "embedding", "uncertainty", "latent",
-                                              "soft", "label", "item_id", "domain")}
+                                              "soft", "label", "item_id", "domain", "index",
+                                              "label_uncertainty")}
     truth: dict[str, list] = {}
     try:
         for raw in loader:
@@ -94,6 +106,10 @@ def predict_split(method, loader: DataLoader | Iterable[dict[str, Any]], device:
             parts["embedding"].append(_to_numpy(pred.embedding))
             parts["uncertainty"].append(_to_numpy(pred.uncertainty).reshape(-1))
             parts["latent"].append(None if pred.latent is None else _to_numpy(pred.latent))
+            if split == "train":
+                parts["label_uncertainty"].append(
+                    _to_numpy(method.label_uncertainty(batch, pred)).reshape(-1))
+            parts["index"].append(_to_numpy(raw["index"]).reshape(-1))
             parts["soft"].append(_to_numpy(raw["y"]))
             parts["label"].append(_to_numpy(raw["label"]))
             parts["item_id"].append(np.asarray(raw["item_id"], dtype=object))
@@ -109,6 +125,7 @@ def predict_split(method, loader: DataLoader | Iterable[dict[str, Any]], device:
         return None
     latents = parts["latent"]
     latent = None if any(x is None for x in latents) else np.concatenate(latents)
+    index = np.concatenate(parts["index"]).astype(np.int64)
     return SplitPredictions(
         split=split,
         probs=np.concatenate(parts["probs"]).astype(np.float64),
@@ -120,7 +137,18 @@ def predict_split(method, loader: DataLoader | Iterable[dict[str, Any]], device:
         item_id=np.concatenate(parts["item_id"]).astype(str),
         domain=np.concatenate(parts["domain"]).astype(str),
         truth={k: np.concatenate(v) for k, v in truth.items()},
+        index=index,
+        label_uncertainty=(np.concatenate(parts["label_uncertainty"]).astype(np.float64)
+                           if parts["label_uncertainty"] else None),
+        subclass=_train_subclasses(method, split, index),
+        latent_excludes_label=bool(getattr(method, "latent_excludes_label", False)),
     )
+
+
+def _train_subclasses(method, split: str, index: np.ndarray) -> np.ndarray | None:
+    """The method's sub-class id of each training item of the pass, or None."""
+    ids = method.train_subclasses() if split == "train" else None
+    return None if ids is None else _to_numpy(ids).astype(np.int64)[index]
 
 
 def compute_metrics(pred: SplitPredictions, ordinal: bool = False, seed: int = 0
@@ -128,7 +156,7 @@ def compute_metrics(pred: SplitPredictions, ordinal: bool = False, seed: int = 0
     """:func:`classification_metrics` and, on generated data, :func:`truth_measures`."""
     out = classification_metrics(pred, ordinal, seed)
     if len(pred):
-        out.update(truth_measures(pred))
+        out.update(truth_measures(pred, seed))
     return out
 
 
@@ -138,7 +166,10 @@ def classification_metrics(pred: SplitPredictions, ordinal: bool = False, seed: 
 
     Always: uar, accuracy, macro_f1 (soft labels as truth, with SPEC §2's tie rule).
     Ordered classes: aem, aeo. Enough items: nmi (k-means on the embedding, K = number of
-    classes present) and recall@K for K ∈ {1, 2, 4, 8, 16, 32} up to n − 1.
+    classes present) and recall@K for K ∈ {1, 2, 4, 8, 16, 32} up to n − 1, both scored
+    against the soft-label majority (argmax of the ratings' distribution, what a real corpus
+    has), not the single dataset label, whose flips would count against the embedding; against
+    the truth where it is known: :func:`affectlab.engine.truth.retrieval_against_truth`.
     """
     out: dict[str, float] = {"n": float(len(pred))}
     if len(pred) == 0:
@@ -150,33 +181,12 @@ def classification_metrics(pred: SplitPredictions, ordinal: bool = False, seed: 
     if ordinal:
         out["aem"] = M.aem(y, p)
         out["aeo"] = M.aeo(y, p)
-    n_groups = len(np.unique(pred.label))
+    majority = y.argmax(axis=1)
+    n_groups = len(np.unique(majority))
     if len(pred) > n_groups >= 2:
-        out["nmi"] = M.kmeans_nmi(pred.embedding, pred.label, seed=seed, n_init=3)
+        out["nmi"] = M.kmeans_nmi(pred.embedding, majority, seed=seed, n_init=3)
     if len(pred) >= 2:
         ks = [k for k in M.DEFAULT_KS if k <= len(pred) - 1]
-        for k, value in M.recall_at_k(pred.embedding, pred.label, ks).items():
+        for k, value in M.recall_at_k(pred.embedding, majority, ks).items():
             out[f"recall@{k}"] = value
-    return out
-
-
-def truth_measures(pred: SplitPredictions) -> dict[str, float]:
-    """Generated data (truth columns): kl_truth = mean KL(true ‖ latent, else probs) (and
-    kl_probs_truth for probs alone) when the true distribution has K classes, and
-    auroc_flipped = AUROC of the uncertainty for finding the flipped dataset labels. {} for
-    data without truth."""
-    out: dict[str, float] = {}
-    p = pred.probs
-    true_dist = pred.truth.get("true_dist")
-    if len(pred) and true_dist is not None and true_dist.shape == p.shape:
-        true_dist = true_dist.astype(np.float64)
-        q = pred.latent if pred.latent is not None else p
-        # eps smoothing: a model may put exactly 0 on a class the truth gives weight to
-        out["kl_truth"] = float(M.kl_divergence(true_dist, q, eps=1e-6, reduction="mean"))
-        out["kl_probs_truth"] = float(M.kl_divergence(true_dist, p, eps=1e-6, reduction="mean"))
-    flipped = pred.truth.get("flipped")
-    if len(pred) and flipped is not None:
-        flags = np.asarray(flipped).astype(bool)
-        if 0 < flags.sum() < flags.size:
-            out["auroc_flipped"] = M.uncertainty_auroc(pred.uncertainty, flags)
     return out

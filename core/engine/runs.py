@@ -126,7 +126,8 @@ def load_run(run_dir: str | os.PathLike, weights: str = "last",
 
 def evaluate_run(run_dir: str | os.PathLike, dataset_dir: str | os.PathLike,
                  split: str | None = "test", weights: str = "last",
-                 class_map: dict[str, str] | None = None) -> dict[str, Any]:
+                 class_map: dict[str, str] | None = None,
+                 domains: list[str] | None = None) -> dict[str, Any]:
     """Metrics of a trained run on another dataset (cross-corpus evaluation), with the
     ``confusion_matrix`` (class names, rows true, columns predicted).
 
@@ -136,6 +137,8 @@ def evaluate_run(run_dir: str | os.PathLike, dataset_dir: str | os.PathLike,
     dropped (:func:`affectlab.engine.crosscorpus.evaluate_across_label_sets`).
     Speech features are normalised with the *target* corpus's own statistics (per domain), as
     the f-SPL paper does for cross-corpus tests. split: "train" | "val" | "test" | None (all).
+    domains: the items' domains to evaluate on; None: the run's ``test_domains`` when the
+    dataset has every one of them (the run's own protocol), else all of its items.
     """
     from affectlab.data.contract import load_dataset
     from affectlab.data.dataset import EmotionDataset
@@ -152,7 +155,8 @@ def evaluate_run(run_dir: str | os.PathLike, dataset_dir: str | os.PathLike,
     scale = run.model_info["scale"]
     if scale not in data.meta.get("scales", {}):
         raise ValueError(f"dataset {data.name!r} has no scale {scale!r} (the run's label scale)")
-    ds = EmotionDataset(data, split, scale=scale)
+    ds = EmotionDataset(data, split, scale=scale,
+                        domains=_eval_domains(data, domains, run.config.get("test_domains")))
     if len(ds) == 0:
         raise ValueError(f"dataset {data.name!r} has no rated items in split {split!r}")
     loader = torch.utils.data.DataLoader(ds, batch_size=64, shuffle=False,
@@ -165,3 +169,15 @@ def evaluate_run(run_dir: str | os.PathLike, dataset_dir: str | os.PathLike,
                                                seed))
     out["confusion_matrix"] = confusion_block(pred, ds.class_names)
     return out
+
+
+def _eval_domains(data, asked: list[str] | None, run_test_domains: list[str] | None
+                  ) -> list[str] | None:
+    """The domains :func:`evaluate_run` keeps (see there); ValueError for an unknown one."""
+    from affectlab.data.dataset import check_domains
+
+    if asked is not None:
+        return check_domains(data, asked)
+    if run_test_domains and set(run_test_domains) <= set(data.items["domain"].astype(str)):
+        return list(run_test_domains)
+    return None

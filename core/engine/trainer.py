@@ -25,6 +25,7 @@ pass (:mod:`affectlab.engine.distributed`). ``batch_size`` is per process.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -67,11 +68,11 @@ from affectlab.errors import UserDataError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OUTPUT_SPLITS", "RunResult", "Trainer", "build_train_info", "train"]
+__all__ = ["OUTPUT_SPLITS", "RunResult", "Trainer", "build_train_info", "soft_view", "train"]
 
-# splits whose per-item outputs are saved at the end (Explore shows them); add "train" here
-# for the training items' outputs (per-item training uncertainty)
-OUTPUT_SPLITS = ("test", "val")
+# splits whose per-item outputs are saved at the end (Explore shows them); the training split's
+# carry the uncertainty for each item's trained label (flip detection, SPEC §9)
+OUTPUT_SPLITS = ("test", "val", "train")
 
 
 @dataclass
@@ -122,22 +123,27 @@ def _is_ordinal(scale: str, meta) -> bool:
     return as_dataset_meta(meta).is_ordered(scale)
 
 
+AUX_SCALES = ("valence", "activation")
+
+
 def build_train_info(train_ds, ordinal: bool):
     """TrainSetInfo of a training :class:`EmotionDataset`.
 
+    soft_labels: the ratings' soft labels, or the one-hot dataset labels when the dataset's
+    target is "label" (a method trained on the single label sees no ratings of the scale).
     aux: per-item (valence, arousal) mean ratings from the ``valence`` and ``activation``
     Likert scales when the dataset has both (an item missing one gets that scale's mean over
-    the training set), else None.
+    the training set), else None; aux_bounds: those scales' declared ends, (2, 2) [lows; highs].
     """
     from affectlab.labels import likert_means
     from affectlab.methods import TrainSetInfo
     from affectlab.scales import IntervalScale
 
     scales, ratings = train_ds.ds.schema.scales, train_ds.ds.ratings
-    aux = None
-    if all(isinstance(scales.get(s), IntervalScale) for s in ("valence", "activation")):
+    aux = bounds = None
+    if all(isinstance(scales.get(s), IntervalScale) for s in AUX_SCALES):
         cols = []
-        for s in ("valence", "activation"):
+        for s in AUX_SCALES:
             col = likert_means(ratings, train_ds.item_ids, s, scales[s])
             if np.isnan(col).all():
                 cols = []
@@ -145,10 +151,26 @@ def build_train_info(train_ds, ordinal: bool):
             cols.append(np.where(np.isnan(col), np.nanmean(col), col))
         if cols:
             aux = torch.as_tensor(np.stack(cols, axis=1), dtype=torch.float32)
+            bounds = torch.tensor([[float(scales[s].low) for s in AUX_SCALES],
+                                   [float(scales[s].high) for s in AUX_SCALES]])
+    labels = torch.as_tensor(train_ds.labels, dtype=torch.int64)
+    if train_ds.target == "label":
+        soft = torch.nn.functional.one_hot(labels, train_ds.num_classes).float()
+    else:
+        soft = torch.as_tensor(train_ds.soft_labels, dtype=torch.float32)
     return TrainSetInfo(n_items=len(train_ds), num_classes=train_ds.num_classes,
-                        soft_labels=torch.as_tensor(train_ds.soft_labels, dtype=torch.float32),
-                        labels=torch.as_tensor(train_ds.labels, dtype=torch.int64),
-                        aux=aux, ordinal=ordinal)
+                        soft_labels=soft, labels=labels, aux=aux, ordinal=ordinal,
+                        aux_bounds=bounds)
+
+
+def soft_view(ds):
+    """``ds`` with the ratings' soft labels as ``y`` (what evaluation scores against), sharing
+    its decoded inputs; ``ds`` itself when it already has them or some item has no rating."""
+    if ds.target == "soft" or np.isnan(ds.soft_labels).any():
+        return ds
+    view = copy.copy(ds)
+    view.target = "soft"
+    return view
 
 
 def build_method(model_name: str, model_params: dict[str, Any], method_name: str,
@@ -205,7 +227,9 @@ def _loader(ds, config: RunConfig, batch_sampler=None, pin: bool = False) -> Dat
 
 def outputs_table(pred: SplitPredictions) -> tuple[pd.DataFrame, np.ndarray]:
     """One row per item of the split (list-valued columns for distributions), and its (n, D)
-    embeddings."""
+    embeddings. The training split adds ``label_uncertainty`` (the method's uncertainty for
+    the item's trained label, what ``auroc_flipped`` scores) and, for a method with
+    sub-classes, ``subclass_id``."""
     cols: dict[str, Any] = {
         "item_id": pred.item_id, "split": pred.split, "domain": pred.domain,
         "label": pred.label, "pred": pred.probs.argmax(axis=1).astype(np.int64),
@@ -215,6 +239,10 @@ def outputs_table(pred: SplitPredictions) -> tuple[pd.DataFrame, np.ndarray]:
         "latent": (list(pred.latent.astype(np.float32)) if pred.latent is not None
                    else [None] * len(pred)),
     }
+    if pred.label_uncertainty is not None:
+        cols["label_uncertainty"] = pred.label_uncertainty
+    if pred.subclass is not None:
+        cols["subclass_id"] = pred.subclass
     for name, values in pred.truth.items():
         arr = np.asarray(values)
         cols[name] = list(arr.astype(np.float32)) if arr.ndim == 2 else arr
@@ -355,7 +383,7 @@ class Trainer:
 
     def _load_data(self) -> None:
         from affectlab.data.contract import load_dataset
-        from affectlab.data.dataset import EmotionDataset
+        from affectlab.data.dataset import EmotionDataset, check_domains
 
         config = self.config
         self.data = data = load_dataset(config.dataset)
@@ -365,12 +393,22 @@ class Trainer:
             raise ConfigError(f"scale {scale!r} is not a scale of dataset {data.name!r} "
                               f"(known: {', '.join(meta.get('scales', {}))})")
         self.ordinal = _is_ordinal(scale, meta)
-        self.train_ds = EmotionDataset(data, "train", scale=scale)
+        for field_name in ("train_domains", "test_domains"):
+            domains = getattr(config, field_name)
+            try:
+                if domains is not None:
+                    check_domains(data, domains)
+            except ValueError as exc:
+                raise ConfigError(f"{field_name}: {exc}") from exc
+        self.train_ds = EmotionDataset(data, "train", scale=scale, target=config.target,
+                                       domains=config.train_domains)
+        sets = {s: EmotionDataset(data, s, scale=scale, domains=(
+            config.test_domains if s == "test" else config.train_domains)) for s in ("val", "test")}
         if len(self.train_ds) == 0:
             raise UserDataError(f"dataset {data.name!r} has no rated training items on scale "
-                                f"{scale!r}")
-        sets = {s: EmotionDataset(data, s, scale=scale) for s in dict.fromkeys(("val",
-                                                                                 *OUTPUT_SPLITS))}
+                                f"{scale!r}" + (f" in domains {config.train_domains}"
+                                                if config.train_domains else ""))
+        sets["train"] = soft_view(self.train_ds)
         self.eval_sets = {s: ds for s, ds in sets.items() if len(ds) > 0}
 
     def _build_method(self) -> None:

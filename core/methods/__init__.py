@@ -17,6 +17,7 @@ from affectlab.methods.fspl import CEFSPL
 from affectlab.methods.ldlva import LDLVA
 from affectlab.methods.sgm import SGMMethod
 from affectlab.methods.softlabel import CEEMD2Method, EMD2Method, SoftCE
+from affectlab.methods.triplet import TripletMethod
 from affectlab.registry import Param, ParamError, Registry
 
 _METHODS = Registry("method", metadata={"modalities": ("face", "speech"), "ordinal_only": False})
@@ -28,7 +29,7 @@ registered = _METHODS.registered
 for _name, _cls in [("ce", SoftCE),
                     *[(f"ce+fspl-{d}", CEFSPL) for d in ("kl", "rkl", "pearson", "hellinger", "js")],
                     ("emd2", EMD2Method), ("ce+emd2", CEEMD2Method), ("sgm", SGMMethod),
-                    ("ldlva", LDLVA), ("dmue", DMUE)]:
+                    ("ldlva", LDLVA), ("dmue", DMUE), ("triplet", TripletMethod)]:
     register(_name, _cls, description=_cls.describe(_name))
 
 

@@ -119,6 +119,9 @@ class Method(nn.Module):
     param_specs: tuple[Param, ...] = ()
     modalities: tuple[str, ...] = ("face", "speech")
     ordinal_only: bool = False
+    # the latent distribution puts 0 on the item's label by construction (DMUE's): the truth
+    # measures then compare it over the other classes only
+    latent_excludes_label: bool = False
 
     @classmethod
     def default_params(cls, name: str) -> dict[str, Any]:
@@ -159,6 +162,22 @@ class Method(nn.Module):
         """Engine hook, called after every training epoch (under ``torch.no_grad``) with a
         plain, unshuffled loader over the training split. Default: nothing; SGM refreshes its
         reference bank and sub-class mixtures here."""
+
+    def label_uncertainty(self, batch: dict[str, Any], pred: Prediction) -> torch.Tensor:
+        """(B,) how suspect each training item's own dataset label ``batch["label"]`` is, higher
+        = more suspect, from the state after training (``pred``: :meth:`predict` of the same
+        batch, eval mode). Default: the per-item training loss against that label, the
+        cross-entropy −log p(label) of the predicted distribution, unweighted (class weights
+        would rank items by their class); the standard small-loss baseline of flip detection.
+        DMUE overrides it with 1 − s_i, LDLVA with λ_i."""
+        labels = torch.as_tensor(batch["label"]).long().to(pred.probs.device)
+        p = pred.probs.float().gather(1, labels.unsqueeze(1)).squeeze(1)
+        return -p.clamp_min(1e-12).log()
+
+    def train_subclasses(self) -> torch.Tensor | None:
+        """(n_items,) the sub-class id of every training item where the method discovers
+        sub-classes (SGM's Algorithm 2), else None."""
+        return None
 
     def optimizers(self, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
         """Default: one Adam over every trainable parameter of the method (model included)."""

@@ -348,6 +348,7 @@ class DMUE(Method):
         BRANCH_PRECISION,
     )
     modalities = ("face",)
+    latent_excludes_label = True
 
     def __init__(self, model: EmotionModel, info: TrainSetInfo, method_name: str = "dmue",
                  **params: Any) -> None:
@@ -459,3 +460,12 @@ class DMUE(Method):
         if "label" in batch and branches is not None and len(branches) == self.num_classes:
             latent = self._mine_latent(self.model.forward_early(x), self._labels(batch, x.device))
         return Prediction(probs=probs, embedding=out.embedding, uncertainty=1 - s, latent=latent)
+
+    @torch.no_grad()
+    def label_uncertainty(self, batch: dict[str, Any], pred: Prediction) -> torch.Tensor:
+        """1 − s_i with the item's own dataset label (as in training: one-hot(y) and the
+        per-class grouping of the batch), target-branch features in eval mode."""
+        x = batch["x"]
+        out = self.model(x, batch.get("lengths"))
+        with no_autocast():
+            return 1 - self.uncertainty(out.features.float(), self._labels(batch, x.device))

@@ -507,3 +507,7 @@ class LDLVA(Method):
                               latent=t.d)
         entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1)
         return Prediction(probs=probs, embedding=out.embedding, uncertainty=entropy)
+
+    def label_uncertainty(self, batch: dict[str, Any], pred: Prediction) -> torch.Tensor:
+        """λ_i = sigmoid(θ_i), the learnt uncertainty of training item i's label."""
+        return torch.sigmoid(self.theta.detach()[self._indices(batch)])

@@ -68,7 +68,7 @@ from affectlab.registry import Param
 from affectlab.subclasses import LEVEL, SubclassDiscovery, discovery_for_level
 from affectlab.validation import Interval, check_scalar
 
-__all__ = ["Refinement", "SGMMethod", "knn_soft_vote", "refine_labels"]
+__all__ = ["EmbeddingKnnMethod", "Refinement", "SGMMethod", "knn_soft_vote", "refine_labels"]
 
 
 def knn_soft_vote(query: torch.Tensor, ref_z: torch.Tensor, ref_y: torch.Tensor, k: int,
@@ -158,45 +158,39 @@ def refine_labels(info: TrainSetInfo, embeddings, level: int = 2,
     return Refinement(int(level), new_info, disc, torch.as_tensor(disc.subclass_class_))
 
 
-class SGMMethod(Method):
-    """SGM loss on class-balanced batches, k-NN prediction over a training-embedding bank.
+_EMBEDDING_PARAMS = (
+    Param("n_per_class", int, 30, low=1, high=10_000,
+          help="items of every class in a batch (the paper: 30)"),
+    Param("k", int, 11, low=1, high=1000, help="neighbours of the k-NN prediction"),
+    Param("embedding", str, "linear", choices=("linear", "model"),
+          help="linear: a d-dim linear layer on the backbone features (the paper); "
+               "model: the model's own embedding layer"),
+    Param("embedding_dim", int, 64, low=1, high=MAX_UNITS,
+          help="d of the linear embedding (the paper: 64; SPEC: 32 or 64)"),
+    Param("subclass_levels", int, 1, low=0, high=8,
+          help="L of Algorithm 2: level l = 2..L splits each class into l sub-classes; "
+               "0 or 1: none"),
+    Param("subclass_components", int, LEVEL, low=1, high=50, also=(LEVEL, "bic"),
+          help="components per class at a level: 'level' (l at level l, the paper), "
+               "'bic' (BIC's choice in 1..l) or a fixed number"),
+    Param("subclass_every", int, 10, low=1, high=10_000, help="epochs per sub-class level"),
+)
 
-    Params: ``sigma`` (0.5), ``norm_weight`` (0: the authors' code), ``n_per_class`` (30; a
-    class with fewer items repeats some), ``k`` (11 neighbours), ``embedding`` ('linear': the
-    method's linear layer on the backbone features; 'model': the model's embedding layer),
-    ``embedding_dim`` (d = 64), ``subclass_levels`` (L = 1: no sub-classes),
-    ``subclass_components`` ('level', 'bic' or an int), ``subclass_every`` (epochs per level,
-    10). Parts logged: ``sgm``; ``level`` (current level, 1 = the original classes).
-    """
 
-    description = "Structured Gaussian Manifold loss on class-balanced batches; k-NN prediction"
-    # ceilings: a batch holds n_per_class × classes items; every level adds K sub-classes
-    param_specs = (
-        SIGMA,
-        NORM_WEIGHT,
-        Param("n_per_class", int, 30, low=1, high=10_000,
-              help="items of every class in a batch (the paper: 30)"),
-        Param("k", int, 11, low=1, high=1000, help="neighbours of the k-NN prediction"),
-        Param("embedding", str, "linear", choices=("linear", "model"),
-              help="linear: a d-dim linear layer on the backbone features (the paper); "
-                   "model: the model's own embedding layer"),
-        Param("embedding_dim", int, 64, low=1, high=MAX_UNITS,
-              help="d of the linear embedding (the paper: 64; SPEC: 32 or 64)"),
-        Param("subclass_levels", int, 1, low=0, high=8,
-              help="L of Algorithm 2: level l = 2..L splits each class into l sub-classes; "
-                   "0 or 1: none"),
-        Param("subclass_components", int, LEVEL, low=1, high=50, also=(LEVEL, "bic"),
-              help="components per class at a level: 'level' (l at level l, the paper), "
-                   "'bic' (BIC's choice in 1..l) or a fixed number"),
-        Param("subclass_every", int, 10, low=1, high=10_000, help="epochs per sub-class level"),
-    )
+class EmbeddingKnnMethod(Method):
+    """What SGM shares with any metric-learning loss: the embedding (a linear layer on the
+    backbone features, or the model's own), class-balanced batches, the training-embedding
+    bank with k-NN prediction and Algorithm 2's sub-classes. A subclass supplies
+    :meth:`embedding_loss`. Params: ``n_per_class``, ``k``, ``embedding``, ``embedding_dim``,
+    ``subclass_levels``, ``subclass_components``, ``subclass_every`` (see SGMMethod)."""
+
+    param_specs = _EMBEDDING_PARAMS
 
     def __init__(self, model: EmotionModel, info: TrainSetInfo, method_name: str = "",
                  **params: Any) -> None:
         check_method_inputs(model, info)
         super().__init__(model, info, method_name=method_name, **params)
         p = self.params
-        self.sigma, self.norm_weight = p["sigma"], p["norm_weight"]
         self.n_per_class, self.k = p["n_per_class"], p["k"]
         self.subclass_levels, self.subclass_every = p["subclass_levels"], p["subclass_every"]
         self.subclass_components = p["subclass_components"]
@@ -215,6 +209,20 @@ class SGMMethod(Method):
         self.level = 1
         self.refinements: list[Refinement] = []
         self._epochs_done = 0
+
+    def embedding_loss(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, str]:
+        """The loss of embeddings ``z`` (B, d) with (soft) targets ``y`` (B, S), and its name
+        for the events log."""
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, Any], epoch: int, step: int) -> StepResult:
+        z = self.embed(batch["x"], batch.get("lengths"))
+        if self.targets is None:
+            y = batch["y"]
+        else:
+            y = self.targets.to(z.device)[batch["index"].to(z.device)]
+        loss, name = self.embedding_loss(z, y.to(z.device))
+        return StepResult(loss, {name: loss.detach(), "level": float(self.level)})
 
     @property
     def embedding_dim(self) -> int:
@@ -239,15 +247,6 @@ class SGMMethod(Method):
         sampler = ClassBalancedBatchSampler(labels, n_per_class=self.n_per_class, seed=seed)
         sampler.set_epoch(epoch)
         return list(sampler)
-
-    def training_step(self, batch: dict[str, Any], epoch: int, step: int) -> StepResult:
-        z = self.embed(batch["x"], batch.get("lengths"))
-        if self.targets is None:
-            y = batch["y"]
-        else:
-            y = self.targets.to(z.device)[batch["index"].to(z.device)]
-        loss = sgm_loss(z, y.to(z.device), sigma=self.sigma, norm_weight=self.norm_weight)
-        return StepResult(loss, {"sgm": loss.detach(), "level": float(self.level)})
 
     # -- reference bank -------------------------------------------------------------------
 
@@ -322,6 +321,11 @@ class SGMMethod(Method):
         self.level = ref.level
         return ref
 
+    def train_subclasses(self) -> torch.Tensor | None:
+        """The sub-class ids of :meth:`subclass_of` once Algorithm 2 has refined the classes,
+        else None."""
+        return self.subclass_of() if self.refinements else None
+
     def subclass_of(self) -> torch.Tensor:
         """(n_items,) sub-class id of every training item at the current level (level 1:
         the class, the argmax of its soft label)."""
@@ -348,3 +352,27 @@ class SGMMethod(Method):
         probs = probs / probs.sum(dim=1, keepdim=True)
         entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1)
         return Prediction(probs=probs, embedding=z, uncertainty=entropy)
+
+
+class SGMMethod(EmbeddingKnnMethod):
+    """SGM loss on class-balanced batches, k-NN prediction over a training-embedding bank.
+
+    Params: ``sigma`` (0.5), ``norm_weight`` (0: the authors' code), ``n_per_class`` (30; a
+    class with fewer items repeats some), ``k`` (11 neighbours), ``embedding`` ('linear': the
+    method's linear layer on the backbone features; 'model': the model's embedding layer),
+    ``embedding_dim`` (d = 64), ``subclass_levels`` (L = 1: no sub-classes),
+    ``subclass_components`` ('level', 'bic' or an int), ``subclass_every`` (epochs per level,
+    10). Parts logged: ``sgm``; ``level`` (current level, 1 = the original classes).
+    """
+
+    description = "Structured Gaussian Manifold loss on class-balanced batches; k-NN prediction"
+    # ceilings: a batch holds n_per_class × classes items; every level adds K sub-classes
+    param_specs = (SIGMA, NORM_WEIGHT, *_EMBEDDING_PARAMS)
+
+    def __init__(self, model: EmotionModel, info: TrainSetInfo, method_name: str = "",
+                 **params: Any) -> None:
+        super().__init__(model, info, method_name=method_name, **params)
+        self.sigma, self.norm_weight = self.params["sigma"], self.params["norm_weight"]
+
+    def embedding_loss(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, str]:
+        return sgm_loss(z, y, sigma=self.sigma, norm_weight=self.norm_weight), "sgm"

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from affectlab.losses import EMD2Loss, class_weights_from_soft_labels, soft_cross_entropy
-from affectlab.methods.base import Method, StepResult, TrainSetInfo
+from affectlab.losses import EMD2Loss, class_weights_from_soft_labels, emd2, soft_cross_entropy
+from affectlab.methods.base import Method, Prediction, StepResult, TrainSetInfo
 from affectlab.models.base import EmotionModel
 from affectlab.registry import Param
 
@@ -108,6 +108,12 @@ class EMD2Method(_LogitsMethod):
         emd = self._emd2(self._logits(batch), batch["y"])
         return StepResult(emd, {"emd2": emd.detach()})
 
+    def label_uncertainty(self, batch: dict[str, Any], pred: Prediction) -> torch.Tensor:
+        """The per-item EMD² against the one-hot dataset label (its training loss)."""
+        probs = pred.probs.float()
+        labels = torch.as_tensor(batch["label"]).long().to(probs.device)
+        return emd2(probs, torch.nn.functional.one_hot(labels, probs.shape[1]).to(probs))
+
 
 class CEEMD2Method(EMD2Method):
     """``ce+emd2``: weighted soft CE (as ``ce``) + ``emd2_weight``·EMD² (default 1).
@@ -131,3 +137,9 @@ class CEEMD2Method(EMD2Method):
         emd = self._emd2(logits, batch["y"])
         loss = ce + self.emd2_weight * emd
         return StepResult(loss, {"ce": ce.detach(), "emd2": emd.detach()})
+
+    def label_uncertainty(self, batch: dict[str, Any], pred: Prediction) -> torch.Tensor:
+        """−log p(label) + emd2_weight·EMD² against the one-hot label (its training loss,
+        unweighted by class)."""
+        return (Method.label_uncertainty(self, batch, pred)
+                + self.emd2_weight * super().label_uncertainty(batch, pred))

@@ -1,0 +1,1 @@
+"""``affectlab study``: the seed papers' claims, each tested on the benchmark over seeds."""
