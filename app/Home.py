@@ -17,6 +17,7 @@ PAGES = {
     "data": lambda: st.Page("views/data.py", title="Data", icon="🗂️"),
     "train": lambda: st.Page("views/train.py", title="Train", icon="🏋️"),
     "runs": lambda: st.Page("views/runs.py", title="Runs", icon="📈"),
+    "study": lambda: st.Page("views/study.py", title="Study", icon="🧪"),
     "explore": lambda: st.Page("views/explore.py", title="Explore", icon="🗺️"),
     "live": lambda: st.Page("views/live.py", title="Live", icon="🎥"),
     "annotate": lambda: st.Page("views/annotate.py", title="Annotate", icon="✍️",

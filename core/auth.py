@@ -39,7 +39,8 @@ OWNER_GRANT = "affectlab_owner_grant"  # session-state key of the OwnerGrant
 COOKIE = "affectlab_owner"             # session cookie: the grant's session token
 INVITE_PARAM = "campaign"              # a rater's invite link: ?campaign=<token>
 LINK_PARAM = "token"                   # the one-time sign-in link: ?token=<token>
-OWNER_PAGES = ("home", "data", "train", "runs", "explore", "live", "annotate", "account")
+OWNER_PAGES = ("home", "data", "train", "runs", "study", "explore", "live", "annotate",
+               "account")
 
 
 class Role(StrEnum):

@@ -376,6 +376,44 @@ def run_app(
 
 
 @app.command()
+def study(
+    claims: list[str] = typer.Argument(None, metavar="CLAIM|all", help="claims to test (see "
+                                       "--list), or all"),
+    list_: bool = typer.Option(False, "--list", help="name each claim: id, seed paper, what "
+                               "is compared, metric"),
+    seeds: int = typer.Option(None, min=1, max=1000, help="seeds (paired runs) per claim "
+                              "(default: the size's: tiny 2, small 3, paper 10)"),
+    size: str = typer.Option("small", help="tiny (tests) | small (minutes a claim on a CPU) | "
+                             "paper (the papers' sizes, for a GPU)"),
+    out: Path = typer.Option(Path("study"), help="study directory (runs, results.json, "
+                             "report.md); a second call reuses its finished runs"),
+    threads: int = typer.Option(None, min=1, max=256, help="torch CPU threads (default: "
+                                "torch's; 1 is often fastest on a shared machine)"),
+) -> None:
+    """Test the seed papers' claims on the benchmark: method vs its baseline, paired over
+    seeds, with a paired t-test; writes results.json and report.md (one plot per claim)."""
+    from affectlab.study.claims import CLAIMS
+
+    if list_:
+        for c in CLAIMS.values():
+            typer.echo(c.line())
+        return
+    from affectlab.study.results import run_study
+
+    try:
+        results = run_study(claims or [], seeds, size, out, threads=threads)
+    except (KeyError, ValueError) as exc:
+        typer.echo(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", err=True)
+        raise typer.Exit(2) from exc
+    for r in results:
+        p = "–" if r.p_value is None else f"{r.p_value:.3g}"
+        diff = "–" if r.mean_diff is None else f"{r.mean_diff:+.4f}"
+        typer.echo(f"{r.claim:<28} {r.verdict:<9} diff {diff} p {p}"
+                   + (f"  ({r.error})" if r.error else ""))
+    typer.echo(f"wrote {out / 'results.json'} and {out / 'report.md'}")
+
+
+@app.command()
 def losses() -> None:
     """List the registered losses with their parameters, defaults and allowed values."""
     from affectlab.losses import available

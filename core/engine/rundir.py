@@ -12,7 +12,9 @@ Layout (written by rank 0 of the trainer, the background launcher and the map ca
                                     last.pt is damaged
     checkpoints/best.pt             weights at the best validation UAR
     outputs/<split>.parquet         one row per item of the split: predictions, uncertainty,
-                                    latent, truth (the trainer writes test and val)
+                                    latent, truth (the trainer writes test, val and train;
+                                    train adds label_uncertainty, the score of each item's
+                                    trained label that auroc_flipped ranks, and subclass_id)
     outputs/<split>.embeddings.npy  (n, D) embeddings, row-aligned with <split>.parquet
     outputs/pca.npz, umap.*         the Explore page's map caches
     worker.pid, worker.log          the background worker (:mod:`affectlab.engine.jobs`)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from affectlab.engine.evaluate import SplitPredictions
 
 __all__ = ["KL_EPS", "auroc_flipped", "gmm_subclasses", "kl_latent_truth", "kl_nonlabel_truth",
-           "kl_ratings_truth", "kl_truth", "retrieval_against_truth", "subclass_recovery",
+           "kl_ratings_truth", "HIDDEN_FACTORS", "kl_truth", "retrieval_against_truth", "subclass_recovery",
            "truth_measures", "without_label"]
 
 KL_EPS = 1e-6
@@ -148,9 +148,12 @@ def truth_measures(pred: SplitPredictions, seed: int = 0) -> dict[str, float]:
     - ``true_label``: nmi_truth and recall@K_truth of the embedding;
     - ``flipped`` and a per-item uncertainty for the trained label (training split only):
       auroc_flipped;
-    - ``subclass`` (training split only): subclass_nmi_gmm, the recovery by the discovery of
-      SGM's Algorithm 2 (two Gaussian components per class) run on this method's embedding, the
-      same procedure for every method; subclass_nmi for a method's own sub-classes (SGM).
+    - ``subclass`` and ``style`` (training split only): subclass_nmi_gmm / style_nmi_gmm, the
+      recovery of that hidden factor by the discovery of SGM's Algorithm 2 (two Gaussian
+      components per class) run on this method's embedding, the same procedure for every
+      method; subclass_nmi / style_nmi for a method's own sub-classes (SGM). ``subclass`` has
+      dozens of values (identity × style), so with two components per class its NMI mostly
+      reflects the split's balance; ``style`` is the factor two components can recover.
     """
     out: dict[str, float] = {}
     if not len(pred):
@@ -167,13 +170,30 @@ def truth_measures(pred: SplitPredictions, seed: int = 0) -> dict[str, float]:
         value = auroc_flipped(pred.label_uncertainty, flipped)
         if value is not None:
             out["auroc_flipped"] = value
-    hidden = pred.truth.get("subclass")
-    if hidden is not None and pred.split == "train":
-        classes = pred.soft.argmax(axis=1)
-        out["subclass_nmi_gmm"] = subclass_recovery(
-            gmm_subclasses(pred.embedding, classes, seed), hidden, classes)
+    if pred.split == "train":
+        out.update(_subclass_measures(pred, seed))
+    return out
+
+
+# hidden factors a sub-class may recover: the generated corpus's ``subclass`` (identity + visible
+# style, dozens of values) and ``style`` alone (glasses / plain faces, breathy / modal voices:
+# the binary factor two components per class can match)
+HIDDEN_FACTORS = ("subclass", "style")
+
+
+def _subclass_measures(pred: SplitPredictions, seed: int) -> dict[str, float]:
+    """<factor>_nmi_gmm (the discovery on this method's embedding) and, for a method with its
+    own sub-classes, <factor>_nmi, for each hidden factor the truth has."""
+    factors = {f: pred.truth[f] for f in HIDDEN_FACTORS if f in pred.truth}
+    if not factors:
+        return {}
+    classes = pred.soft.argmax(axis=1)
+    gmm = gmm_subclasses(pred.embedding, classes, seed)
+    out = {}
+    for name, hidden in factors.items():
+        out[f"{name}_nmi_gmm"] = subclass_recovery(gmm, hidden, classes)
         if pred.subclass is not None:
-            out["subclass_nmi"] = subclass_recovery(pred.subclass, hidden, classes)
+            out[f"{name}_nmi"] = subclass_recovery(pred.subclass, hidden, classes)
     return out
 
 
