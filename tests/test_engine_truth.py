@@ -257,3 +257,22 @@ def test_cli_eval_takes_domains(env, tmp_path):
     items = pd.read_parquet(env["face"] / "items.parquet")
     assert json.loads(res.output)["n"] == ((items.split == "test")
                                            & (items.domain == "synth-A")).sum()
+
+
+def test_training_split_scores_sub_classes_against_each_hidden_factor():
+    rng = np.random.default_rng(4)
+    n = 80
+    classes = np.repeat([0, 1], n // 2)
+    style = rng.integers(0, 2, n)
+    emb = np.c_[classes * 10.0, style * 5.0] + rng.normal(0, 0.1, (n, 2))  # style is visible
+    soft = np.eye(2)[classes]
+    subclass = np.array([f"id{i % 7}+{s}" for i, s in enumerate(style)])
+    own = classes * 2 + style  # a method whose sub-classes are exactly the style
+    pred = _pred(split="train", probs=soft, soft=soft, embedding=emb, subclass=own,
+                 truth={"style": style, "subclass": subclass})
+    m = T.truth_measures(pred)
+    assert m["style_nmi"] == pytest.approx(1.0)
+    assert m["style_nmi_gmm"] == pytest.approx(1.0)  # two components find the style
+    assert m["subclass_nmi"] == pytest.approx(T.subclass_recovery(own, subclass, classes))
+    assert "style_nmi" not in T.truth_measures(_pred(probs=soft, soft=soft, embedding=emb,
+                                                     truth={"style": style}))

@@ -266,3 +266,37 @@ def test_one_claim_at_tiny_size_writes_results_and_reuses_its_runs(tmp_path, mon
     # another size in the same directory is refused
     res = CliRunner().invoke(app, ["study", "emd2-exact", "--size", "small", "--out", str(out)])
     assert res.exit_code == 2 and "size 'tiny'" in res.output
+
+
+@pytest.mark.slow
+def test_a_background_study_runs_to_finished(tmp_path):
+    import time
+
+    from affectlab.study.jobs import launch_study, study_status
+
+    out = tmp_path / "bg"
+    launch_study(out, ["emd2-exact"], seeds=1, size="tiny", threads=1)
+    deadline = time.time() + 400
+    while study_status(out).state == "running" and time.time() < deadline:
+        time.sleep(2)
+    status = study_status(out)
+    assert status.state == "finished", (out / "study.log").read_text()[-2000:]
+    assert status.done == status.total == 2
+    assert read_results(out)[0]["claim"] == "emd2-exact"
+
+
+@pytest.mark.parametrize("size", list(C.SIZES))
+def test_every_arm_has_a_valid_run_config_at_every_size(size, tmp_path):
+    from affectlab.study.runner import arm_runs, run_config
+
+    jobs = arm_runs(C.resolve_claims(["all"]), [0], tmp_path)
+    assert len({(j.experiment.id, j.arm.name) for j in jobs}) == len(jobs)
+    for job in jobs:
+        cfg = run_config(job, C.SIZES[size], tmp_path / "data")
+        assert cfg.epochs == C.SIZES[size].epochs and cfg.seed == 0
+        assert cfg.target == job.experiment.target
+        if job.experiment.cross_domain:
+            assert cfg.train_domains == ["synth-A"] and cfg.test_domains == ["synth-B"]
+    paper = run_config(next(j for j in jobs if j.arm.method == "ce+fspl-kl"), C.SIZES["paper"],
+                       tmp_path)
+    assert (paper.lr, paper.batch_size) == (1e-4, 100)  # the f-SPL paper's

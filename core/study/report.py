@@ -113,8 +113,10 @@ def plot_claim(r: dict[str, Any], path: Path) -> Path | None:
             ax.plot([x - 0.15, x + 0.15], [_mean(side)] * 2, color="tab:red", lw=2.5)
         ax.set_xticks([0, 1], [r["baseline"], r["method"]])
         ax.set_xlim(-0.5, 1.6)
-        ax.set_ylabel(r["metric"] if not r.get("baseline_metric") else
-                      f"{r['baseline_metric']} / {r['metric']}", fontsize=8)
+        name = (r["metric"] if not r.get("baseline_metric") else
+                f"{r['baseline_metric']} / {r['metric']}")
+        better = "higher" if r.get("direction") == "higher" else "lower"
+        ax.set_ylabel(f"{r.get('split', 'test')} {name} ({better} is better)", fontsize=8)
         ax.set_title(f"{r['claim']}: {r.get('verdict', '')} (p {_p(r.get('p_value'))})",
                      fontsize=9)
         ax.grid(axis="y", alpha=0.3)
