@@ -12,6 +12,7 @@ import torch
 
 from affectlab import methods, models
 from affectlab.engine.bench import _synthetic
+from affectlab.methods.sgm import EmbeddingKnnMethod
 
 ALL = [s.name for s in methods.available()]
 
@@ -20,7 +21,8 @@ def _method_and_batch(name: str):
     items, info = _synthetic("face", 64, 7, seed=0)
     torch.manual_seed(0)
     model = models.create("resnet18", num_classes=7, width=4, embedding_dim=8)
-    params = {"n_per_class": 2} if name == "sgm" else {}
+    knn = issubclass(methods.method_class(name), EmbeddingKnnMethod)  # sgm, triplet
+    params = {"n_per_class": 2} if knn else {}
     method = methods.create(name, model, info, **params)
     if name == "ldlva":
         method.fill_bank(items.batch(range(s, s + 16), torch.device("cpu")) for s in range(0, 64, 16))
@@ -40,7 +42,7 @@ def test_training_step_and_prediction_under_float16_autocast(name):
     grads = [p.grad for p in method.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
     method.eval()
-    if name == "sgm":  # SGM predicts by k-NN over the training embeddings
+    if isinstance(method, EmbeddingKnnMethod):  # k-NN over the training embeddings
         with torch.no_grad():
             method.fit_reference(method.embed(batch["x"]), index=batch["index"])
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.float16):
