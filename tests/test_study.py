@@ -60,7 +60,7 @@ def test_every_claim_names_arms_of_its_experiment():
     for c in C.CLAIMS.values():
         exp = C.experiment(c)
         assert exp.arm(c.method) and exp.arm(c.baseline) and c.method != c.baseline
-        assert c.direction in ("higher", "lower") and c.split in ("train", "test")
+        assert c.direction in ("higher", "lower") and c.split in ("train", "test", "all")
     # the issue's minimum: five f-SPL divergences, EMD² (exact, off-by-one), SGM (NMI,
     # Recall@K, sub-classes), LDLVA under noise, DMUE (latent, flips), the cleanlab peer
     for must in ("fspl-kl-cross-domain", "fspl-js-cross-domain", "emd2-exact",
@@ -129,6 +129,28 @@ def test_training_folds_split_the_training_items_in_two(corpus):
         assert set(f.loc[f.split == "val", "item_id"]) == set(src.loc[src.split == "val",
                                                                        "item_id"])
     assert abs(len(tested[0]) - len(tested[1])) <= 1
+
+
+def test_crowd_claims_score_aggregators_against_the_truth_without_training(tmp_path):
+    """The crowd-aggregation claims (the aggregators' measurement on main) need no engine run:
+    each arm is the aggregator's soft labels of the seed's corpus, scored against its truth."""
+    from affectlab.data.contract import load_dataset
+    from affectlab.data.synth.aggregation import measure_aggregators
+
+    out = tmp_path / "crowd"
+    res = CliRunner().invoke(app, ["study", "crowd-ds-accuracy", "crowd-ds-kl", "--size",
+                                   "tiny", "--seeds", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    records = {r["claim"]: r for r in read_results(out)}
+    assert set(records) == {"crowd-ds-accuracy", "crowd-ds-kl"}
+    data = load_dataset(next((out / "data").glob("face-n*-s1")))
+    want = measure_aggregators(data.items, data.ratings, data.class_names,
+                               aggregators=("votes", "ds"))
+    acc = records["crowd-ds-accuracy"]
+    assert acc["values"]["baseline"][1] == pytest.approx(want["votes"].accuracy)
+    assert acc["values"]["method"][1] == pytest.approx(want["ds"].accuracy)
+    assert records["crowd-ds-kl"]["values"]["method"][1] == pytest.approx(want["ds"].mean_kl)
+    assert not list(out.glob("crowd-aggregation/s*/*/config.yaml"))  # no engine run
 
 
 def test_cleanlab_self_confidence_is_the_probability_of_the_given_label():
@@ -291,7 +313,7 @@ def test_every_arm_has_a_valid_run_config_at_every_size(size, tmp_path):
 
     jobs = arm_runs(C.resolve_claims(["all"]), [0], tmp_path)
     assert len({(j.experiment.id, j.arm.name) for j in jobs}) == len(jobs)
-    for job in jobs:
+    for job in (j for j in jobs if j.arm.kind != "aggregator"):  # those train nothing
         cfg = run_config(job, C.SIZES[size], tmp_path / "data")
         assert cfg.epochs == C.SIZES[size].epochs and cfg.seed == 0
         assert cfg.target == job.experiment.target

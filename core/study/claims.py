@@ -66,14 +66,17 @@ def _none(size: Size) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Arm:
     """One side of a comparison. ``kind``: ``run`` (an engine run of ``method`` with
-    ``params(size)`` as method_params) or ``cleanlab`` (cleanlab's self-confidence on
+    ``params(size)`` as method_params), ``cleanlab`` (cleanlab's self-confidence on
     out-of-sample probabilities of ``method``, from two engine runs on the two halves of the
-    training split). ``needs``: optional packages it imports."""
+    training split) or ``aggregator`` (the crowd aggregator ``method`` of
+    :mod:`affectlab.aggregators` turning the corpus's ratings into soft labels, scored against
+    the truth by :func:`affectlab.data.synth.aggregation.measure_aggregators`; split ``all``).
+    ``needs``: optional packages it imports."""
 
     name: str
     method: str
     params: ParamsOf = _none
-    kind: Literal["run", "cleanlab"] = "run"
+    kind: Literal["run", "cleanlab", "aggregator"] = "run"
     needs: tuple[str, ...] = ()
 
 
@@ -154,6 +157,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in (
     Experiment("face-embedding", "face", "category",
                arms=(Arm("sgm", "sgm", _embedding(2)),
                      Arm("triplet", "triplet", _embedding(1), needs=_PML))),
+    Experiment("crowd-aggregation", "face", "category",
+               arms=tuple(Arm(a, a, kind="aggregator") for a in ("votes", "ds", "mace"))),
     Experiment("face-flips", "face", "category", flip_rate=0.3, target="label",
                arms=(Arm("ce", "ce"), Arm("ldlva", "ldlva"), Arm("dmue", "dmue", _dmue),
                      Arm("cleanlab", "ce", kind="cleanlab", needs=("cleanlab",)))),
@@ -182,6 +187,15 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
                  "components per class can only match its binary part, the style, so the "
                  "claim scores that (subclass_nmi against the full factor is in the runs' "
                  "metrics)",)),
+    Claim("crowd-ds-accuracy", "crowd", "Dawid–Skene's soft labels find the true class more "
+          "often than the raters' vote shares (every item of the corpus)", "crowd-aggregation",
+          "ds", "votes", "accuracy", split="all"),
+    Claim("crowd-ds-kl", "crowd", "Dawid–Skene's soft labels are closer to the true "
+          "distributions than the vote shares (KL, ε = 10⁻³)", "crowd-aggregation", "ds",
+          "votes", "kl", split="all", direction="lower"),
+    Claim("crowd-mace-tv", "crowd", "MACE's soft labels are closer to the true distributions "
+          "than the vote shares (total variation)", "crowd-aggregation", "mace", "votes", "tv",
+          split="all", direction="lower"),
     Claim("ldlva-label-noise", "LDLVA", "LDLVA beats CE under label noise (30 % flipped, "
           "trained on the single label)", "face-flips", "ldlva", "ce", "uar"),
     Claim("dmue-latent", "DMUE", "DMUE's latent distributions approach the truth (over the "

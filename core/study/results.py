@@ -81,11 +81,15 @@ def claim_result(c: Claim, seeds: list[int], method: list[float], baseline: list
 
 def write_results(results: list[ClaimResult], out: Path) -> Path:
     """``results.json``: a list of the records, atomically (a record per claim run so far,
-    earlier records of other claims kept)."""
+    earlier records of other claims kept), in the registry's order."""
+    from affectlab.study.claims import CLAIMS
+
     path = Path(out) / RESULTS_FILE
     keep = {r["claim"]: r for r in read_results(out)}
     keep.update({r.claim: r.to_dict() for r in results})
-    text = json.dumps(list(keep.values()), indent=2, ensure_ascii=False)
+    order = {claim_id: i for i, claim_id in enumerate(CLAIMS)}
+    records = sorted(keep.values(), key=lambda r: order.get(r["claim"], len(order)))
+    text = json.dumps(records, indent=2, ensure_ascii=False)
     atomic_write(path, lambda f: f.write(text.encode()))
     return path
 

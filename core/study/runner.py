@@ -8,6 +8,7 @@ Layout under ``out``::
     <experiment>/s<seed>/<arm>/                one engine run (a RunDir) per arm and seed
     <experiment>/s<seed>/cleanlab/fold<f>/     the peer's two fold runs; its scores in
     <experiment>/s<seed>/cleanlab/peer.json
+    crowd-aggregation/s<seed>/<aggregator>/peer.json   a crowd aggregator's scores
     results.json, report.md, plots/<claim>.png (:mod:`affectlab.study.report`)
 
 Every arm of a seed trains on the same corpus with the same training seed; runs are the
@@ -164,6 +165,25 @@ def _cleanlab_peer(job: ArmRun, size: Size, dataset: Path) -> dict[str, Any]:
     return metrics
 
 
+def _aggregator_peer(job: ArmRun, dataset: Path) -> dict[str, Any]:
+    """The crowd aggregator's soft labels of every item against the truth (accuracy of the
+    argmax, mean KL, mean TV: :mod:`affectlab.data.synth.aggregation`'s measures)."""
+    from affectlab.data.contract import load_dataset
+    from affectlab.data.synth.aggregation import measure_aggregators
+
+    peer = job.path / "peer.json"
+    if peer.is_file():
+        return read_json_dict(peer)
+    data = load_dataset(dataset)
+    score = measure_aggregators(data.items, data.ratings, data.class_names,
+                                aggregators=(job.arm.method,))[job.arm.method]
+    metrics = {"all": {"n": float(len(score.item_ids)), "accuracy": score.accuracy,
+                       "kl": score.mean_kl, "tv": score.mean_tv}}
+    job.path.mkdir(parents=True, exist_ok=True)
+    atomic_write(peer, lambda f: f.write(json.dumps(json_safe(metrics), indent=2).encode()))
+    return metrics
+
+
 def run_arm(job: ArmRun, size: Size, out: Path) -> dict[str, Any]:
     """The metrics ({split: {metric: value}}) of one arm at one seed, computing what is not
     there yet."""
@@ -174,6 +194,8 @@ def run_arm(job: ArmRun, size: Size, out: Path) -> dict[str, Any]:
     dataset = _dataset(job.experiment, size, job.seed, out)
     if job.arm.kind == "cleanlab":
         return _cleanlab_peer(job, size, dataset)
+    if job.arm.kind == "aggregator":
+        return _aggregator_peer(job, dataset)
     return _engine_run(run_config(job, size, dataset))
 
 
