@@ -81,7 +81,9 @@ def evaluate_across_label_sets(pred: SplitPredictions, run_classes: Sequence[str
     shared_pred = replace(
         pred, probs=view.probs, soft=view.soft, label=view.labels, latent=None,
         embedding=pred.embedding[keep], uncertainty=pred.uncertainty[keep],
-        item_id=pred.item_id[keep], domain=pred.domain[keep], truth={})
+        item_id=pred.item_id[keep], domain=pred.domain[keep], truth={},
+        **{name: None if getattr(pred, name) is None else getattr(pred, name)[keep]
+           for name in ("index", "label_uncertainty", "subclass")})
     out: dict[str, Any] = dict(classification_metrics(shared_pred, False, seed))
     out["confusion_matrix"] = confusion_block(
         shared_pred, ["+".join(match.target[i] for i in idx) for idx in match.target_index])

@@ -48,7 +48,8 @@ page = harness.page
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
 WEBRTC_IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'
-NAV_TITLES = ["Home", "Data", "Explore", "Live", "Train", "Runs", "Annotate", "Account"]
+NAV_TITLES = ["Home", "Data", "Explore", "Live", "Train", "Runs", "Study", "Annotate",
+              "Account"]
 
 
 def _metric(page, label: str):
@@ -158,6 +159,30 @@ def test_runs_compares_two_runs(page, seeded_runs):
 
 
 # -- Explore ---------------------------------------------------------------------------------
+
+def test_study_shows_a_studys_table_and_plots(page, app_data):
+    """A study directory (its results written as a finished study would) on the Study page:
+    the table of claims and one plot per claim."""
+    from affectlab.study import claims as C
+    from affectlab.study.jobs import write_progress
+    from affectlab.study.report import write_report
+    from affectlab.study.results import claim_result, write_results
+
+    require_page("study")
+    out = app_data / "studies" / "walk-study"
+    write_results([claim_result(C.claim("emd2-off-by-one"), [0, 1, 2], [0.72, 0.73, 0.68],
+                                [0.44, 0.79, 0.59], "small"),
+                   claim_result(C.claim("dmue-latent"), [0, 1, 2], [1.15, 1.11, 1.2],
+                                [1.7, 2.55, 1.78], "small")], out)
+    write_report(out)
+    write_progress(out, state="finished", done=6, total=6, current="", message="2 claims")
+    goto_page(page, "Study")
+    page.get_by_text("finished: 6/6 runs").wait_for()
+    images = page.locator('[data-testid="stImage"] img')
+    images.nth(1).wait_for()
+    assert images.count() == 2
+    shoot(page, "study", height=1100)
+
 
 def test_explore_box_select_shows_the_items(page, seeded_runs):
     require_page("explore")
