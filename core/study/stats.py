@@ -62,8 +62,9 @@ def paired_test(method: list[float], baseline: list[float]) -> PairedResult:
     if n < 2:
         return PairedResult(mean, (float("nan"), float("nan")), None, n)
     sd = float(d.std(ddof=1))
-    if sd == 0.0:
-        # every seed gives the same difference: no variance to test (a constant 0 is no effect)
+    if sd <= 1e-12 * max(1.0, abs(mean)):
+        # every seed gives the same difference (to rounding): no variance to test, and a
+        # constant 0 is no effect
         p = None if mean == 0.0 else 0.0
         return PairedResult(mean, (mean, mean), p, n)
     half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
