@@ -267,12 +267,14 @@ class BenchPart(str, Enum):
     corpus = "corpus"
     annotate = "annotate"
     live = "live"
+    explore = "explore"
 
 
 @app.command()
 def bench(
     what: list[BenchPart] = typer.Option([BenchPart.methods], "--what",
-                                         help="what to time (repeatable): methods, corpus, annotate, live"),
+                                         help="what to time (repeatable): methods, corpus, "
+                                              "annotate, live, explore"),
     modality: str = typer.Option("face", help="methods: face or speech"),
     steps: int = typer.Option(10, min=1, help="methods: timed steps per method (median)"),
     batch_size: int = typer.Option(32, min=2, help="methods: items per step"),
@@ -286,10 +288,16 @@ def bench(
     raters: int = typer.Option(50, min=1, help="annotate: concurrent simulated raters"),
     ratings_each: int = typer.Option(200, min=1, help="annotate: ratings per rater"),
     frames: int = typer.Option(100, min=10, help="live: frames of the moving-face clip"),
+    explore_items: list[int] = typer.Option([10_000, 100_000], "--explore-items", min=4,
+                                            help="explore: map sizes (repeatable)"),
+    explore_dim: int = typer.Option(128, min=2, help="explore: embedding dimension"),
+    umap: bool = typer.Option(True, "--umap/--no-umap", help="explore: also time the UMAP layout "
+                              "(minutes at 100k items on 2 cores)"),
 ) -> None:
     """Time every method's training step against cross-entropy (ratios, samples/s); optionally
-    corpus generation speed, the rating-store load test and the live face / microphone paths
-    (against the naive pipeline in the same run)."""
+    corpus generation speed, the rating-store load test, the live face / microphone paths
+    (against the naive pipeline in the same run) and the Explore map's time to first map and
+    to UMAP."""
     if BenchPart.methods in what:
         from affectlab.engine.bench import format_table, run_bench
 
@@ -305,6 +313,12 @@ def bench(
             index=False, float_format=lambda v: f"{v:.1f}"))
     if BenchPart.live in what:
         _bench_live(frames, threads or 1)
+    if BenchPart.explore in what:
+        from affectlab.explore.bench import bench_explore, explore_summary
+
+        table = bench_explore(explore_items, explore_dim, umap=umap)
+        typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        typer.echo(explore_summary(table))
 
 
 def _bench_live(frames: int, threads: int) -> None:

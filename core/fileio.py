@@ -6,6 +6,7 @@
 - :func:`atomic_write`: the one way a file is replaced, so a crash mid-write leaves the
   previous file whole.
 - :func:`json_safe`: plain JSON values from numpy / torch scalars, paths and non-finite floats.
+- :func:`link_or_copy`: how a media file enters a new dataset directory.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -81,3 +83,18 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     return value
+
+
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike, link: bool = True) -> None:
+    """Put ``src`` at ``dst`` (parents created): a hard link when ``link`` and the file system
+    allows it (no copy; the two names share one inode, so replace such a file, never rewrite
+    it in place), else a copy."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if link:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass  # another file system, or links not allowed: copy instead
+    shutil.copyfile(src, dst)

@@ -3,6 +3,9 @@ dataset and a fake run in a temporary data directory (conftest sets AFFECTLAB_DA
 
 from __future__ import annotations
 
+import base64
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +14,7 @@ from app_support import open_home, open_page
 from explore_fakes import make_dataset, make_fake_run
 
 from affectlab.data.browse import filter_items, item_table
+from affectlab.data.contract import load_dataset
 from affectlab.live.devices import probe_audio
 from affectlab.paths import data_dir
 
@@ -139,7 +143,7 @@ def test_data_page_plays_speech(world):
 def test_explore_page_renders_and_recolours(world):
     _, run, calls = world
     at = open_page("explore")
-    assert calls == [str(run)]  # UMAP requested in the background, the page did not wait
+    assert set(calls) == {str(run)}  # UMAP requested in the background, the page did not wait
     assert len(at.get("plotly_chart")) == 1
     colour = at.selectbox(key="explore_colour")
     kinds = ["predicted", "uncertainty", "latent entropy", "true ambiguity", "true sub-class",
@@ -158,7 +162,7 @@ def test_explore_page_shows_a_selection_and_neighbours(world):
     splits = at.multiselect(key="explore_splits")
     assert splits.value == ["test"]  # the engine saves val items too; test is the default
     splits.set_value(["train", "val", "test"]).run()
-    assert at.caption[0].value.startswith("24 items")
+    assert _map_caption(at).startswith("24 of 24 items · PCA")
     at.selectbox(key="explore_colour").set_value("predicted").run()
     # what st.plotly_chart returns after a box selection of two points
     at.session_state["explore_map"] = {"selection": {
@@ -169,6 +173,104 @@ def test_explore_page_shows_a_selection_and_neighbours(world):
     heads = [s.value for s in at.subheader]
     assert heads[0] == "Selected: 2 items" and heads[1].startswith("Nearest neighbours of")
     assert len(at.get("image")) >= 2
+
+
+def _map_caption(at) -> str:
+    return next(c.value for c in at.caption if " items · " in c.value)
+
+
+def _click(at, trace: int, index: int) -> None:
+    """What st.plotly_chart returns for one clicked point (a Scattergl point carries its
+    customdata: the row first)."""
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    rows = _decode(spec["data"][trace]["customdata"])[:, 0]
+    at.session_state["explore_map"] = {"selection": {
+        "points": [{"curve_number": trace, "point_index": index,
+                    "customdata": [float(rows[index]), None, 0.5, 1.0]}],
+        "point_indices": [index], "box": [], "lasso": []}}
+    at.run()
+    assert not at.exception, at.exception
+
+
+def _decode(arr):
+    """A plotly typed array ({"dtype", "bdata", "shape"}) or a list, as numpy."""
+    if isinstance(arr, dict):
+        out = np.frombuffer(base64.b64decode(arr["bdata"]), dtype=arr["dtype"])
+        return out.reshape([int(d) for d in str(arr.get("shape", len(out))).split(",")])
+    return np.asarray(arr)
+
+
+def test_explore_click_selects_one_item_and_cards_name_every_class(world):
+    from affectlab.data.synth.truth import CATEGORIES
+
+    at = open_page("explore")
+    at.selectbox(key="explore_colour").set_value("predicted").run()
+    _click(at, 0, 0)
+    assert [s.value for s in at.subheader][0] == "Selected: 1 item"
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")[1:]]
+    assert charts, "no distribution charts under the selected item"
+    for spec in charts:  # every class on each card's axis (the issue: only two were labelled)
+        assert [list(t["y"]) for t in spec["data"]] == [list(CATEGORIES)] * 2
+        assert spec["layout"]["showlegend"] is False
+    assert any("annotated soft label" in h.proto.body for h in at.get("html"))  # one legend
+
+
+def test_explore_map_uses_class_colours_and_the_unit_uncertainty(world):
+    at = open_page("explore")
+    at.selectbox(key="explore_colour").set_value("uncertainty").run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    marker = spec["data"][0]["marker"]
+    assert (marker["cmin"], marker["cmax"]) == (0.0, 1.0)
+    assert "uncertainty %{customdata[2]:.2f} (entropy (nats)" in spec["data"][0]["hovertemplate"]
+    at.selectbox(key="explore_colour").set_value("predicted").run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    colours = [t["marker"]["color"] for t in spec["data"]]
+    assert len(set(colours)) == len(colours)
+    assert spec["layout"]["dragmode"] == "pan"  # a click selects
+
+
+def test_explore_filter_then_export_the_items_on_the_map(world):
+    ds, _, _ = world
+    at = open_page("explore")
+    at.multiselect(key="explore_splits").set_value(["train", "val", "test"]).run()
+    at.slider(key="explore_f_unc").set_value((0.5, 1.0)).run()
+    assert not at.exception, at.exception
+    n = int(_map_caption(at).split(" of ")[0])
+    assert 0 < n < 24
+    assert at.radio(key="explore_act_on").value == f"all {n} on the map"
+    at.text_input(key="explore_export_name").set_value("uncertain-items").run()
+    at.button(key="explore_export").click().run()
+    assert not at.exception, at.exception
+    assert any("Exported" in s.value for s in at.success), [e.value for e in at.error]
+    exported = load_dataset(data_dir() / "datasets" / "uncertain-items")
+    assert len(exported.items) == n
+    assert exported.meta["provenance"]["filters"]["uncertainty"] == [0.5, 1.0]
+
+
+def test_explore_selection_becomes_a_campaign_for_the_owner_only(world, tmp_path, monkeypatch):
+    from affectlab.annotate import Store, open_owner
+
+    monkeypatch.setenv("AFFECTLAB_DB_URL", f"sqlite:///{tmp_path / 'store.db'}")
+    monkeypatch.setenv("AFFECTLAB_ADMIN_PASSWORD", "explore-owner")
+    at = open_page("explore")
+    at.selectbox(key="explore_colour").set_value("predicted").run()
+    _click(at, 0, 0)
+    assert at.radio(key="explore_act_on").value == "the 1 selected"
+    assert "explore_campaign" not in [b.key for b in at.button]  # not before sign-in
+    sign_in = [b.proto.label for b in at.button].index("Sign in")
+    at.text_input(key="explore_owner_pw").input("wrong")
+    at.button[sign_in].click().run()
+    assert any("Wrong admin password" in e.value for e in at.error)
+    at.text_input(key="explore_owner_pw").input("explore-owner")
+    at.button[sign_in].click().run()
+    assert not at.exception, at.exception
+    at.text_input(key="explore_campaign_name").set_value("rerate-one").run()
+    at.button(key="explore_campaign").click().run()
+    assert not at.exception, at.exception
+    assert any("created with 1 items" in s.value for s in at.success), [e.value for e in at.error]
+    assert "campaign=" in at.code[0].value
+    owner = open_owner(Store(), "explore-owner")
+    assert len(owner.items("rerate-one")) == 1
 
 
 def test_explore_page_without_runs(monkeypatch):

@@ -117,3 +117,41 @@ def test_bench_live_wiring():
     assert ba.call_args.kwargs["threads"] == 1
     assert ("live face: 20.0× the naive pipeline (5.0 vs 100.0 ms/frame, 200 vs 10.0 frames/s), "
             "agreement 97% of 40 frames") in res.output and "met)" in res.output
+
+
+# -- explore -------------------------------------------------------------------------------
+
+def test_explore_line_times_the_pages_steps_on_a_synthetic_run():
+    from affectlab.explore.bench import bench_explore, explore_summary
+
+    table = bench_explore(sizes=(300, 2_500), dim=8, umap=False, repeats=1)
+    assert table["items"].tolist() == [300, 2_500]
+    steps = ["load_s", "pca_s", "colour_s", "figure_s", "json_s"]
+    assert (table[steps] > 0).all().all()
+    np.testing.assert_allclose(table["first_map_s"], table[steps].sum(axis=1))
+    assert table["json_mb"].iloc[1] > table["json_mb"].iloc[0]  # the map grows with the items
+    assert table["meets"].tolist() == (table["first_map_s"] <= 2.0).tolist()
+    assert "umap_s" not in table.columns
+    line = explore_summary(table)
+    assert line.splitlines()[1].startswith("explore 2,500 items: first map ")
+
+
+def test_synthetic_run_is_a_run_the_explore_page_reads(tmp_path):
+    from affectlab.explore.bench import CLASSES, synthetic_run
+    from affectlab.explore.run_outputs import load_run_outputs
+
+    out = load_run_outputs(synthetic_run(tmp_path, 64, dim=5))
+    assert out.n == 64 and out.embeddings.shape == (64, 5) and out.class_names == list(CLASSES)
+    np.testing.assert_allclose(out.pred.sum(1), 1.0, atol=1e-5)
+    assert (out.uncertainty <= np.log(len(CLASSES)) + 1e-9).all()  # raw entropy, as saved
+
+
+def test_bench_explore_is_wired_to_the_cli():
+    table = pd.DataFrame({"items": [10], "first_map_s": [0.1]})
+    with mock.patch("affectlab.explore.bench.bench_explore", return_value=table) as run, \
+            mock.patch("affectlab.explore.bench.explore_summary", return_value="SUMMARY"):
+        res = runner.invoke(app, ["bench", "--what", "explore", "--explore-items", "500",
+                                  "--explore-dim", "16", "--no-umap"])
+    assert res.exit_code == 0, res.output
+    assert "SUMMARY" in res.output
+    assert run.call_args.args == ([500], 16) and run.call_args.kwargs == {"umap": False}

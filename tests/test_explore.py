@@ -422,3 +422,205 @@ def test_item_cards(world):
     assert item_cards(out, [1])[0].media is None
     with pytest.raises(ValueError, match="rows must be in"):
         item_cards(out, [out.n])
+
+
+def test_group_rows_follow_the_class_order():
+    values = np.array(["sad", "happy", "?", "sad", "angry"], dtype=object)
+    traces = group_rows(values, True, order=["happy", "sad", "angry", "neutral"])
+    assert [n for n, _ in traces] == ["happy", "sad", "angry", "?"]  # absent class left out
+    assert [r.tolist() for _, r in traces] == [[1], [0, 3], [4], [2]]
+
+
+# -- one uncertainty scale -----------------------------------------------------------------
+
+def test_uncertainty_colouring_is_on_the_unit_scale_with_the_raw_value(tmp_path, world):
+    _, ds, _ = world
+    run = make_fake_run(tmp_path, ds, name="entropy-run")
+    table = pd.read_parquet(run / "outputs" / "test.parquet")
+    table["uncertainty"] = entropy(np.stack(table["probs"]))  # raw nats, as the engine saves
+    table.to_parquet(run / "outputs" / "test.parquet")
+    out = load_run_outputs(run)
+    col = colour_values(out, "uncertainty")
+    assert col.unit and not col.categorical
+    np.testing.assert_allclose(col.values, out.uncertainty / np.log(7))
+    np.testing.assert_allclose(col.raw, out.uncertainty)
+    assert col.raw_name == "entropy (nats)"
+    # the card caption shows the same 0–1 value
+    card = item_cards(out, [0])[0]
+    assert f"uncertainty {col.values[0]:.2f}" in card.caption
+
+
+def test_ldlva_run_mixes_lambda_for_train_items_and_entropy_for_the_rest(tmp_path, world):
+    from affectlab.explore.colour import run_uncertainty
+
+    _, ds, _ = world
+    run = make_fake_run(tmp_path, ds, name="ldlva-run")
+    (run / "config.yaml").write_text(f"dataset: {ds.root}\nmethod: ldlva\n")
+    out = load_run_outputs(run)
+    scores = run_uncertainty(out)
+    train = out.table["split"].to_numpy() == "train"
+    np.testing.assert_allclose(scores.unit[train], out.uncertainty[train])
+    np.testing.assert_allclose(scores.unit[~train], np.clip(out.uncertainty[~train] / np.log(7),
+                                                            0, 1))
+    assert scores.raw_name() == "λ (LDLVA) or entropy (nats)" or \
+        scores.raw_name() == "entropy (nats) or λ (LDLVA)"
+
+
+# -- the map figure ------------------------------------------------------------------------
+
+def _categorical(n, groups):
+    from affectlab.explore.colour import Colouring
+
+    names = np.array([f"g{i % groups:02d}" for i in range(n)], dtype=object)
+    return Colouring("sub-class", names, True)
+
+
+def test_map_figure_is_svg_when_small_and_webgl_when_large(rng):
+    import plotly.io as pio
+
+    from affectlab.explore.mapfigure import SVG_MAX_POINTS, map_figure
+
+    for n, webgl in ((50, False), (SVG_MAX_POINTS + 1, True)):
+        drawn = map_figure(rng.normal(size=(n, 2)), _categorical(n, 3), np.arange(n).astype(str))
+        assert drawn.webgl is webgl
+        kinds = {t.type for t in drawn.figure.data}
+        assert kinds == ({"scattergl"} if webgl else {"scatter"})
+        assert drawn.figure.layout.dragmode == "pan"  # a click selects (lasso mode would not)
+    spec = pio.to_json(drawn.figure, validate=False)
+    assert '"bdata"' in spec  # numpy arrays travel as typed arrays, not per-point lists
+
+
+def test_map_figure_customdata_names_each_points_row(rng):
+    from affectlab.explore.colour import UncertaintyScores
+    from affectlab.explore.mapfigure import map_figure
+
+    n = 30
+    colouring = _categorical(n, 4)
+    unc = UncertaintyScores(rng.uniform(size=n), rng.uniform(0, 2, n),
+                            np.full(n, "entropy", dtype=object))
+    drawn = map_figure(rng.normal(size=(n, 2)), colouring, np.array([f"id{i}" for i in range(n)]),
+                       unc)
+    for trace, rows in zip(drawn.figure.data, drawn.traces, strict=True):
+        custom = np.asarray(trace.customdata)
+        assert custom[:, 0].tolist() == rows.tolist()
+        np.testing.assert_allclose(custom[:, 2], unc.unit[rows], rtol=1e-6)
+        np.testing.assert_allclose(custom[:, 3], unc.raw[rows], rtol=1e-6)
+        assert list(trace.text) == [f"id{r}" for r in rows]
+        assert "entropy (nats)" in trace.hovertemplate
+    # what Streamlit returns for one clicked point: its customdata maps back to the row
+    trace = drawn.figure.data[2]
+    click = {"curve_number": 2, "point_index": 1, "customdata": list(trace.customdata[1])}
+    assert selection_rows([click], drawn.traces).tolist() == [drawn.traces[2][1]]
+
+
+def test_map_figure_palette_sized_to_the_groups(rng):
+    from affectlab.explore.mapfigure import map_figure
+
+    for groups in (7, 14, 40):
+        drawn = map_figure(rng.normal(size=(200, 2)), _categorical(200, groups),
+                           np.arange(200).astype(str))
+        styles = {(t.marker.color, t.marker.symbol) for t in drawn.figure.data}
+        assert len(styles) == groups == len(drawn.figure.data)
+        assert (drawn.palette.note is None) == (groups <= 26)
+
+
+def test_map_figure_continuous_unit_scale_and_unknown_values(rng):
+    from affectlab.explore.colour import Colouring
+    from affectlab.explore.mapfigure import map_figure
+
+    values = rng.uniform(size=20)
+    values[[3, 7]] = np.nan
+    drawn = map_figure(rng.normal(size=(20, 2)), Colouring("uncertainty", values, False, unit=True),
+                       np.arange(20).astype(str))
+    main, unknown = drawn.figure.data
+    assert (main.marker.cmin, main.marker.cmax) == (0.0, 1.0)
+    assert unknown.name == "unknown" and drawn.traces[1].tolist() == [3, 7]
+    assert sorted(np.concatenate(drawn.traces).tolist()) == list(range(20))
+    with pytest.raises(ValueError, match="one entry per point"):
+        map_figure(np.zeros((3, 2)), Colouring("x", np.zeros(2), False), np.arange(3))
+
+
+def test_distribution_figure_names_every_class(world):
+    from affectlab.explore.mapfigure import distribution_figure
+
+    _, _, run = world
+    out = load_run_outputs(run)
+    card = item_cards(out, [0])[0]
+    fig = distribution_figure(card.distributions)
+    assert [t.name for t in fig.data] == ["annotated", "predicted"]
+    for trace in fig.data:
+        assert list(trace.y) == list(CATEGORIES)  # all seven, in class order
+    assert fig.layout.yaxis.dtick == 1 and fig.layout.showlegend is False
+    np.testing.assert_allclose(fig.data[1].x, out.pred[0])
+    small = distribution_figure(card.distributions.iloc[:3])
+    assert small.layout.height < fig.layout.height  # the chart grows with the classes
+
+
+# -- projection at scale -------------------------------------------------------------------
+
+def test_pca_of_a_large_map_is_fitted_on_a_subsample(rng):
+    x = rng.normal(size=(pj.PCA_FIT_MAX + 500, 4)) * np.array([5.0, 2.0, 1.0, 0.5])
+    proj = MapProjection().fit(x)
+    # the axes found from 20,000 of the rows are the full data's principal axes
+    full = PCA(2).fit(x)
+    np.testing.assert_allclose(np.abs(proj.components_ @ full.components_.T), np.eye(2), atol=0.01)
+    assert proj.fingerprint_ == pj.embeddings_fingerprint(x)  # of every row
+    xy = proj.transform(x.astype(np.float32))
+    assert xy.dtype == np.float64 and xy.shape == (len(x), 2)
+    np.testing.assert_allclose(xy, proj.transform(x), atol=1e-3)  # float32 path
+
+
+def test_run_fingerprint_is_remembered_per_file_version(tmp_path, world, monkeypatch):
+    _, ds, _ = world
+    run = make_fake_run(tmp_path, ds, name="fp")
+    pj.forget_fingerprints()
+    first = pj.run_fingerprint(run)
+    calls = []
+    monkeypatch.setattr(pj, "embeddings_fingerprint", lambda a: calls.append(1) or "x")
+    assert pj.run_fingerprint(run) == first and not calls  # no re-read, no re-hash
+    emb = np.load(run / "outputs" / "embeddings.npy")
+    np.save(run / "outputs" / "embeddings.npy", emb + 1)
+    os.utime(run / "outputs" / "embeddings.npy", ns=(1, 1))  # a new version of the file
+    assert pj.run_fingerprint(run) == "x" and calls == [1]
+
+
+def test_umap_layout_of_a_large_map_fits_a_subsample(monkeypatch, rng):
+    """Past fit_max rows: fit on a seeded subsample, transform the rest (a fake UMAP records
+    what it was given)."""
+    import types
+
+    seen = {}
+
+    class FakeUMAP:
+        def __init__(self, **kw):
+            seen["kw"] = kw
+
+        def fit_transform(self, x):
+            seen["fit"] = len(x)
+            return x[:, :2] * 10
+
+        def transform(self, x):
+            seen.setdefault("transform", []).append(len(x))
+            return x[:, :2] * 10
+
+    monkeypatch.setitem(__import__("sys").modules, "umap", types.SimpleNamespace(UMAP=FakeUMAP))
+    x = rng.normal(size=(50, 3))
+    layout, fit_on = pj.umap_layout(x, fit_max=20)
+    assert fit_on == 20 and seen["fit"] == 20 and sum(seen["transform"]) == 30
+    np.testing.assert_allclose(layout, (x[:, :2] * 10).astype(np.float32))  # every row placed
+    layout, fit_on = pj.umap_layout(x[:10], fit_max=20)
+    assert fit_on == 10 and seen["fit"] == 10
+    with pytest.raises(ValueError, match="fit_max"):
+        pj.umap_layout(x, fit_max=2)
+
+
+def test_umap_status_does_not_rehash_while_polling(tmp_path, world, monkeypatch):
+    _, ds, _ = world
+    run = make_fake_run(tmp_path, ds, name="poll")
+    np.save(run / "outputs" / "embeddings.npy", np.arange(9.0).reshape(3, 3))
+    compute_umap(run)
+    assert umap_status(run) == "ready"
+    assert pj.umap_info(run)["n"] == 3
+    monkeypatch.setattr(pj, "embeddings_fingerprint", lambda a: pytest.fail("re-hashed"))
+    for _ in range(3):
+        assert umap_status(run) == "ready"

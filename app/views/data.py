@@ -194,7 +194,9 @@ def _browse_tab() -> None:
         aggregator = "votes"
         table = _items(str(summary.path), stamp, aggregator)
     st.caption(f"{len(table)} items · {ds.modality} · classes: {', '.join(ds.class_names)}"
-               + (" · generated (hidden truth available)" if summary.generated else ""))
+               + (" · generated" if summary.generated else
+                  f" · from {summary.source}" if summary.source else "")
+               + (" (hidden truth available)" if summary.has_truth else ""))
 
     opts = filter_options(table)
     c1, c2, c3 = st.columns(3)

@@ -1,27 +1,42 @@
-"""Explore: a run's test embeddings as a 2-D map; select points to see and hear the items."""
+"""Explore: a run's embeddings as a 2-D map (PCA at once, UMAP when its background worker is done);
+filter it, select points (click, box, lasso) to see the items, and act on a selection: export it
+as a dataset, or send it back to the crowd as an annotation campaign (campaign owner only)."""
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from affectlab.app.signin import require_owner
+from affectlab.annotate.pageview import invite_base_url
+from affectlab.app.owner import current_owner, sign_in_form
 from affectlab.data.contract import ContractError, load_dataset
 from affectlab.engine.rundir import RunDir
-from affectlab.explore.colour import colour_options, colour_values, subclass_medoids
+from affectlab.explore.actions import export_selection, selection_item_ids
+from affectlab.explore.colour import (
+    colour_options,
+    colour_values,
+    run_uncertainty,
+    subclass_medoids,
+)
+from affectlab.explore.filters import MapFilter, filter_mask, filter_options
+from affectlab.explore.mapfigure import (
+    ANNOTATED_COLOUR,
+    PREDICTED_COLOUR,
+    distribution_figure,
+    map_figure,
+)
 from affectlab.explore.projection import (
     ensure_umap_async,
     load_umap,
     nearest_neighbours,
     run_projection,
-    umap_status,
+    umap_info,
 )
 from affectlab.explore.run_outputs import load_run_outputs
-from affectlab.explore.selection import group_rows, item_cards, selection_rows
+from affectlab.explore.selection import item_cards, selection_rows
 
 MAX_CARDS = 24
-# Up to this many points the map is SVG (go.Scatter): crisp, and drawn without WebGL (which a
-# browser may lack, e.g. a VM without GPU); beyond it WebGL (go.Scattergl) keeps panning fast.
-SVG_MAX_POINTS = 5_000
+UMAP_SHOWN = "explore_umap_shown"  # the run whose UMAP layout the page has switched to
+FLIPPED = {"any": None, "flipped only": True, "not flipped": False}
 
 
 def _stamp(run_path) -> float:
@@ -46,58 +61,96 @@ def _dataset(path: str):
 
 @st.cache_resource(show_spinner="Fitting PCA …", max_entries=4)
 def _pca(path: str, stamp: float) -> np.ndarray:
-    outputs = _outputs(path, stamp)
-    return run_projection(path, outputs.embeddings).transform(outputs.embeddings)
+    return run_projection(path).transform(_outputs(path, stamp).embeddings)
 
 
 @st.cache_resource(show_spinner="Colouring …", max_entries=16)
-def _colouring(path: str, stamp: float, keep: tuple[int, ...], by: str, dataset: str):
-    """Cached: sub-class discovery fits Gaussian mixtures, the rest is cheap but repeated on
-    every selection."""
+def _colouring(path: str, stamp: float, by: str, dataset: str):
+    """Of every item of the run (sub-class discovery fits Gaussian mixtures: once per run)."""
     ds = _dataset(dataset) if dataset else None
-    out = _outputs(path, stamp).take(np.asarray(keep, dtype=np.int64))
-    return colour_values(out, by, ds.items if ds is not None else None)
+    return colour_values(_outputs(path, stamp), by, ds.items if ds is not None else None)
 
 
-@st.cache_resource(show_spinner="Finding sub-class centres …", max_entries=8)
-def _medoids(path: str, stamp: float, keep: tuple[int, ...]):
-    return subclass_medoids(_outputs(path, stamp).take(np.asarray(keep, dtype=np.int64)), k=4)
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _uncertainty(path: str, stamp: float):
+    return run_uncertainty(_outputs(path, stamp))
+
+
+@st.cache_resource(show_spinner="Finding sub-class centres …", max_entries=4)
+def _medoids(path: str, stamp: float):
+    return subclass_medoids(_outputs(path, stamp), k=4)
 
 
 @st.fragment(run_every=2.0)
-def _umap_watch(path: str, was_ready: bool) -> None:
-    """Poll the background UMAP worker; rerun the page once its layout lands on disk."""
-    status = umap_status(path)
-    if status == "ready" and not was_ready:
+def _umap_watch(path: str) -> None:
+    """While the background worker runs: poll it (starting it again if it died), and rerun the
+    page when its layout lands (the page then switches the map to it)."""
+    status = ensure_umap_async(path)
+    if status == "ready":
         st.rerun(scope="app")
     elif status == "running":
-        st.caption("UMAP layout is being computed in the background; the map switches when "
-                   "it is ready (the first time takes about a minute).")
-    elif status == "failed":
+        st.caption("UMAP layout is being computed in the background; the map switches to it "
+                   "when it is ready (about a minute for a few thousand items; large runs are "
+                   "fitted on 10,000 items and the rest placed onto that map).")
+    else:
         st.caption("UMAP failed for this run; see outputs/umap.error. Showing PCA.")
 
 
-def _figure(xy: np.ndarray, colouring, traces, hover: np.ndarray) -> go.Figure:
-    fig = go.Figure()
-    trace_type = go.Scatter if len(xy) <= SVG_MAX_POINTS else go.Scattergl
-    for name, rows in traces:
-        marker = {"size": 6, "opacity": 0.8}
-        if not colouring.categorical:
-            marker.update(color=colouring.values[rows], colorscale="Viridis", showscale=True,
-                          colorbar={"title": colouring.name})
-        fig.add_trace(trace_type(
-            x=xy[rows, 0], y=xy[rows, 1], mode="markers", name=name, marker=marker,
-            customdata=rows, text=hover[rows],
-            hovertemplate="%{text}<extra>%{fullData.name}</extra>"))
-    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      dragmode="lasso", legend={"title": colouring.name},
-                      showlegend=colouring.categorical)
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False, scaleanchor="x")
-    return fig
+def _layout_choice(container, path: str, umap_ready: bool) -> str:
+    """The Layout radio. Its value outlives a change of options (a keyed widget), so the page
+    itself moves it to UMAP the first time this run's UMAP layout is there."""
+    layouts = ["UMAP", "PCA"] if umap_ready else ["PCA"]
+    if umap_ready and st.session_state.get(UMAP_SHOWN) != path:
+        st.session_state[UMAP_SHOWN] = path
+        st.session_state["explore_layout"] = "UMAP"
+    elif st.session_state.get("explore_layout") not in layouts:
+        st.session_state["explore_layout"] = layouts[0]
+    return container.radio("Layout", layouts, key="explore_layout", horizontal=True)
 
 
-def _cards(cards, modality: str, per_row: int = 4) -> None:
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _filter_options(path: str, stamp: float, dataset: str):
+    ds = _dataset(dataset) if dataset else None
+    return filter_options(_outputs(path, stamp), ds.items if ds is not None else None)
+
+
+def _filters(opts) -> MapFilter:
+    splits = ()
+    if len(opts.splits) > 1:
+        default = ["test"] if "test" in opts.splits else opts.splits
+        splits = tuple(st.multiselect("Splits", opts.splits, default=default,
+                                      key="explore_splits"))
+    with st.expander("Filter the map (class, domain, uncertainty, truth, item id)"):
+        c1, c2, c3 = st.columns(3)
+        class_of = c1.selectbox("Class by", opts.class_sources or ["soft label"],
+                                key="explore_f_class_of")
+        classes = c1.multiselect("Classes", opts.classes, key="explore_f_classes")
+        domains = c2.multiselect("Domains", opts.domains, key="explore_f_domains")
+        ids = c2.text_input("Item ids", key="explore_f_ids",
+                            placeholder="ids or parts of ids, comma-separated")
+        unc = (0.0, 1.0)
+        if opts.has_uncertainty:
+            unc = c3.slider("Uncertainty (0 certain – 1 uniform)", 0.0, 1.0, (0.0, 1.0), 0.01,
+                            key="explore_f_unc")
+        flipped = None
+        if opts.has_flipped:
+            flipped = FLIPPED[c3.radio("Flipped label (generated data)", list(FLIPPED),
+                                       horizontal=True, key="explore_f_flipped")]
+        true = ()
+        if opts.true_labels:
+            true = tuple(c3.multiselect("True label", opts.true_labels, key="explore_f_true"))
+    return MapFilter(splits=splits, class_of=class_of, classes=tuple(classes),
+                     domains=tuple(domains), uncertainty=tuple(unc), flipped=flipped,
+                     true_labels=true, item_ids=ids)
+
+
+def _legend() -> None:
+    st.html('<div style="font-size:0.85rem">'
+            f'<span style="color:{ANNOTATED_COLOUR}">■</span> annotated soft label &nbsp; '
+            f'<span style="color:{PREDICTED_COLOUR}">■</span> predicted</div>')
+
+
+def _cards(cards, modality: str, key: str, per_row: int = 4) -> None:
     for start in range(0, len(cards), per_row):
         cols = st.columns(per_row)
         for col, card in zip(cols, cards[start:start + per_row], strict=False):
@@ -109,7 +162,89 @@ def _cards(cards, modality: str, per_row: int = 4) -> None:
                         st.image(str(card.media), width=96)
                 st.caption(card.caption)
                 if not card.distributions.empty and card.distributions.shape[1]:
-                    st.bar_chart(card.distributions, height=150, horizontal=True, stack=False)
+                    st.plotly_chart(distribution_figure(card.distributions),
+                                    key=f"{key}_{card.row}", config={"displayModeBar": False})
+
+
+def _export_tab(outputs, rows, filt: MapFilter) -> None:
+    name = st.text_input("Dataset name", value=f"{outputs.name}-selection",
+                         key="explore_export_name")
+    if st.button("Export as a dataset", key="explore_export"):
+        try:
+            ds = export_selection(outputs, rows, name, filters=filt)
+        except (ValueError, FileExistsError, ContractError, OSError) as exc:
+            st.error(f"Not exported: {exc}")
+        else:
+            st.success(f"Exported {len(ds.items)} items to {ds.root}: it is in the catalog "
+                       "(Data, Train, Annotate).")
+
+
+def _create_campaign(owner, outputs, ids: list[str], name: str, scales, n: int) -> None:
+    """Owner only: the caller holds an OwnerSession (the page shows this after sign-in)."""
+    try:
+        invite = owner.create_campaign(name, outputs.dataset_path, scales=scales,
+                                       ratings_per_item=n, item_ids=ids)
+    except (ValueError, TypeError, ContractError, OSError) as exc:
+        st.error(f"Campaign not created: {exc}")
+        return
+    try:
+        base = invite_base_url(st.context.url)
+    except (ValueError, AttributeError):
+        base = invite_base_url(None)
+    st.success(f"Campaign {invite.name!r} created with {len(ids)} items. Send raters this "
+               "invite link (shown once; the Annotate page follows its progress and exports "
+               "the new soft labels):")
+    st.code(invite.link(base), language=None)
+
+
+def _campaign_tab(outputs, ds, ids: list[str]) -> None:
+    owner = current_owner()
+    if owner is None:
+        st.caption("Creating a campaign is for the campaign owner: sign in with the admin "
+                   "password (as on the Annotate page).")
+        sign_in_form("explore_owner")
+        return
+    scales = list(ds.schema.scales)
+    default = [ds.schema.label_scale] if ds.schema.label_scale in scales else scales[:1]
+    c1, c2 = st.columns([2, 1])
+    name = c1.text_input("Campaign name", value=f"{outputs.name}-rerate",
+                         key="explore_campaign_name")
+    n = c2.number_input("Ratings per item", 1, 50, 3, key="explore_campaign_n")
+    chosen = st.multiselect("Scales", scales, default=default, key="explore_campaign_scales")
+    if st.button("Create campaign", key="explore_campaign", type="primary"):
+        _create_campaign(owner, outputs, ids, name, chosen, int(n))
+
+
+def _actions(outputs, ds, rows, n_shown: int, filt: MapFilter) -> None:
+    st.subheader("Act on the selection")
+    choices = ([f"the {len(rows)} selected"] if len(rows) else []) + [f"all {n_shown} on the map"]
+    # a keyed radio keeps its value when its options change: a new selection is what to act on
+    signature = (len(rows), int(rows[0]) if len(rows) else -1, n_shown)
+    if st.session_state.get("explore_act_sig") != signature:
+        st.session_state["explore_act_sig"] = signature
+        st.session_state["explore_act_on"] = choices[0]
+    target = st.radio("Items", choices, horizontal=True, key="explore_act_on")
+    chosen = rows if len(rows) and target == choices[0] else np.arange(outputs.n)
+    if ds is None:
+        st.caption("The run's dataset cannot be read: nothing to export or rate.")
+        return
+    export, crowd = st.tabs(["Export as a dataset", "Send to the crowd"])
+    with export:
+        _export_tab(outputs, chosen, filt)
+    with crowd:
+        _campaign_tab(outputs, ds, selection_item_ids(outputs, chosen))
+
+
+def _selection(outputs, rows, items, root, modality: str, k: int) -> None:
+    st.subheader(f"Selected: {len(rows)} item{'s' if len(rows) != 1 else ''}"
+                 + (f" (first {MAX_CARDS} shown)" if len(rows) > MAX_CARDS else ""))
+    _legend()
+    _cards(item_cards(outputs, rows[:MAX_CARDS], items, root), modality, "explore_card")
+    anchor = int(rows[0])
+    st.subheader(f"Nearest neighbours of {outputs.item_ids[anchor]}")
+    nn, dist = nearest_neighbours(outputs.embeddings, anchor, k)
+    _cards(item_cards(outputs, [anchor, *nn.tolist()], items, root), modality, "explore_nn")
+    st.caption("distances: " + ", ".join(f"{d:.3f}" for d in dist))
 
 
 require_owner()
@@ -126,62 +261,64 @@ run_name = st.selectbox("Run", list(by_name), key="explore_run",
                                               f"· {by_name[n].dataset}")
 run = by_name[run_name]
 path, stamp = str(run.path), _stamp(run.path)
-outputs = _outputs(path, stamp)
-if outputs.embeddings is None:
+everything = _outputs(path, stamp)
+if everything.embeddings is None:
     st.warning(f"Run {run_name} saved no embeddings; nothing to map.")
     st.stop()
-
-full_xy_pca = _pca(path, stamp)  # fitted on every saved item, persisted with the run
-if len(outputs.splits) > 1:
-    default = ["test"] if "test" in outputs.splits else outputs.splits
-    splits = st.multiselect("Splits", outputs.splits, default=default, key="explore_splits")
-    keep = np.flatnonzero(outputs.table["split"].astype(str).isin(splits or outputs.splits))
-else:
-    keep = np.arange(outputs.n)
-full_embeddings = outputs.embeddings
-outputs = outputs.take(keep)
-ds = _dataset(str(outputs.dataset_path)) if outputs.dataset_path else None
+dataset = str(everything.dataset_path) if everything.dataset_path else ""
+ds = _dataset(dataset) if dataset else None
 items = ds.items if ds is not None else None
 modality = ds.modality if ds is not None else (run.modality or "face")
 
-c1, c2, c3 = st.columns([2, 1, 1])
-colour_by = c1.selectbox("Colour by", colour_options(outputs, items), key="explore_colour")
-status = ensure_umap_async(path)
-umap_xy = load_umap(path, full_embeddings) if status == "ready" else None
-layouts = ["UMAP", "PCA"] if umap_xy is not None else ["PCA"]
-layout = c2.radio("Layout", layouts, key="explore_layout", horizontal=True)
-k = c3.number_input("Neighbours", 1, 50, 8, key="explore_k")
-_umap_watch(path, umap_xy is not None)
+filt = _filters(_filter_options(path, stamp, dataset))
+try:
+    keep = np.flatnonzero(filter_mask(everything, items, filt))
+except ValueError as exc:
+    st.error(f"Filter not applied: {exc}")
+    keep = np.arange(everything.n)
+outputs = everything.take(keep)
 
-xy = (umap_xy if layout == "UMAP" and umap_xy is not None else full_xy_pca)[keep]
-colouring = _colouring(path, stamp, tuple(keep.tolist()), colour_by,
-                       str(outputs.dataset_path) if ds is not None else "")
-traces = group_rows(colouring.values, colouring.categorical)
-hover = np.array([f"{iid}: {v}" if colouring.categorical else f"{iid}: {float(v):.3f}"
-                  for iid, v in zip(outputs.item_ids, colouring.values, strict=True)])
-event = st.plotly_chart(_figure(xy, colouring, traces, hover), key="explore_map",
-                        on_select="rerun", selection_mode=("box", "lasso", "points"))
-st.caption(f"{outputs.n} items · {layout} of {outputs.embeddings.shape[1]}-d embeddings. "
-           "Box or lasso to select; click one point for its neighbours.")
+c1, c2, c3 = st.columns([2, 1, 1])
+colour_by = c1.selectbox("Colour by", colour_options(everything, items), key="explore_colour")
+status = ensure_umap_async(path)
+umap_xy = load_umap(path) if status == "ready" else None
+layout = _layout_choice(c2, path, umap_xy is not None)
+k = c3.number_input("Neighbours", 1, 50, 8, key="explore_k")
+if status == "running" or (status == "failed" and umap_xy is None):
+    _umap_watch(path)
+
+full_xy = umap_xy if layout == "UMAP" and umap_xy is not None else _pca(path, stamp)
+scores = _uncertainty(path, stamp)
+drawn = map_figure(full_xy[keep], _colouring(path, stamp, colour_by, dataset).take(keep),
+                   outputs.item_ids, scores.take(keep) if scores is not None else None,
+                   revision=f"{path}:{layout}")
+event = st.plotly_chart(drawn.figure, key="explore_map", on_select="rerun",
+                        selection_mode=("points", "box", "lasso"))
+info = umap_info(path) if layout == "UMAP" else {}
+fitted = (f" (fitted on {info['fit_on']:,}, the rest placed by transform)"
+          if info.get("fit_on", outputs.n) < info.get("n", 0) else "")
+st.caption(f"{outputs.n:,} of {everything.n:,} items · {layout}{fitted} of "
+           f"{everything.embeddings.shape[1]}-d embeddings · "
+           f"{'WebGL' if drawn.webgl else 'SVG'}. Click a point to select it; Box or Lasso "
+           "select (chart toolbar) for many; double-click clears.")
+if drawn.palette is not None and drawn.palette.note:
+    st.caption(drawn.palette.note)
 
 # dict access: the event is a dict subclass (AttributeDictionary) in the app, a dict in tests
 points = ((event or {}).get("selection") or {}).get("points") or []
-rows = selection_rows(points, [r for _, r in traces])
+rows = selection_rows(points, drawn.traces)
+rows = rows[rows < outputs.n]  # a stale selection from a larger map
 root = ds.root if ds is not None else None
 if len(rows):
-    st.subheader(f"Selected: {len(rows)} item{'s' if len(rows) != 1 else ''}"
-                 + (f" (first {MAX_CARDS} shown)" if len(rows) > MAX_CARDS else ""))
-    _cards(item_cards(outputs, rows[:MAX_CARDS], items, root), modality)
-    anchor = int(rows[0])
-    st.subheader(f"Nearest neighbours of {outputs.item_ids[anchor]}")
-    nn, dist = nearest_neighbours(outputs.embeddings, anchor, int(k))
-    _cards(item_cards(outputs, [anchor, *nn.tolist()], items, root), modality)
-    st.caption("distances: " + ", ".join(f"{d:.3f}" for d in dist))
+    _selection(outputs, rows, items, root, modality, int(k))
 else:
-    st.info("Select points on the map (box, lasso or click) to see the items behind them.")
+    st.info("Select points on the map (click, box or lasso) to see the items behind them.")
+if len(rows) or filt.active():
+    _actions(outputs, ds, rows, outputs.n, filt)
 
 if colour_by == "sub-class":
     st.subheader("Sub-classes: the items nearest each centre (medoid first)")
-    for name, medoid_rows in _medoids(path, stamp, tuple(keep.tolist())):
+    for name, medoid_rows in _medoids(path, stamp):
         st.markdown(f"**{name}**")
-        _cards(item_cards(outputs, medoid_rows.tolist(), items, root), modality)
+        _cards(item_cards(everything, medoid_rows.tolist(), items, root), modality,
+               f"explore_sub_{name}")

@@ -6,7 +6,12 @@ import plotly.express as px
 import streamlit as st
 
 from affectlab.app.signin import owner_only, require_owner
-from affectlab.engine.compare import compare_curves, final_metrics, final_metrics_long
+from affectlab.engine.compare import (
+    compare_curves,
+    final_metrics,
+    final_metrics_long,
+    run_colours,
+)
 from affectlab.engine.manage import delete_run
 from affectlab.engine.rundir import RunDir
 from affectlab.engine.runs import runs_table
@@ -65,6 +70,7 @@ selected = st.multiselect("Runs to compare", list(paths), key="runs_compare",
                           placeholder="pick two or more runs")
 if selected:
     chosen = [paths[n] for n in selected]
+    colours = run_colours(selected)  # one colour per run, the same in every chart
     curves = compare_curves(chosen)
     available = sorted(curves["curve"].unique())
     shown = st.multiselect("Curves", available, key="runs_curves",
@@ -72,7 +78,8 @@ if selected:
     cols = st.columns(max(len(shown), 1))
     for col, curve in zip(cols, shown, strict=False):
         fig = px.line(curves[curves["curve"] == curve], x="epoch", y="value", color="run",
-                      markers=True, title=curve)
+                      markers=True, title=curve, color_discrete_map=colours)
+        fig.update_layout(legend={"orientation": "h", "y": -0.25})
         col.plotly_chart(fig, key=f"runs_curve_{curve}")
 
     table = final_metrics(chosen)
@@ -82,7 +89,7 @@ if selected:
     long = final_metrics_long(table)
     if len(long):
         fig = px.bar(long, x="metric", y="value", color="run", barmode="group",
-                     title="Final metrics", range_y=[0, 1])
+                     title="Final metrics", range_y=[0, 1], color_discrete_map=colours)
         st.plotly_chart(fig, key="runs_final_chart")
     if len(selected) < 2:
         st.caption("Pick a second run to overlay.")

@@ -35,6 +35,7 @@ from affectlab.annotate import aggregate
 from affectlab.annotate.store import utcnow
 from affectlab.data.contract import SPLITS, write_dataset
 from affectlab.data.schema import LabelSet
+from affectlab.fileio import link_or_copy
 from affectlab.scales import as_scale
 
 if TYPE_CHECKING:
@@ -53,17 +54,6 @@ def train_command(dataset: str | os.PathLike, modality: str, method: str = "ce")
         raise ValueError(f"modality must be one of {sorted(DEFAULT_MODEL)}, got {modality!r}")
     return (f"affectlab train --dataset {shlex.quote(str(dataset))} "
             f"--model {DEFAULT_MODEL[modality]} --method {shlex.quote(method)}")
-
-
-def _link_or_copy(src: Path, dst: Path, link: bool) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if link:
-        try:
-            os.link(src, dst)
-            return
-        except OSError:
-            pass  # other file system, or links not allowed: copy instead
-    shutil.copy2(src, dst)
 
 
 def _ds_labels(ratings: pd.DataFrame, ids: list[str], scales: dict) -> dict[str, np.ndarray]:
@@ -180,7 +170,7 @@ def _write_dataset_dir(out: Path, settings: dict, items: pd.DataFrame, ratings: 
     try:
         root = Path(settings["media_root"])
         for rel in table["media"]:
-            _link_or_copy(root / rel, staging / rel, link)
+            link_or_copy(root / rel, staging / rel, link)
         write_dataset(out, table, long, meta, media_dir=staging, overwrite=overwrite)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

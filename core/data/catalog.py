@@ -11,6 +11,11 @@ from affectlab.paths import datasets_dir
 
 @dataclass(frozen=True)
 class DatasetSummary:
+    """generated: made by the corpus generator (provenance ``source`` "generated"); source: the
+    provenance's ``source`` ("generated", an importer's corpus path, "annotation campaign …",
+    "explore selection", …; "" when unrecorded); has_truth: items carry hidden-truth columns
+    (a generated corpus, and datasets taken from one)."""
+
     name: str
     path: Path
     modality: str
@@ -18,6 +23,8 @@ class DatasetSummary:
     classes: tuple[str, ...]
     generated: bool
     error: str | None = None  # why its meta.json breaks the contract, if it does
+    source: str = ""
+    has_truth: bool = False
 
 
 def list_datasets(root: Path | None = None) -> list[DatasetSummary]:
@@ -36,12 +43,15 @@ def list_datasets(root: Path | None = None) -> list[DatasetSummary]:
                                       False, error=str(exc)))
             continue
         prov = meta.provenance
+        source = str(prov.get("source") or "")
         out.append(DatasetSummary(
             name=meta.name,
             path=meta_path.parent,
             modality=meta.modality,
             n_items=prov.get("n_items", prov.get("n")),
             classes=tuple(meta.label_names),
-            generated=bool(meta.truth_columns),
+            generated=source == "generated",
+            source=source,
+            has_truth=bool(meta.truth_columns),
         ))
     return out

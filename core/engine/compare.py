@@ -11,9 +11,10 @@ import pandas as pd
 
 from affectlab.engine.follow import RunFollower
 from affectlab.engine.rundir import RunDir
+from affectlab.palette import qualitative
 
 __all__ = ["CURVE_COLUMNS", "DEFAULT_METRICS", "FINAL_COLUMNS", "compare_curves",
-           "final_metrics", "final_metrics_long"]
+           "final_metrics", "final_metrics_long", "run_colours"]
 
 CURVE_COLUMNS = ["run", "epoch", "curve", "value"]
 FINAL_COLUMNS = ["run", "split", "metric", "value"]
@@ -96,3 +97,12 @@ def final_metrics_long(table: pd.DataFrame) -> pd.DataFrame:
     long = table.reset_index().melt(id_vars=["run", "split"], var_name="metric",
                                     value_name="value")
     return long.dropna(subset=["value"]).reset_index(drop=True)[FINAL_COLUMNS]
+
+
+def run_colours(names: Sequence[str]) -> dict[str, str]:
+    """A distinct colour per run name, in the given order (the same in every chart of a
+    comparison: pass it as plotly's ``color_discrete_map``)."""
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"names must be a list of run names, got {names!r}")
+    unique = list(dict.fromkeys(names))
+    return dict(zip(unique, qualitative(len(unique)).colours, strict=True))

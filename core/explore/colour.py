@@ -4,7 +4,9 @@ Colourings (offered only when the run / dataset has what they need):
 
 - ``soft label`` / ``predicted`` / ``dataset label``: a class name per point (argmax; ties to
   the lowest index);
-- ``uncertainty``: the run's per-item uncertainty;
+- ``uncertainty``: the run's per-item uncertainty on the one [0, 1] scale
+  (:func:`affectlab.uncertainty.unit_uncertainty`; the method's raw value rides along in
+  ``Colouring.raw``);
 - ``latent entropy``: normalised entropy of the latent distribution, [0, 1];
 - ``soft-label ambiguity``: normalised entropy of the annotated soft label, [0, 1];
 - ``true ambiguity``: generated data's ``ambiguity`` truth column (the mixing weight of the
@@ -12,30 +14,86 @@ Colourings (offered only when the run / dataset has what they need):
 - ``sub-class``: per-class Gaussian mixtures of the run's embeddings (:mod:`affectlab.subclasses`,
   the code SGM's Algorithm 2 relabels by): for an SGM run trained to level L ≥ 2 the mixture of
   its last level (L components per class, or its ``subclass_components`` rule), else 2.
+
+Categorical colourings over the class names (soft label, predicted, dataset label, true label)
+list their groups in class order (``Colouring.order``), so a class keeps its colour from one
+colouring to the next; :func:`group_palette` gives each group its colour from
+:func:`affectlab.palette.qualitative`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from affectlab.explore.run_outputs import RunOutputs
 from affectlab.labels import entropy
+from affectlab.palette import Palette, qualitative
 from affectlab.subclasses import LEVEL, SubclassDiscovery, discovery_for_level
+from affectlab.uncertainty import RAW_NAMES, uncertainty_kinds, unit_uncertainty
 
-__all__ = ["Colouring", "colour_options", "colour_values", "join_items", "subclass_discovery",
-           "subclass_labels", "subclass_medoids"]
+__all__ = ["Colouring", "UncertaintyScores", "colour_options", "colour_values", "group_palette",
+           "join_items", "run_uncertainty", "subclass_discovery", "subclass_labels",
+           "subclass_medoids"]
 
 
 @dataclass(frozen=True)
 class Colouring:
-    """values: (n,) per point; categorical → strings, else floats (NaN = unknown)."""
+    """values: (n,) per point; categorical → strings, else floats (NaN = unknown).
+
+    unit: continuous values on [0, 1] (the colour axis spans exactly that); order: for a
+    categorical colouring over class names, the groups in class order; raw / raw_name: the
+    method's own value behind a rescaled one (uncertainty), for the hover."""
 
     name: str
     values: np.ndarray
     categorical: bool
+    unit: bool = False
+    order: tuple[str, ...] | None = None
+    raw: np.ndarray | None = None
+    raw_name: str | None = None
+
+    def take(self, rows: np.ndarray) -> Colouring:
+        """The same colouring for ``rows`` only."""
+        return replace(self, values=self.values[rows],
+                       raw=None if self.raw is None else self.raw[rows])
+
+
+@dataclass(frozen=True)
+class UncertaintyScores:
+    """unit: (n,) on [0, 1]; raw: (n,) as the method saved it; kinds: (n,) its kind per item
+    (:data:`affectlab.uncertainty.KINDS`)."""
+
+    unit: np.ndarray
+    raw: np.ndarray
+    kinds: np.ndarray
+
+    def take(self, rows: np.ndarray) -> UncertaintyScores:
+        return UncertaintyScores(self.unit[rows], self.raw[rows], self.kinds[rows])
+
+    def raw_name(self) -> str:
+        names = [RAW_NAMES[k] for k in dict.fromkeys(self.kinds.tolist())]
+        return " or ".join(names) if names else RAW_NAMES["entropy"]
+
+
+def run_uncertainty(outputs: RunOutputs) -> UncertaintyScores | None:
+    """The run's per-item uncertainty on the one [0, 1] scale, with its raw values (None when
+    the run saved none)."""
+    if outputs.uncertainty is None:
+        return None
+    splits = (outputs.table["split"].astype(str).to_numpy() if "split" in outputs.table.columns
+              else np.full(outputs.n, "test", dtype=object))
+    kinds = uncertainty_kinds(outputs.config.get("method"), splits)
+    k = max(len(outputs.class_names), 1)
+    raw = outputs.uncertainty.astype(np.float64)
+    return UncertaintyScores(unit_uncertainty(raw, kinds, k), raw, kinds)
+
+
+def group_palette(groups: list[str]) -> Palette:
+    """A colour (and marker symbol) per group, in the given order."""
+    return qualitative(len(groups))
 
 
 def join_items(outputs: RunOutputs, items: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -145,18 +203,21 @@ def colour_values(outputs: RunOutputs, by: str, items: pd.DataFrame | None = Non
                   ) -> Colouring:
     """Per-point values for the colouring ``by`` (one of :func:`colour_options`)."""
     names = outputs.class_names
+    order = tuple(names)
     if by == "soft label" and outputs.soft is not None:
-        return Colouring(by, _argmax_names(outputs.soft, names), True)
+        return Colouring(by, _argmax_names(outputs.soft, names), True, order=order)
     if by == "predicted" and outputs.pred is not None:
-        return Colouring(by, _argmax_names(outputs.pred, names), True)
+        return Colouring(by, _argmax_names(outputs.pred, names), True, order=order)
     if by == "dataset label" and outputs.labels is not None:
-        return Colouring(by, _codes_to_names(outputs.labels, names), True)
+        return Colouring(by, _codes_to_names(outputs.labels, names), True, order=order)
     if by == "uncertainty" and outputs.uncertainty is not None:
-        return Colouring(by, outputs.uncertainty.astype(np.float64), False)
+        scores = run_uncertainty(outputs)
+        return Colouring(by, scores.unit, False, unit=True, raw=scores.raw,
+                         raw_name=scores.raw_name())
     if by == "latent entropy" and outputs.latent is not None:
-        return Colouring(by, _norm_entropy(outputs.latent), False)
+        return Colouring(by, _norm_entropy(outputs.latent), False, unit=True)
     if by == "soft-label ambiguity" and outputs.soft is not None:
-        return Colouring(by, _norm_entropy(outputs.soft), False)
+        return Colouring(by, _norm_entropy(outputs.soft), False, unit=True)
     if by == "sub-class" and outputs.embeddings is not None:
         return Colouring(by, subclass_labels(outputs), True)
     truth = {"true ambiguity": ("ambiguity", False), "true label": ("true_label", True),
@@ -168,7 +229,7 @@ def colour_values(outputs: RunOutputs, by: str, items: pd.DataFrame | None = Non
         if col in joined.columns:
             v = joined[col]
             if col == "true_label":
-                return Colouring(by, _codes_to_names(v.to_numpy(), names), True)
+                return Colouring(by, _codes_to_names(v.to_numpy(), names), True, order=order)
             if categorical:
                 return Colouring(by, v.astype(str).to_numpy(dtype=object), True)
             return Colouring(by, pd.to_numeric(v, errors="coerce").to_numpy(np.float64), False)

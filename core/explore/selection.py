@@ -16,21 +16,31 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from affectlab.explore.colour import run_uncertainty
 from affectlab.explore.run_outputs import RunOutputs
 
 __all__ = ["ItemCard", "group_rows", "item_cards", "selection_rows"]
 
 
-def group_rows(values: np.ndarray, categorical: bool) -> list[tuple[str, np.ndarray]]:
-    """Rows of each trace: one trace per category (sorted by name) when ``categorical``, else
-    one trace with every row. Returns [(trace name, row indices (m,))]."""
+def group_rows(values: np.ndarray, categorical: bool, order: Sequence[str] | None = None
+               ) -> list[tuple[str, np.ndarray]]:
+    """Rows of each trace: one trace per category when ``categorical``, else one trace with
+    every row. Categories come in ``order`` (e.g. the class names; those with no row are left
+    out), then any others sorted by name. Returns [(trace name, row indices (m,))]."""
     values = np.asarray(values)
     if values.ndim != 1:
         raise ValueError(f"values must be 1-D (n,), got shape {values.shape}")
     if not categorical:
         return [("all", np.arange(len(values)))]
     labels = values.astype(str)
-    return [(name, np.flatnonzero(labels == name)) for name in sorted(set(labels.tolist()))]
+    names, codes = np.unique(labels, return_inverse=True)
+    present = set(names.tolist())
+    ordered = [n for n in dict.fromkeys(order or ()) if n in present]
+    ordered += sorted(present - set(ordered))
+    index = {n: i for i, n in enumerate(names.tolist())}
+    by_code = np.argsort(codes, kind="stable")  # rows grouped by category, in row order
+    bounds = np.searchsorted(codes[by_code], np.arange(len(names) + 1))
+    return [(n, by_code[bounds[index[n]]:bounds[index[n] + 1]]) for n in ordered]
 
 
 def selection_rows(points: Iterable[Mapping[str, Any]], traces: Sequence[np.ndarray]
@@ -66,7 +76,8 @@ def selection_rows(points: Iterable[Mapping[str, Any]], traces: Sequence[np.ndar
 @dataclass(frozen=True)
 class ItemCard:
     """What the page shows for one test item: media (absolute path or None), the annotated
-    and predicted distributions as a (K, ≤2) frame indexed by class name, and the label."""
+    and predicted distributions as a (K, ≤2) frame indexed by class name (every class, in class
+    order), and a caption (id, predicted class, uncertainty on the [0, 1] scale)."""
 
     row: int
     item_id: str
@@ -91,6 +102,7 @@ def item_cards(outputs: RunOutputs, rows: Iterable[int], items: pd.DataFrame | N
         media_of = dict(zip(items["item_id"].astype(str), items["media"].astype(str),
                             strict=True))
     names = outputs.class_names
+    scores = run_uncertainty(outputs)
     cards = []
     for r in rows:
         iid = str(outputs.item_ids[r])
@@ -103,8 +115,8 @@ def item_cards(outputs: RunOutputs, rows: Iterable[int], items: pd.DataFrame | N
         parts = [iid]
         if outputs.pred is not None:
             parts.append(f"pred {names[int(np.argmax(outputs.pred[r]))]}")
-        if outputs.uncertainty is not None and np.isfinite(outputs.uncertainty[r]):
-            parts.append(f"unc {outputs.uncertainty[r]:.2f}")
+        if scores is not None and np.isfinite(scores.unit[r]):
+            parts.append(f"uncertainty {scores.unit[r]:.2f}")
         rel = media_of.get(iid)
         media = Path(dataset_root) / rel if rel is not None else None
         cards.append(ItemCard(r, iid, media, dist, " · ".join(parts)))

@@ -21,8 +21,8 @@ import torch
 
 from affectlab.features.audio import decode_audio, resample
 from affectlab.features.fbank import CorpusNormalizer, fbank
-from affectlab.labels import entropy
 from affectlab.live.models import LiveModel
+from affectlab.uncertainty import probs_uncertainty
 
 __all__ = ["SAMPLE_RATE", "AudioResult", "AudioChunkProcessor", "av_to_samples", "silent_like"]
 
@@ -181,7 +181,7 @@ class AudioChunkProcessor:
         x = torch.from_numpy(feats)[None]
         probs, emb = self.model.predict(x, torch.tensor([feats.shape[0]]))
         p = probs[0]
-        return AudioResult(p, self.class_names, float(entropy(p, normalize=True)),
+        return AudioResult(p, self.class_names, float(probs_uncertainty(p)),
                            len(wave) / SAMPLE_RATE, emb[0])
 
     def predict_file_bytes(self, data: bytes) -> AudioResult:

@@ -23,9 +23,9 @@ import torch
 
 from affectlab.explore.projection import MapProjection
 from affectlab.features.face import Box, FaceCropper, decode_image
-from affectlab.labels import entropy
 from affectlab.live.models import LiveModel
 from affectlab.live.tracking import FaceTracker
+from affectlab.uncertainty import probs_uncertainty
 
 __all__ = ["FaceReading", "FaceFrameResult", "FaceFrameProcessor", "annotate_frame",
            "annotate_faces"]
@@ -37,7 +37,7 @@ BOX_COLOR = (0, 200, 0)  # green in both channel orders
 @dataclass(frozen=True)
 class FaceReading:
     """One face of a frame: box (x, y, w, h) (the whole image for an already-cropped one),
-    face (64, 64) uint8 crop, probs (K,), uncertainty (normalised entropy in [0, 1]),
+    face (64, 64) uint8 crop, probs (K,), uncertainty (normalised entropy in [0, 1]: affectlab.uncertainty),
     embedding (D,), position (2,) on the run's map or None."""
 
     box: Box
@@ -211,7 +211,7 @@ class FaceFrameProcessor:
         probs, embs = self.predict_faces(list(found.faces))
         positions = (self.projection.transform(embs) if self.projection is not None
                      else [None] * len(boxes))
-        faces = tuple(FaceReading(b, f, p, float(entropy(p, normalize=True)), e, pos)
+        faces = tuple(FaceReading(b, f, p, float(probs_uncertainty(p)), e, pos)
                       for b, f, p, e, pos in zip(boxes, found.faces, probs, embs, positions,
                                                  strict=True))
         # cv2 draws in the array's own channel order: green is (0, 200, 0) in both orders.

@@ -12,7 +12,6 @@ from __future__ import annotations
 import codecs
 import csv
 import math
-import os
 import shutil
 import tempfile
 from collections import Counter
@@ -28,6 +27,7 @@ import pandas as pd
 from affectlab.data.contract import ContractError, write_dataset
 from affectlab.data.schema import DatasetMeta, LabelSet
 from affectlab.errors import UserDataError
+from affectlab.fileio import link_or_copy
 from affectlab.paths import NotProductDirError, require_product_dir
 from affectlab.scales import IntervalScale, NominalScale, OrdinalScale, Scale
 
@@ -501,21 +501,13 @@ def _face_problem(path: Path) -> str | None:
 
 
 def _place(source: MediaSource, dest: Path, link: bool) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
     if callable(source):
+        dest.parent.mkdir(parents=True, exist_ok=True)
         source(dest)
         return
-    if link:
-        try:
-            # Same filesystem: no copy, the source file is untouched. The two names share one
-            # inode, so a later in-place write to the output file would show in the source;
-            # replace output files (unlink + write), never rewrite them, or import with
-            # link=False.
-            os.link(source, dest)
-            return
-        except OSError:
-            pass  # another filesystem, or links not supported: copy
-    shutil.copyfile(source, dest)
+    # A hard link on the same file system: a later in-place write to the output file would
+    # show in the source; replace output files (unlink + write), or import with link=False.
+    link_or_copy(source, dest, link)
 
 
 # --------------------------------------------------------------------------- the write
