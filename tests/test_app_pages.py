@@ -215,6 +215,26 @@ def test_explore_click_selects_one_item_and_cards_name_every_class(world):
     assert any("annotated soft label" in h.proto.body for h in at.get("html"))  # one legend
 
 
+def test_explore_selection_survives_a_new_map_until_cleared(world):
+    """Recolouring (or the switch to UMAP) draws a new figure, which resets the chart's own
+    selection: the page keeps the selected item until the user selects again or clears."""
+    at = open_page("explore")
+    at.selectbox(key="explore_colour").set_value("predicted").run()
+    _click(at, 0, 0)
+    anchor = at.subheader[1].value
+    at.selectbox(key="explore_colour").set_value("uncertainty").run()
+    assert not at.exception, at.exception
+    assert at.subheader[0].value == "Selected: 1 item" and at.subheader[1].value == anchor
+    assert any("kept from the map before it changed" in c.value for c in at.caption)
+    at.text_input(key="explore_export_name").set_value("still-there").run()  # any rerun
+    assert at.subheader[0].value == "Selected: 1 item"
+    _click(at, 0, 1)  # a selection on this map, then cleared (double-click)
+    at.session_state["explore_map"] = {"selection": {"points": [], "point_indices": [],
+                                                     "box": [], "lasso": []}}
+    at.run()
+    assert not any(h.value.startswith("Selected") for h in at.subheader)
+
+
 def test_explore_map_uses_class_colours_and_the_unit_uncertainty(world):
     at = open_page("explore")
     at.selectbox(key="explore_colour").set_value("uncertainty").run()

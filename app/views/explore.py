@@ -2,6 +2,8 @@
 filter it, select points (click, box, lasso) to see the items, and act on a selection: export it
 as a dataset, or send it back to the crowd as an annotation campaign (campaign owner only)."""
 
+from urllib.parse import urlsplit, urlunsplit
+
 import numpy as np
 import streamlit as st
 
@@ -35,7 +37,13 @@ from affectlab.explore.run_outputs import load_run_outputs
 from affectlab.explore.selection import item_cards, selection_rows
 
 MAX_CARDS = 24
+PAGE_PATH = "/explore"  # this page's url_path (app/Home.py)
 UMAP_SHOWN = "explore_umap_shown"  # the run whose UMAP layout the page has switched to
+FIGURE = "explore_figure"  # what the map shows: (run, stamp, layout, colouring, filters)
+SELECTED = "explore_selected"  # (run, rows of the run) last selected on the map
+CHART_HAD = "explore_chart_had"  # the current figure's chart holds a selection
+EXPORTED = "explore_exported"  # the last export's outcome (kind, message)
+INVITED = "explore_invited"  # the last campaign's outcome (kind, message[, invite link])
 FLIPPED = {"any": None, "flipped only": True, "not flipped": False}
 
 
@@ -166,40 +174,70 @@ def _cards(cards, modality: str, key: str, per_row: int = 4) -> None:
                                     key=f"{key}_{card.row}", config={"displayModeBar": False})
 
 
-def _export_tab(outputs, rows, filt: MapFilter) -> None:
-    name = st.text_input("Dataset name", value=f"{outputs.name}-selection",
-                         key="explore_export_name")
-    if st.button("Export as a dataset", key="explore_export"):
-        try:
-            ds = export_selection(outputs, rows, name, filters=filt)
-        except (ValueError, FileExistsError, ContractError, OSError) as exc:
-            st.error(f"Not exported: {exc}")
-        else:
-            st.success(f"Exported {len(ds.items)} items to {ds.root}: it is in the catalog "
+def _show_outcome(key: str) -> None:
+    """The outcome an action's callback left under ``key``: (kind, message[, code])."""
+    outcome = st.session_state.get(key)
+    if outcome:
+        getattr(st, outcome[0])(outcome[1])
+        if len(outcome) > 2:
+            st.code(outcome[2], language=None)
+
+
+def _export(outputs, rows, filt: MapFilter) -> None:
+    """Callback of Export: runs before the page, so no rerun can cut it short."""
+    try:
+        ds = export_selection(outputs, rows, st.session_state.get("explore_export_name", ""),
+                              filters=filt)
+    except (ValueError, FileExistsError, ContractError, OSError) as exc:
+        st.session_state[EXPORTED] = ("error", f"Not exported: {exc}")
+    else:
+        st.session_state[EXPORTED] = (
+            "success", f"Exported {len(ds.items)} items to {ds.root}: it is in the catalog "
                        "(Data, Train, Annotate).")
 
 
-def _create_campaign(owner, outputs, ids: list[str], name: str, scales, n: int) -> None:
-    """Owner only: the caller holds an OwnerSession (the page shows this after sign-in)."""
-    try:
-        invite = owner.create_campaign(name, outputs.dataset_path, scales=scales,
-                                       ratings_per_item=n, item_ids=ids)
-    except (ValueError, TypeError, ContractError, OSError) as exc:
-        st.error(f"Campaign not created: {exc}")
+def _export_tab(outputs, rows, filt: MapFilter) -> None:
+    st.text_input("Dataset name", value=f"{outputs.name}-selection", key="explore_export_name")
+    st.button("Export as a dataset", key="explore_export", on_click=_export,
+              args=(outputs, rows, filt))
+    _show_outcome(EXPORTED)
+
+
+def _create_campaign(outputs, ids: list[str], base_url: str) -> None:
+    """Callback of Create campaign, for the signed-in owner only (checked here, when it
+    acts)."""
+    owner = current_owner()
+    if owner is None:
+        st.session_state[INVITED] = ("error", "Sign in as the campaign owner first.")
         return
+    state = st.session_state
     try:
-        base = invite_base_url(st.context.url)
-    except (ValueError, AttributeError):
-        base = invite_base_url(None)
-    st.success(f"Campaign {invite.name!r} created with {len(ids)} items. Send raters this "
-               "invite link (shown once; the Annotate page follows its progress and exports "
-               "the new soft labels):")
-    st.code(invite.link(base), language=None)
+        invite = owner.create_campaign(
+            state.get("explore_campaign_name", ""), outputs.dataset_path,
+            scales=list(state.get("explore_campaign_scales") or []) or None,
+            ratings_per_item=int(state.get("explore_campaign_n", 3)), item_ids=ids)
+    except (ValueError, TypeError, ContractError, OSError) as exc:
+        state[INVITED] = ("error", f"Campaign not created: {exc}")
+        return
+    state[INVITED] = ("success", f"Campaign {invite.name!r} created with {len(ids)} items. Send "
+                      "raters this invite link (shown here only; the Annotate page follows its "
+                      "progress and exports the new soft labels):", invite.link(base_url))
+
+
+def _invite_base() -> str:
+    """The rating page's address on this server: this page's address (…/explore) with the
+    Annotate page's path instead."""
+    try:
+        parts = urlsplit(st.context.url)
+        path = parts.path.rstrip("/")
+        path = path[: -len(PAGE_PATH)] if path.endswith(PAGE_PATH) else path
+        return invite_base_url(urlunsplit((parts.scheme, parts.netloc, path, "", "")))
+    except (ValueError, AttributeError, TypeError):
+        return invite_base_url(None)
 
 
 def _campaign_tab(outputs, ds, ids: list[str]) -> None:
-    owner = current_owner()
-    if owner is None:
+    if current_owner() is None:
         st.caption("Creating a campaign is for the campaign owner: sign in with the admin "
                    "password (as on the Annotate page).")
         sign_in_form("explore_owner")
@@ -207,12 +245,12 @@ def _campaign_tab(outputs, ds, ids: list[str]) -> None:
     scales = list(ds.schema.scales)
     default = [ds.schema.label_scale] if ds.schema.label_scale in scales else scales[:1]
     c1, c2 = st.columns([2, 1])
-    name = c1.text_input("Campaign name", value=f"{outputs.name}-rerate",
-                         key="explore_campaign_name")
-    n = c2.number_input("Ratings per item", 1, 50, 3, key="explore_campaign_n")
-    chosen = st.multiselect("Scales", scales, default=default, key="explore_campaign_scales")
-    if st.button("Create campaign", key="explore_campaign", type="primary"):
-        _create_campaign(owner, outputs, ids, name, chosen, int(n))
+    c1.text_input("Campaign name", value=f"{outputs.name}-rerate", key="explore_campaign_name")
+    c2.number_input("Ratings per item", 1, 50, 3, key="explore_campaign_n")
+    st.multiselect("Scales", scales, default=default, key="explore_campaign_scales")
+    st.button("Create campaign", key="explore_campaign", type="primary",
+              on_click=_create_campaign, args=(outputs, ids, _invite_base()))
+    _show_outcome(INVITED)
 
 
 def _actions(outputs, ds, rows, n_shown: int, filt: MapFilter) -> None:
@@ -223,6 +261,8 @@ def _actions(outputs, ds, rows, n_shown: int, filt: MapFilter) -> None:
     if st.session_state.get("explore_act_sig") != signature:
         st.session_state["explore_act_sig"] = signature
         st.session_state["explore_act_on"] = choices[0]
+        for outcome in (EXPORTED, INVITED):  # they were about other items
+            st.session_state.pop(outcome, None)
     target = st.radio("Items", choices, horizontal=True, key="explore_act_on")
     chosen = rows if len(rows) and target == choices[0] else np.arange(outputs.n)
     if ds is None:
@@ -233,6 +273,30 @@ def _actions(outputs, ds, rows, n_shown: int, filt: MapFilter) -> None:
         _export_tab(outputs, chosen, filt)
     with crowd:
         _campaign_tab(outputs, ds, selection_item_ids(outputs, chosen))
+
+
+def _held_selection(keep: np.ndarray, rows: np.ndarray, figure: tuple
+                    ) -> tuple[np.ndarray, bool]:
+    """The selection to show, as rows of the drawn items, and whether it was kept from an
+    earlier map. A new figure (layout, colouring, filters: the UMAP switch too) resets the
+    chart's own selection; the page keeps the last one (as the run's rows) until the user
+    selects again or clears it (an empty selection on the same figure)."""
+    held = st.session_state.get(SELECTED)
+    chart_had = st.session_state.get(FIGURE) == figure and st.session_state.get(CHART_HAD)
+    st.session_state[FIGURE] = figure
+    st.session_state[CHART_HAD] = bool(len(rows))
+    if len(rows):
+        st.session_state[SELECTED] = (figure[0], keep[rows])
+        return rows, False
+    if chart_had:  # this chart had a selection and now has none: the user cleared it
+        st.session_state[SELECTED] = None
+        return rows, False
+    if held is None or held[0] != figure[0]:  # nothing held, or another run's
+        return rows, False
+    position = np.full(int(max(keep.max(initial=-1), held[1].max(initial=-1))) + 1, -1)
+    position[keep] = np.arange(len(keep))
+    shown = position[held[1]]
+    return shown[shown >= 0], True
 
 
 def _selection(outputs, rows, items, root, modality: str, k: int) -> None:
@@ -307,9 +371,13 @@ if drawn.palette is not None and drawn.palette.note:
 # dict access: the event is a dict subclass (AttributeDictionary) in the app, a dict in tests
 points = ((event or {}).get("selection") or {}).get("points") or []
 rows = selection_rows(points, drawn.traces)
-rows = rows[rows < outputs.n]  # a stale selection from a larger map
+rows, kept = _held_selection(keep, rows[rows < outputs.n],
+                             (path, stamp, layout, colour_by, filt))
 root = ds.root if ds is not None else None
 if len(rows):
+    if kept:
+        st.caption("The selection is kept from the map before it changed (layout, colouring or "
+                   "filters); select again on this map to replace it.")
     _selection(outputs, rows, items, root, modality, int(k))
 else:
     st.info("Select points on the map (click, box or lasso) to see the items behind them.")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -208,11 +209,33 @@ def app_data(tmp_path_factory) -> Path:
     return root
 
 
+def stop_umap_workers(data_dir: Path) -> list[int]:
+    """SIGTERM the background UMAP workers the test server started for runs under
+    ``data_dir`` (each runs in its own session, outliving the server's process group); their
+    pids are in ``outputs/umap.lock``. Returns the pids signalled."""
+    pids = []
+    for lock in Path(data_dir).glob("runs/*/outputs/umap.lock"):
+        try:
+            pid = int(lock.read_text().strip() or 0)
+        except (OSError, ValueError):
+            continue
+        if pid > 0:
+            try:
+                os.kill(pid, signal.SIGTERM)
+                pids.append(pid)
+            except (ProcessLookupError, PermissionError):
+                pass
+    return pids
+
+
 @pytest.fixture(scope="session")
 def app_server(app_data, tmp_path_factory) -> Iterator[AppServer]:
     log = tmp_path_factory.mktemp("streamlit-log") / "streamlit.log"
-    with AppServer(app_data, log) as server:
-        yield server
+    try:
+        with AppServer(app_data, log) as server:
+            yield server
+    finally:
+        stop_umap_workers(app_data)
 
 
 @pytest.fixture(scope="session")
@@ -225,6 +248,63 @@ def seeded_runs(app_data) -> list[Path]:
     """Two finished tiny runs (ce and ce+fspl-kl, 1 epoch each) under ``app_data/runs``."""
     return [train_tiny_run(app_data, "seed-ce", "ce"),
             train_tiny_run(app_data, "seed-fspl-kl", "ce+fspl-kl")]
+
+
+BIG_RUN_ITEMS = 20_000
+
+
+def write_big_run(data_dir: Path, n: int = BIG_RUN_ITEMS, name: str = "big-map") -> Path:
+    """A run of ``n`` test items over a dataset ``big-faces`` of as many items, without training:
+    the dataset's items reuse faces-default's faces (hard links, so it costs no disk), the run's
+    outputs are made up (a cluster of embeddings per class, the engine's columns). For the
+    Explore map at scale; returns the run directory."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+    import yaml
+
+    from affectlab.data.contract import load_dataset, write_dataset
+    from affectlab.fileio import link_or_copy
+
+    src = load_dataset(data_dir / "datasets" / "faces-default")
+    rng = np.random.default_rng(0)
+    pick = rng.integers(0, len(src.items), n)
+    items = src.items.iloc[pick].reset_index(drop=True)
+    ids = [f"big{i:05d}" for i in range(n)]
+    staging = data_dir / ".big-faces-staging"
+    for iid, rel in zip(ids, items["media"], strict=True):
+        link_or_copy(src.root / rel, staging / "media" / f"{iid}.png")
+    items = items.assign(item_id=ids, media=[f"media/{i}.png" for i in ids], split="test")
+    meta = dict(src.meta, name="big-faces")
+    ds = write_dataset(data_dir / "datasets" / "big-faces", items,
+                       src.ratings.iloc[0:0], meta, media_dir=staging)
+    shutil.rmtree(staging, ignore_errors=True)  # write_dataset moved its contents
+    k = len(ds.class_names)
+    label = items["label"].to_numpy()
+    logits = rng.normal(size=(n, k)) + 2.5 * np.eye(k)[label]
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    run = data_dir / "runs" / name
+    (run / "outputs").mkdir(parents=True)
+    pd.DataFrame({"item_id": ids, "split": "test", "label": label, "pred": probs.argmax(1),
+                  "uncertainty": -(probs * np.log(probs)).sum(1),
+                  "probs": list(probs.astype(np.float32)),
+                  "soft_label": list(probs.astype(np.float32))}).to_parquet(
+        run / "outputs" / "test.parquet", index=False)
+    centres = rng.normal(size=(k, 16)) * 3.0
+    np.save(run / "outputs" / "embeddings.npy",
+            (centres[label] + rng.normal(size=(n, 16))).astype(np.float32))
+    (run / "config.yaml").write_text(yaml.safe_dump({
+        "dataset": str(ds.root), "model": "mini_xception", "method": "ce", "name": name}))
+    (run / "model.json").write_text(json.dumps({"class_names": ds.class_names,
+                                                "modality": "face"}))
+    return run
+
+
+@pytest.fixture(scope="session")
+def big_run(app_data) -> Path:
+    """A 20,000-item run (:func:`write_big_run`) under ``app_data/runs``."""
+    return write_big_run(app_data)
 
 
 @pytest.fixture(scope="session")
@@ -243,7 +323,10 @@ def fake_media(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def chromium_args(video: Path, audio: Path) -> list[str]:
-    return ["--headless", "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
+    # WebGL through SwiftShader (a CPU GL), explicitly: the Explore map of a large run is a
+    # WebGL scatter, and headless Chromium on a machine without a GPU otherwise may draw nothing
+    return ["--headless", "--no-sandbox", "--use-angle=swiftshader",
+            "--enable-unsafe-swiftshader", "--use-fake-device-for-media-stream",
             "--use-fake-ui-for-media-stream", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
             f"--use-file-for-fake-video-capture={video}",
