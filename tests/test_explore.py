@@ -575,12 +575,13 @@ def test_run_fingerprint_is_remembered_per_file_version(tmp_path, world, monkeyp
     run = make_fake_run(tmp_path, ds, name="fp")
     pj.forget_fingerprints()
     first = pj.run_fingerprint(run)
+    assert first == pj.embeddings_fingerprint(RunDir(run).read_embeddings())
     calls = []
     monkeypatch.setattr(pj, "embeddings_fingerprint", lambda a: calls.append(1) or "x")
     assert pj.run_fingerprint(run) == first and not calls  # no re-read, no re-hash
-    emb = np.load(run / "outputs" / "embeddings.npy")
-    np.save(run / "outputs" / "embeddings.npy", emb + 1)
-    os.utime(run / "outputs" / "embeddings.npy", ns=(1, 1))  # a new version of the file
+    path = RunDir(run).embeddings_path("test")
+    np.save(path, np.load(path) + 1)
+    os.utime(path, ns=(1, 1))  # a new version of the outputs
     assert pj.run_fingerprint(run) == "x" and calls == [1]
 
 
@@ -616,8 +617,8 @@ def test_umap_layout_of_a_large_map_fits_a_subsample(monkeypatch, rng):
 
 def test_umap_status_does_not_rehash_while_polling(tmp_path, world, monkeypatch):
     _, ds, _ = world
-    run = make_fake_run(tmp_path, ds, name="poll")
-    np.save(run / "outputs" / "embeddings.npy", np.arange(9.0).reshape(3, 3))
+    run = make_fake_run(tmp_path, ds, name="poll", legacy=True)
+    np.save(RunDir(run).outputs_dir / RunDir.LEGACY_EMBEDDINGS, np.arange(9.0).reshape(3, 3))
     compute_umap(run)
     assert umap_status(run) == "ready"
     assert pj.umap_info(run)["n"] == 3

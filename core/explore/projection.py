@@ -16,7 +16,7 @@
 
 Caches are keyed by a fingerprint of the embeddings, so a re-run that rewrote them is never
 shown with a stale layout. The fingerprint of the saved embeddings is remembered per version of
-the run's outputs (their latest modification time), so polling the UMAP status every few seconds
+the run's outputs (their files' sizes and modification times), so polling the UMAP status every few seconds
 does not re-read and re-hash them.
 """
 
@@ -47,7 +47,7 @@ UMAP_LOCK, UMAP_ERROR = RunDir.UMAP_LOCK, RunDir.UMAP_ERROR
 UMAP_FIT_MAX = 10_000  # items UMAP is fitted on; the rest are placed with transform
 PCA_FIT_MAX = 20_000  # items the PCA axes are fitted on
 _FINGERPRINT_MEMO_SIZE = 16
-_fingerprints: dict[tuple[str, float], str] = {}
+_fingerprints: dict[tuple, str] = {}
 
 
 def _as_embeddings(x: Any, name: str = "embeddings", dim: int | None = None,
@@ -173,11 +173,28 @@ def forget_fingerprints() -> None:
     _fingerprints.clear()
 
 
+def _outputs_version(run: RunDir) -> tuple:
+    """The run's output and embedding files as (name, size, mtime in ns): any rewrite changes
+    it, even one that leaves an older modification time."""
+    splits = run.output_splits()
+    files = [run.outputs_path(s) for s in splits] + [run.embeddings_path(s) for s in splits]
+    files.append(run.outputs_dir / RunDir.LEGACY_EMBEDDINGS)
+    found = []
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        found.append((f.name, st.st_size, st.st_mtime_ns))
+    return (str(run.path.resolve()), *found)
+
+
 def run_fingerprint(run_dir: str | os.PathLike) -> str:
     """:func:`embeddings_fingerprint` of the run's saved embeddings, computed once per version
-    of its outputs (:meth:`RunDir.outputs_stamp`); FileNotFoundError when it has none."""
+    of its outputs (their files' sizes and modification times); FileNotFoundError when it has
+    none."""
     run = RunDir(run_dir)
-    key = (str(run.path.resolve()), run.outputs_stamp())
+    key = _outputs_version(run)
     found = _fingerprints.get(key)
     if found is None:
         found = embeddings_fingerprint(run.read_embeddings())

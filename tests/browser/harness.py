@@ -265,6 +265,7 @@ def write_big_run(data_dir: Path, n: int = BIG_RUN_ITEMS, name: str = "big-map")
     import yaml
 
     from affectlab.data.contract import load_dataset, write_dataset
+    from affectlab.engine.rundir import RunDir
     from affectlab.fileio import link_or_copy
 
     src = load_dataset(data_dir / "datasets" / "faces-default")
@@ -284,21 +285,18 @@ def write_big_run(data_dir: Path, n: int = BIG_RUN_ITEMS, name: str = "big-map")
     label = items["label"].to_numpy()
     logits = rng.normal(size=(n, k)) + 2.5 * np.eye(k)[label]
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    run = data_dir / "runs" / name
-    (run / "outputs").mkdir(parents=True)
-    pd.DataFrame({"item_id": ids, "split": "test", "label": label, "pred": probs.argmax(1),
-                  "uncertainty": -(probs * np.log(probs)).sum(1),
-                  "probs": list(probs.astype(np.float32)),
-                  "soft_label": list(probs.astype(np.float32))}).to_parquet(
-        run / "outputs" / "test.parquet", index=False)
+    run = RunDir(data_dir / "runs" / name)
     centres = rng.normal(size=(k, 16)) * 3.0
-    np.save(run / "outputs" / "embeddings.npy",
-            (centres[label] + rng.normal(size=(n, 16))).astype(np.float32))
-    (run / "config.yaml").write_text(yaml.safe_dump({
+    run.write_outputs("test", pd.DataFrame({
+        "item_id": ids, "split": "test", "label": label, "pred": probs.argmax(1),
+        "uncertainty": -(probs * np.log(probs)).sum(1), "probs": list(probs.astype(np.float32)),
+        "soft_label": list(probs.astype(np.float32))}),
+        (centres[label] + rng.normal(size=(n, 16))).astype(np.float32))
+    run.config_path.write_text(yaml.safe_dump({
         "dataset": str(ds.root), "model": "mini_xception", "method": "ce", "name": name}))
-    (run / "model.json").write_text(json.dumps({"class_names": ds.class_names,
-                                                "modality": "face"}))
-    return run
+    run.model_info_path.write_text(json.dumps({"class_names": ds.class_names,
+                                               "modality": "face"}))
+    return run.path
 
 
 @pytest.fixture(scope="session")
