@@ -209,12 +209,13 @@ def app_data(tmp_path_factory) -> Path:
     return root
 
 
-def stop_umap_workers(data_dir: Path) -> list[int]:
+def stop_umap_workers(data_dir: Path, run: str = "*") -> list[int]:
     """SIGTERM the background UMAP workers the test server started for runs under
     ``data_dir`` (each runs in its own session, outliving the server's process group); their
-    pids are in ``outputs/umap.lock``. Returns the pids signalled."""
+    pids are in ``outputs/umap.lock``. ``run``: one run's name (default: every run). Returns
+    the pids signalled."""
     pids = []
-    for lock in Path(data_dir).glob("runs/*/outputs/umap.lock"):
+    for lock in Path(data_dir).glob(f"runs/{run}/outputs/umap.lock"):
         try:
             pid = int(lock.read_text().strip() or 0)
         except (OSError, ValueError):
