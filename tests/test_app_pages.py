@@ -268,29 +268,31 @@ def test_explore_filter_then_export_the_items_on_the_map(world):
 
 
 def test_explore_selection_becomes_a_campaign_for_the_owner_only(world, tmp_path, monkeypatch):
-    from affectlab.annotate import Store, open_owner
+    from affectlab.annotate import Store, owner_session
+    from affectlab.annotate.signin import issue_link_token, sign_in_with_link
+    from affectlab.auth import OWNER_GRANT
 
     monkeypatch.setenv("AFFECTLAB_DB_URL", f"sqlite:///{tmp_path / 'store.db'}")
-    monkeypatch.setenv("AFFECTLAB_ADMIN_PASSWORD", "explore-owner")
-    at = open_page("explore")
+    at = open_page("explore")  # signed in as the owner
     at.selectbox(key="explore_colour").set_value("predicted").run()
     _click(at, 0, 0)
     assert at.radio(key="explore_act_on").value == "the 1 selected"
-    assert "explore_campaign" not in [b.key for b in at.button]  # not before sign-in
-    sign_in = [b.proto.label for b in at.button].index("Sign in")
-    at.text_input(key="explore_owner_pw").input("wrong")
-    at.button[sign_in].click().run()
-    assert any("Wrong admin password" in e.value for e in at.error)
-    at.text_input(key="explore_owner_pw").input("explore-owner")
-    at.button[sign_in].click().run()
-    assert not at.exception, at.exception
     at.text_input(key="explore_campaign_name").set_value("rerate-one").run()
     at.button(key="explore_campaign").click().run()
     assert not at.exception, at.exception
     assert any("created with 1 items" in s.value for s in at.success), [e.value for e in at.error]
-    assert "campaign=" in at.code[0].value
-    owner = open_owner(Store(), "explore-owner")
+    assert "/annotate?campaign=" in at.code[0].value
+    store = Store()
+    owner = owner_session(store, sign_in_with_link(issue_link_token()))
     assert len(owner.items("rerate-one")) == 1
+    # the action checks the owner's grant when it runs: without one it creates nothing
+    at.text_input(key="explore_campaign_name").set_value("rerate-two").run()
+    button = at.button(key="explore_campaign")
+    del at.session_state[OWNER_GRANT]
+    button.click().run()
+    assert "rerate-two" not in owner.campaigns()["name"].tolist()
+    assert any(t.value == "Sign in" for t in at.title)  # and the page is the sign-in form
+    store.dispose()
 
 
 def test_explore_page_without_runs(monkeypatch):

@@ -7,9 +7,8 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import streamlit as st
 
-from affectlab.app.signin import require_owner
 from affectlab.annotate.pageview import invite_base_url
-from affectlab.app.owner import current_owner, sign_in_form
+from affectlab.app.signin import owner_annotate_session, owner_only, require_owner
 from affectlab.data.contract import ContractError, load_dataset
 from affectlab.engine.rundir import RunDir
 from affectlab.explore.actions import export_selection, selection_item_ids
@@ -203,16 +202,12 @@ def _export_tab(outputs, rows, filt: MapFilter) -> None:
     _show_outcome(EXPORTED)
 
 
+@owner_only
 def _create_campaign(outputs, ids: list[str], base_url: str) -> None:
-    """Callback of Create campaign, for the signed-in owner only (checked here, when it
-    acts)."""
-    owner = current_owner()
-    if owner is None:
-        st.session_state[INVITED] = ("error", "Sign in as the campaign owner first.")
-        return
+    """Callback of Create campaign: an owner action (the grant is checked again when it runs)."""
     state = st.session_state
     try:
-        invite = owner.create_campaign(
+        invite = owner_annotate_session().create_campaign(
             state.get("explore_campaign_name", ""), outputs.dataset_path,
             scales=list(state.get("explore_campaign_scales") or []) or None,
             ratings_per_item=int(state.get("explore_campaign_n", 3)), item_ids=ids)
@@ -237,11 +232,6 @@ def _invite_base() -> str:
 
 
 def _campaign_tab(outputs, ds, ids: list[str]) -> None:
-    if current_owner() is None:
-        st.caption("Creating a campaign is for the campaign owner: sign in with the admin "
-                   "password (as on the Annotate page).")
-        sign_in_form("explore_owner")
-        return
     scales = list(ds.schema.scales)
     default = [ds.schema.label_scale] if ds.schema.label_scale in scales else scales[:1]
     c1, c2 = st.columns([2, 1])

@@ -13,7 +13,6 @@ owner session; this package does not import the annotation service, its peer lay
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
@@ -24,12 +23,11 @@ from affectlab.data.contract import DatasetDir
 from affectlab.data.subset import write_subset
 from affectlab.explore.filters import MapFilter
 from affectlab.explore.run_outputs import RunOutputs
-from affectlab.paths import datasets_dir
+from affectlab.paths import child_path, datasets_dir
 
 __all__ = ["SELECTION_SOURCE", "dataset_target", "export_selection", "selection_item_ids"]
 
 SELECTION_SOURCE = "explore selection"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def selection_item_ids(outputs: RunOutputs, rows: Iterable[int]) -> list[str]:
@@ -42,13 +40,10 @@ def selection_item_ids(outputs: RunOutputs, rows: Iterable[int]) -> list[str]:
 
 
 def dataset_target(name: str) -> Path:
-    """``datasets_dir() / name`` for a user-typed dataset name: letters, digits, ``.``, ``_``
-    and ``-``, starting with a letter or digit, at most 100 characters (so it can never leave
-    the datasets directory)."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name.strip()):
-        raise ValueError(f"dataset name must be 1–100 letters, digits, '.', '_' or '-' "
-                         f"(starting with a letter or digit), got {name!r}")
-    return datasets_dir() / name.strip()
+    """``datasets_dir() / name`` for a user-typed dataset name, through the one contained-name
+    rule (:func:`affectlab.paths.child_path`: :class:`~affectlab.paths.UnsafeNameError`, a
+    ValueError, for anything that is not one plain directory name)."""
+    return child_path(datasets_dir(), name, "dataset name")
 
 
 def export_selection(outputs: RunOutputs, rows: Iterable[int], name: str, *,
