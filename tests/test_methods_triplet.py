@@ -60,11 +60,11 @@ def test_training_steps_lower_the_loss_and_predict_by_knn():
     every = losses.TripletMarginLoss(margin=0.2, reducer=reducers.MeanReducer())
 
     def all_triplets() -> float:
-        m.eval()
+        # in train mode (batch statistics, what the steps optimise): eval mode reads BatchNorm
+        # running statistics that 15 steps have barely moved, so its value depends on the
+        # thread count's rounding (0.18 on one thread, 0.23 on two, from 0.20)
         with torch.no_grad():
-            value = float(every(m.embed(x), labels))
-        m.train()
-        return value
+            return float(every(m.embed(x), labels))
 
     before = all_triplets()
     for step in range(15):
@@ -72,7 +72,7 @@ def test_training_steps_lower_the_loss_and_predict_by_knn():
         opt.zero_grad()
         out.loss.backward()
         opt.step()
-    assert all_triplets() < before
+    assert all_triplets() < 0.5 * before
     m.eval()
     m.fit_reference(m.embed(x).detach(), index=idx)
     pred = m.predict({"x": x, "split": "train", "index": idx})
