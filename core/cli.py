@@ -299,22 +299,22 @@ def bench(
     (against the naive pipeline in the same run) and the Explore map's time to first map and
     to UMAP."""
     if BenchPart.methods in what:
-        from affectlab.engine.bench import format_table, run_bench
+        from affectlab.bench.training import format_table, run_bench
 
         typer.echo(format_table(run_bench(modality, steps, batch_size, device=device, threads=threads)))
     if BenchPart.corpus in what:
-        from affectlab.engine.bench_extra import bench_corpus
+        from affectlab.bench.corpus import bench_corpus
 
         typer.echo(bench_corpus(faces, utterances).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     if BenchPart.annotate in what:
-        from affectlab.engine.bench_extra import bench_annotate
+        from affectlab.bench.rating import bench_annotate
 
         typer.echo(bench_annotate(db_url, raters, ratings_each).to_string(
             index=False, float_format=lambda v: f"{v:.1f}"))
     if BenchPart.live in what:
         _bench_live(frames, threads or 1)
     if BenchPart.explore in what:
-        from affectlab.explore.bench import bench_explore, explore_summary
+        from affectlab.bench.explore import bench_explore, explore_summary
 
         table = bench_explore(explore_items, explore_dim, umap=umap)
         typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
@@ -324,7 +324,7 @@ def bench(
 def _bench_live(frames: int, threads: int) -> None:
     import pandas as pd
 
-    from affectlab.live.bench import bench_live_audio, bench_live_face, live_summary
+    from affectlab.bench.live import bench_live_audio, bench_live_face, live_summary
 
     face = bench_live_face(frames, threads=threads)
     with pd.option_context("display.max_columns", None, "display.width", 250):

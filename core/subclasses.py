@@ -2,7 +2,7 @@
 
 One piece of code for the two users of sub-classes: SGM's Algorithm 2
 (:mod:`affectlab.methods.sgm`, which relabels the training items by it) and the explore map's
-``sub-class`` colouring (:mod:`affectlab.explore.colour`). It needs only numpy and scikit-learn
+``sub-class`` colouring (:mod:`affectlab.pages.explore_colour`). It needs only numpy and scikit-learn
 and sits in the layer of ``labels`` and ``metrics``, so either may import it.
 
 ``SubclassDiscovery().fit(embeddings, labels)`` fits, for every class present, a

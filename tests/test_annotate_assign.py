@@ -14,8 +14,8 @@ from sqlalchemy import select, update
 from affectlab.annotate import ItemUnavailable, join_campaign, resume_rater
 from affectlab.annotate.aggregate import item_disagreement
 from affectlab.annotate.assign import OPEN_LEASE
-from affectlab.annotate.loadtest import finished_per_item, run_load_test
 from affectlab.annotate.store import Assignment, Item, utcnow
+from affectlab.bench.rating_load import finished_per_item, run_load_test
 
 
 @pytest.fixture

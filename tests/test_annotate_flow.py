@@ -10,14 +10,14 @@ from sqlalchemy import func, select, update
 
 from affectlab.annotate import join_campaign
 from affectlab.annotate.assign import OPEN_LEASE
-from affectlab.annotate.flow import (
+from affectlab.annotate.store import Assignment, RatingCorrection, utcnow
+from affectlab.pages.annotate_flow import (
     BROKEN_NOTICE,
     CLOSED_NOTICE,
     CORRECTING_NOTICE,
     TAKEN_NOTICE,
     RatingFlow,
 )
-from affectlab.annotate.store import Assignment, RatingCorrection, utcnow
 
 
 class Clock:

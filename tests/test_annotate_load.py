@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pg_server import db_url, pg_server  # noqa: F401  (fixtures)
 
-from affectlab.annotate.loadtest import run_load_test, time_page_clicks
+from affectlab.bench.rating_load import run_load_test, time_page_clicks
 
 
 def test_small_load_no_loss_no_duplicates(db_url, monkeypatch):  # noqa: F811

@@ -15,8 +15,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from affectlab.annotate import AccessDenied, Store, join_campaign, open_owner
-from affectlab.annotate.flow import CLOSED_NOTICE
-from affectlab.annotate.pageview import (
+from affectlab.annotate.service import CampaignProgress, RaterProgress
+from affectlab.data.contract import load_dataset
+from affectlab.data.synth.corpus import generate_corpus
+from affectlab.pages.annotate_flow import CLOSED_NOTICE
+from affectlab.pages.annotate_view import (
     INVALID_LINK,
     campaign_by_token,
     coverage_histogram,
@@ -27,9 +30,6 @@ from affectlab.annotate.pageview import (
     scale_options,
     shortcut_script,
 )
-from affectlab.annotate.service import CampaignProgress, RaterProgress
-from affectlab.data.contract import load_dataset
-from affectlab.data.synth.corpus import generate_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "app" / "views" / "annotate.py")
@@ -302,7 +302,7 @@ def test_corrupt_image_never_reaches_the_rater(env):
 
 
 def test_a_page_error_shows_a_generic_message_and_skip(env, monkeypatch):
-    from affectlab.annotate.flow import RatingFlow
+    from affectlab.pages.annotate_flow import RatingFlow
 
     token = _create(_owner_app(), "faces-err")
     at = _rater_app(token, "ian")

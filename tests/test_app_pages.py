@@ -13,9 +13,9 @@ import yaml
 from app_support import open_home, open_page
 from explore_fakes import make_dataset, make_fake_run
 
-from affectlab.data.browse import filter_items, item_table
 from affectlab.data.contract import load_dataset
 from affectlab.live.devices import probe_audio
+from affectlab.pages.data_browse import filter_items, item_table
 from affectlab.paths import data_dir
 
 

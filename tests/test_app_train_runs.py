@@ -15,9 +15,9 @@ from streamlit.testing.v1 import AppTest
 from affectlab.data.synth.corpus import generate_corpus
 from affectlab.engine.config import RunConfig
 from affectlab.engine.device import describe_device
-from affectlab.engine.follow import RunFollower
-from affectlab.engine.form import method_choices
 from affectlab.engine.trainer import train
+from affectlab.pages.train_follow import RunFollower
+from affectlab.pages.train_form import method_choices
 
 RUN_KEY = "train_run_dir"
 

@@ -7,16 +7,17 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from affectlab.bench.corpus import bench_corpus
+from affectlab.bench.rating import bench_annotate
 from affectlab.cli import app
-from affectlab.engine.bench_extra import bench_annotate, bench_corpus
 
 runner = CliRunner()
 
 
 def test_bench_passes_its_options_to_run_bench():
     table = pd.DataFrame({"method": ["ce"], "ratio": [1.0]})
-    with mock.patch("affectlab.engine.bench.run_bench", return_value=table) as run, \
-            mock.patch("affectlab.engine.bench.format_table", return_value="THE TABLE"):
+    with mock.patch("affectlab.bench.training.run_bench", return_value=table) as run, \
+            mock.patch("affectlab.bench.training.format_table", return_value="THE TABLE"):
         res = runner.invoke(app, ["bench", "--steps", "3", "--batch-size", "8", "--threads", "1"])
     assert res.exit_code == 0, res.output
     assert "THE TABLE" in res.output
@@ -45,8 +46,8 @@ def test_annotate_line_reports_no_lost_or_duplicated_ratings():
 # -- live ----------------------------------------------------------------------------------
 
 def test_moving_faces_truth_is_where_the_faces_are():
+    from affectlab.bench.live import moving_faces
     from affectlab.features.face import YuNetDetector, iou
-    from affectlab.live.bench import moving_faces
 
     clip = moving_faces(8)
     assert clip.frames.shape == (8, 480, 640, 3) and len(clip.truth) == 8
@@ -62,7 +63,7 @@ def test_moving_faces_truth_is_where_the_faces_are():
 
 
 def test_live_face_line_scores_every_pipeline_in_one_run():
-    from affectlab.live.bench import bench_live_face, live_summary
+    from affectlab.bench.live import bench_live_face, live_summary
 
     table = bench_live_face(n_frames=30, redetect_every=5)
     assert table["pipeline"].tolist() == ["naive", "yunet", "haar+track", "yunet+track"]
@@ -79,7 +80,7 @@ def test_live_face_line_scores_every_pipeline_in_one_run():
 
 
 def test_scoring_by_hand():
-    from affectlab.live.bench import _score
+    from affectlab.bench.live import _score
 
     truth = [[(0, 0, 10, 10)], [(0, 0, 10, 10)], [(0, 0, 10, 10)]]
     found = {"naive": [[(0, 0, 10, 10)], [], [(1, 0, 10, 10)]],
@@ -93,7 +94,7 @@ def test_scoring_by_hand():
 
 
 def test_live_audio_line():
-    from affectlab.live.bench import bench_live_audio
+    from affectlab.bench.live import bench_live_audio
 
     row = bench_live_audio(seconds=3.0, chunk_ms=20, window_s=2.0).iloc[0]
     assert row["chunks"] == 51  # the chunks from 2.00 s to 3.00 s, each after a full window
@@ -108,8 +109,8 @@ def test_bench_live_wiring():
                          "frames_per_s": [10.0, 200.0], "speedup": [1.0, 20.0],
                          "agreement": [1.0, 0.97]})
     face.attrs["naive_frames"] = 40
-    with mock.patch("affectlab.live.bench.bench_live_face", return_value=face) as bf, \
-            mock.patch("affectlab.live.bench.bench_live_audio",
+    with mock.patch("affectlab.bench.live.bench_live_face", return_value=face) as bf, \
+            mock.patch("affectlab.bench.live.bench_live_audio",
                        return_value=pd.DataFrame({"real_time_factor": [0.2]})) as ba:
         res = runner.invoke(app, ["bench", "--what", "live", "--frames", "40"])
     assert res.exit_code == 0, res.output
@@ -122,7 +123,7 @@ def test_bench_live_wiring():
 # -- explore -------------------------------------------------------------------------------
 
 def test_explore_line_times_the_pages_steps_on_a_synthetic_run():
-    from affectlab.explore.bench import bench_explore, explore_summary
+    from affectlab.bench.explore import bench_explore, explore_summary
 
     table = bench_explore(sizes=(300, 2_500), dim=8, umap=False, repeats=1)
     assert table["items"].tolist() == [300, 2_500]
@@ -137,7 +138,7 @@ def test_explore_line_times_the_pages_steps_on_a_synthetic_run():
 
 
 def test_synthetic_run_is_a_run_the_explore_page_reads(tmp_path):
-    from affectlab.explore.bench import CLASSES, synthetic_run
+    from affectlab.bench.explore import CLASSES, synthetic_run
     from affectlab.explore.run_outputs import load_run_outputs
 
     out = load_run_outputs(synthetic_run(tmp_path, 64, dim=5))
@@ -148,8 +149,8 @@ def test_synthetic_run_is_a_run_the_explore_page_reads(tmp_path):
 
 def test_bench_explore_is_wired_to_the_cli():
     table = pd.DataFrame({"items": [10], "first_map_s": [0.1]})
-    with mock.patch("affectlab.explore.bench.bench_explore", return_value=table) as run, \
-            mock.patch("affectlab.explore.bench.explore_summary", return_value="SUMMARY"):
+    with mock.patch("affectlab.bench.explore.bench_explore", return_value=table) as run, \
+            mock.patch("affectlab.bench.explore.explore_summary", return_value="SUMMARY"):
         res = runner.invoke(app, ["bench", "--what", "explore", "--explore-items", "500",
                                   "--explore-dim", "16", "--no-umap"])
     assert res.exit_code == 0, res.output

@@ -100,7 +100,7 @@ def test_a_cuda_trained_run_predicts_on_the_cpu(env):
 
 
 def test_bench_times_every_method_on_cuda():
-    from affectlab.engine.bench import run_bench
+    from affectlab.bench.training import run_bench
 
     frame = run_bench("face", steps=2, batch_size=16, warmup=1, device="cuda",
                       model_params={"width": 8, "embedding_dim": 16})
@@ -130,7 +130,7 @@ def test_a_gpu_step_does_not_wait_for_the_gpu_until_it_is_read(name):
     """Under the trainer's settings (AMP, value checks skipped) the forward and backward of a step
     queue kernels without reading anything back; the one read is StepResult.logged()."""
     from affectlab import methods, models
-    from affectlab.engine.bench import _synthetic
+    from affectlab.bench.training import _synthetic
     from affectlab.engine.device import place_on_device
     from affectlab.losses import skip_value_checks
 

@@ -1,4 +1,4 @@
-"""affectlab.data.browse (the Data page's tables) and affectlab.data.jobs (background generation)."""
+"""affectlab.pages.data_browse (the Data page's tables) and affectlab.data.jobs (background generation)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from affectlab.data.browse import (
+from affectlab.data.contract import load_dataset, write_dataset
+from affectlab.data.jobs import DataJob, generation_progress, start_generation
+from affectlab.pages.data_browse import (
     agreement_table,
     filter_items,
     filter_options,
@@ -18,8 +20,6 @@ from affectlab.data.browse import (
     rating_histogram,
     soft_label_frame,
 )
-from affectlab.data.contract import load_dataset, write_dataset
-from affectlab.data.jobs import DataJob, generation_progress, start_generation
 
 NAMES = ["calm", "glad", "mad"]
 

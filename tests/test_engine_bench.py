@@ -1,4 +1,4 @@
-"""affectlab.engine.bench: one row per method, ratios against ce on the same batch, skips noted."""
+"""affectlab.bench.training: one row per method, ratios against ce on the same batch, skips noted."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from affectlab.engine.bench import format_table, run_bench
+from affectlab.bench.training import format_table, run_bench
 
 TINY = {"width": 4, "embedding_dim": 8}
 
@@ -15,7 +15,7 @@ TINY = {"width": 4, "embedding_dim": 8}
 def test_bench_rows_ratios_and_exact_variant():
     frame = run_bench("face", steps=1, batch_size=8, warmup=0, device="cpu",
                       methods_filter=["ldlva", "dmue"], model_params=TINY)
-    from affectlab.engine.bench import _dmue_branches_in_bfloat16
+    from affectlab.bench.training import _dmue_branches_in_bfloat16
 
     expected = ["ce", "ldlva", "ldlva (exact)", "dmue"]
     if _dmue_branches_in_bfloat16(torch.device("cpu")):
@@ -51,7 +51,7 @@ def test_bench_validates_arguments():
 
 
 def test_paired_ratio_is_the_median_of_per_round_ratios():
-    from affectlab.engine.bench import _paired_ratio
+    from affectlab.bench.training import _paired_ratio
 
     # rounds 2 and 3 slowed by load on both sides leave their ratios at 2; per-round ratios
     # 2, 2, 2, 4 → median 2
@@ -61,7 +61,7 @@ def test_paired_ratio_is_the_median_of_per_round_ratios():
 
 
 def test_interleaving_reverses_order_every_other_round():
-    from affectlab.engine.bench import _time_interleaved
+    from affectlab.bench.training import _time_interleaved
 
     calls: list[str] = []
 

@@ -17,12 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from affectlab.data.schema import ContractError
-from affectlab.engine.compare import compare_curves, final_metrics, final_metrics_long
 from affectlab.engine.config import METHOD_DEFAULTS, ConfigError
 from affectlab.engine.device import describe_device
 from affectlab.engine.events import EventWriter, read_events
-from affectlab.engine.follow import RunFollower, curves_from_events, format_duration
-from affectlab.engine.form import (
+from affectlab.engine.manage import active_runs, delete_run
+from affectlab.engine.rundir import RunDir
+from affectlab.pages.runs_compare import compare_curves, final_metrics, final_metrics_long
+from affectlab.pages.train_follow import RunFollower, curves_from_events, format_duration
+from affectlab.pages.train_form import (
     ParamField,
     build_run_config,
     changed_params,
@@ -36,8 +38,6 @@ from affectlab.engine.form import (
     scale_is_ordinal,
     training_defaults,
 )
-from affectlab.engine.manage import active_runs, delete_run
-from affectlab.engine.rundir import RunDir
 from affectlab.registry import Param
 
 META = {

@@ -16,7 +16,6 @@ from sklearn.neighbors import NearestNeighbors
 from affectlab.data.synth.truth import CATEGORIES
 from affectlab.engine.rundir import RunDir
 from affectlab.explore import projection as pj
-from affectlab.explore.colour import colour_options, colour_values, join_items
 from affectlab.explore.projection import (
     MapProjection,
     compute_umap,
@@ -27,8 +26,9 @@ from affectlab.explore.projection import (
     umap_status,
 )
 from affectlab.explore.run_outputs import load_run_outputs
-from affectlab.explore.selection import group_rows, item_cards, selection_rows
 from affectlab.labels import entropy
+from affectlab.pages.explore_colour import colour_options, colour_values, join_items
+from affectlab.pages.explore_selection import group_rows, item_cards, selection_rows
 
 
 @pytest.fixture(scope="module")
@@ -344,7 +344,7 @@ def test_subclass_colouring_names_each_items_class(world):
 
 
 def test_subclass_medoids_are_each_subclass_items_nearest_its_centre(world):
-    from affectlab.explore.colour import subclass_labels, subclass_medoids
+    from affectlab.pages.explore_colour import subclass_labels, subclass_medoids
 
     _, _, run = world
     out = load_run_outputs(run)
@@ -370,7 +370,7 @@ def test_subclass_medoids_are_each_subclass_items_nearest_its_centre(world):
 def test_subclass_colouring_follows_an_sgm_runs_last_level(world, params, per_class):
     import dataclasses
 
-    from affectlab.explore.colour import subclass_discovery
+    from affectlab.pages.explore_colour import subclass_discovery
 
     _, _, run = world
     out = load_run_outputs(run)
@@ -451,7 +451,7 @@ def test_uncertainty_colouring_is_on_the_unit_scale_with_the_raw_value(tmp_path,
 
 
 def test_ldlva_run_mixes_lambda_for_train_items_and_entropy_for_the_rest(tmp_path, world):
-    from affectlab.explore.colour import run_uncertainty
+    from affectlab.pages.explore_colour import run_uncertainty
 
     _, ds, _ = world
     run = make_fake_run(tmp_path, ds, name="ldlva-run")
@@ -469,7 +469,7 @@ def test_ldlva_run_mixes_lambda_for_train_items_and_entropy_for_the_rest(tmp_pat
 # -- the map figure ------------------------------------------------------------------------
 
 def _categorical(n, groups):
-    from affectlab.explore.colour import Colouring
+    from affectlab.pages.explore_colour import Colouring
 
     names = np.array([f"g{i % groups:02d}" for i in range(n)], dtype=object)
     return Colouring("sub-class", names, True)
@@ -478,7 +478,7 @@ def _categorical(n, groups):
 def test_map_figure_is_svg_when_small_and_webgl_when_large(rng):
     import plotly.io as pio
 
-    from affectlab.explore.mapfigure import SVG_MAX_POINTS, map_figure
+    from affectlab.pages.explore_map import SVG_MAX_POINTS, map_figure
 
     for n, webgl in ((50, False), (SVG_MAX_POINTS + 1, True)):
         drawn = map_figure(rng.normal(size=(n, 2)), _categorical(n, 3), np.arange(n).astype(str))
@@ -491,8 +491,8 @@ def test_map_figure_is_svg_when_small_and_webgl_when_large(rng):
 
 
 def test_map_figure_customdata_names_each_points_row(rng):
-    from affectlab.explore.colour import UncertaintyScores
-    from affectlab.explore.mapfigure import map_figure
+    from affectlab.pages.explore_colour import UncertaintyScores
+    from affectlab.pages.explore_map import map_figure
 
     n = 30
     colouring = _categorical(n, 4)
@@ -514,7 +514,7 @@ def test_map_figure_customdata_names_each_points_row(rng):
 
 
 def test_map_figure_palette_sized_to_the_groups(rng):
-    from affectlab.explore.mapfigure import map_figure
+    from affectlab.pages.explore_map import map_figure
 
     for groups in (7, 14, 40):
         drawn = map_figure(rng.normal(size=(200, 2)), _categorical(200, groups),
@@ -525,8 +525,8 @@ def test_map_figure_palette_sized_to_the_groups(rng):
 
 
 def test_map_figure_continuous_unit_scale_and_unknown_values(rng):
-    from affectlab.explore.colour import Colouring
-    from affectlab.explore.mapfigure import map_figure
+    from affectlab.pages.explore_colour import Colouring
+    from affectlab.pages.explore_map import map_figure
 
     values = rng.uniform(size=20)
     values[[3, 7]] = np.nan
@@ -541,7 +541,7 @@ def test_map_figure_continuous_unit_scale_and_unknown_values(rng):
 
 
 def test_distribution_figure_names_every_class(world):
-    from affectlab.explore.mapfigure import distribution_figure
+    from affectlab.pages.explore_map import distribution_figure
 
     _, _, run = world
     out = load_run_outputs(run)

@@ -16,11 +16,11 @@ from affectlab.data.catalog import list_datasets
 from affectlab.data.contract import load_dataset
 from affectlab.data.subset import write_subset
 from affectlab.data.synth.truth import CATEGORIES
-from affectlab.explore.actions import dataset_target, export_selection, selection_item_ids
-from affectlab.explore.colour import colour_values, join_items, run_uncertainty
-from affectlab.explore.filters import MapFilter, filter_mask, filter_options
 from affectlab.explore.run_outputs import load_run_outputs
 from affectlab.labels import soft_labels_from_ratings
+from affectlab.pages.explore_actions import dataset_target, export_selection, selection_item_ids
+from affectlab.pages.explore_colour import colour_values, join_items, run_uncertainty
+from affectlab.pages.explore_filters import MapFilter, filter_mask, filter_options
 from affectlab.paths import data_dir
 
 

@@ -17,13 +17,13 @@ from engine_helpers import tiny_config
 
 from affectlab.agreement import AnonymousRatingsError, rater_agreement, reliability_matrix
 from affectlab.annotate.aggregate import weighted_soft_labels
-from affectlab.data.browse import agreement_table
 from affectlab.data.contract import label_codes, load_dataset
 from affectlab.data.dataset import EmotionDataset
 from affectlab.data.importers import import_corpus
 from affectlab.engine.inference import Predictor
 from affectlab.engine.runs import evaluate_run
 from affectlab.engine.trainer import train
+from affectlab.pages.data_browse import agreement_table
 
 # name → (format, fixture writer, modality)
 FIXTURES = {

@@ -150,7 +150,7 @@ def test_an_uploaded_face_crop_is_used_whole(face_processor, astronaut_bgr):
 
 @pytest.fixture(scope="module")
 def clip():
-    from affectlab.live.bench import moving_faces
+    from affectlab.bench.live import moving_faces
 
     return moving_faces(24)
 
@@ -198,7 +198,7 @@ def test_tracker_detects_again_when_a_face_is_lost(clip):
 
 
 def test_a_face_moving_faster_than_the_margin_is_detected_again():
-    from affectlab.live.bench import moving_faces
+    from affectlab.bench.live import moving_faces
 
     fast = moving_faces(6)  # ~85 px a frame: more than half a face
     tracker = FaceTracker(YuNetDetector(), redetect_every=100)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from affectlab import methods, models
-from affectlab.engine.bench import _synthetic
+from affectlab.bench.training import _synthetic
 from affectlab.methods.sgm import EmbeddingKnnMethod
 
 ALL = [s.name for s in methods.available()]

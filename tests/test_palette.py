@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from plotly.colors import qualitative as q
 
-from affectlab.engine.compare import run_colours
+from affectlab.pages.runs_compare import run_colours
 from affectlab.palette import MAX_DISTINCT_COLOURS, qualitative
 
 

@@ -225,8 +225,9 @@ def test_compatibility_is_one_rule():
 
 def test_form_and_trainer_apply_the_registry_rule(monkeypatch, tmp_path):
     """Both callers go through methods.incompatibility: a changed rule changes both."""
-    from affectlab.engine import form, trainer
+    from affectlab.engine import trainer
     from affectlab.engine.config import ConfigError, validate_config
+    from affectlab.pages import train_form as form
 
     monkeypatch.setattr(methods, "incompatibility",
                         lambda name, modality, ordinal, scale=None: f"no {name} on {modality}")

@@ -223,8 +223,8 @@ def test_as_dataset_meta_and_default_label_set(tmp_path):
 
 def test_trainer_and_form_take_their_scale_rules_from_the_schema():
     from affectlab.engine.config import RunConfig
-    from affectlab.engine.form import default_scale, scale_choices, scale_is_ordinal
     from affectlab.engine.trainer import _is_ordinal, _label_scale
+    from affectlab.pages.train_form import default_scale, scale_choices, scale_is_ordinal
 
     meta = DatasetMeta.parse(json.loads(OLD_META_JSON))
     config = RunConfig(dataset="x", model="resnet18", method="ce")

@@ -28,8 +28,10 @@ from affectlab.annotate import (
     resume_rater,
 )
 from affectlab.annotate.export import train_command
-from affectlab.annotate.flow import CLOSED_NOTICE, RatingFlow
-from affectlab.annotate.pageview import (
+from affectlab.app import signin
+from affectlab.data.catalog import list_datasets
+from affectlab.pages.annotate_flow import CLOSED_NOTICE, RatingFlow
+from affectlab.pages.annotate_view import (
     INVALID_LINK,
     campaign_by_token,
     coverage_histogram,
@@ -39,8 +41,6 @@ from affectlab.annotate.pageview import (
     scale_options,
     shortcut_script,
 )
-from affectlab.app import signin
-from affectlab.data.catalog import list_datasets
 from affectlab.paths import NAME_RULE, child_path, datasets_dir
 
 logger = logging.getLogger("affectlab.app.annotate")
@@ -201,7 +201,7 @@ def _rating_widgets(flow: RatingFlow) -> None:
     active = flow.active_scale
     pick_keys = ([] if active is None else
                  [_pick_key(active, i) for i in range(len(scale_options(item.scales[active])))])
-    # keyboard shortcuts: a script that clicks the keyed buttons (see pageview); sent first, so
+    # keyboard shortcuts: a script that clicks the keyed buttons (see pages.annotate_view); sent first, so
     # it listens by the time the buttons appear
     st.html(shortcut_script(pick_keys, "annotate_submit", "annotate_skip", "annotate_undo"),
             unsafe_allow_javascript=True)

@@ -9,7 +9,11 @@ import streamlit as st
 from affectlab.aggregators import AGGREGATORS, describe_aggregator
 from affectlab.agreement import AnonymousRatingsError
 from affectlab.app.signin import owner_only, require_owner
-from affectlab.data.browse import (
+from affectlab.data.catalog import list_datasets
+from affectlab.data.contract import ContractError, load_dataset
+from affectlab.data.importers import FORMATS
+from affectlab.data.jobs import start_generation, start_import
+from affectlab.pages.data_browse import (
     agreement_table,
     filter_items,
     filter_options,
@@ -17,10 +21,6 @@ from affectlab.data.browse import (
     rating_histogram,
     soft_label_frame,
 )
-from affectlab.data.catalog import list_datasets
-from affectlab.data.contract import ContractError, load_dataset
-from affectlab.data.importers import FORMATS
-from affectlab.data.jobs import start_generation, start_import
 from affectlab.paths import NAME_RULE, UnsafeNameError, child_path, datasets_dir
 
 JOB_KEY = "data_job"

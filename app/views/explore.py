@@ -7,24 +7,9 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import streamlit as st
 
-from affectlab.annotate.pageview import invite_base_url
 from affectlab.app.signin import owner_annotate_session, owner_only, require_owner
 from affectlab.data.contract import ContractError, load_dataset
 from affectlab.engine.rundir import RunDir
-from affectlab.explore.actions import export_selection, selection_item_ids
-from affectlab.explore.colour import (
-    colour_options,
-    colour_values,
-    run_uncertainty,
-    subclass_medoids,
-)
-from affectlab.explore.filters import MapFilter, filter_mask, filter_options
-from affectlab.explore.mapfigure import (
-    ANNOTATED_COLOUR,
-    PREDICTED_COLOUR,
-    distribution_figure,
-    map_figure,
-)
 from affectlab.explore.projection import (
     ensure_umap_async,
     load_umap,
@@ -33,7 +18,22 @@ from affectlab.explore.projection import (
     umap_info,
 )
 from affectlab.explore.run_outputs import load_run_outputs
-from affectlab.explore.selection import item_cards, selection_rows
+from affectlab.pages.annotate_view import invite_base_url
+from affectlab.pages.explore_actions import export_selection, selection_item_ids
+from affectlab.pages.explore_colour import (
+    colour_options,
+    colour_values,
+    run_uncertainty,
+    subclass_medoids,
+)
+from affectlab.pages.explore_filters import MapFilter, filter_mask, filter_options
+from affectlab.pages.explore_map import (
+    ANNOTATED_COLOUR,
+    PREDICTED_COLOUR,
+    distribution_figure,
+    map_figure,
+)
+from affectlab.pages.explore_selection import item_cards, selection_rows
 
 MAX_CARDS = 24
 PAGE_PATH = "/explore"  # this page's url_path (app/Home.py)

@@ -6,15 +6,15 @@ import plotly.express as px
 import streamlit as st
 
 from affectlab.app.signin import owner_only, require_owner
-from affectlab.engine.compare import (
+from affectlab.engine.manage import delete_run
+from affectlab.engine.rundir import RunDir
+from affectlab.engine.runs import runs_table
+from affectlab.pages.runs_compare import (
     compare_curves,
     final_metrics,
     final_metrics_long,
     run_colours,
 )
-from affectlab.engine.manage import delete_run
-from affectlab.engine.rundir import RunDir
-from affectlab.engine.runs import runs_table
 
 DELETE_KEY = "runs_delete_confirm"  # name of the run awaiting a delete confirmation
 FLASH_KEY = "runs_flash"  # (kind, message) shown once after a delete

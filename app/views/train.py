@@ -11,8 +11,10 @@ from affectlab.data.catalog import list_datasets
 from affectlab.data.schema import DatasetMeta
 from affectlab.engine.config import ConfigError
 from affectlab.engine.device import describe_device
-from affectlab.engine.follow import RunFollower, format_duration
-from affectlab.engine.form import (
+from affectlab.engine.jobs import cancel, launch_background
+from affectlab.engine.manage import active_runs
+from affectlab.pages.train_follow import RunFollower, format_duration
+from affectlab.pages.train_form import (
     build_run_config,
     changed_params,
     method_choices,
@@ -23,8 +25,6 @@ from affectlab.engine.form import (
     training_defaults,
     training_limits,
 )
-from affectlab.engine.jobs import cancel, launch_background
-from affectlab.engine.manage import active_runs
 from affectlab.paths import NAME_RULE
 
 RUN_KEY = "train_run_dir"  # the run this page follows (str path)

@@ -24,8 +24,8 @@ import os
 import shlex
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -38,10 +38,7 @@ from affectlab.data.schema import LabelSet
 from affectlab.fileio import link_or_copy
 from affectlab.scales import as_scale
 
-if TYPE_CHECKING:
-    from affectlab.annotate.service import OwnerSession
-
-__all__ = ["FORMATS", "export_campaign", "train_command"]
+__all__ = ["FORMATS", "CampaignData", "export_campaign", "train_command"]
 
 FORMATS = ("dataset", "csv", "jsonl")
 # a model that trains on each modality out of the box (affectlab.models)
@@ -66,22 +63,33 @@ def _ds_labels(ratings: pd.DataFrame, ids: list[str], scales: dict) -> dict[str,
     return out
 
 
-def export_campaign(owner: OwnerSession, campaign: int | str, out: str | os.PathLike, *,
+@dataclass(frozen=True)
+class CampaignData:
+    """What an export reads from a campaign (the owner's session gathers it, so this module
+    needs no session): its settings, items (with ``broken``), every rating (with
+    ``rater_revoked``) and the ratings that count for labels (revoked raters left out)."""
+
+    settings: dict
+    items: pd.DataFrame
+    ratings: pd.DataFrame
+    label_ratings: pd.DataFrame
+
+
+def export_campaign(data: CampaignData, out: str | os.PathLike, *,
                     format: str = "dataset", overwrite: bool = False, link: bool = True,
                     aggregator: str = DEFAULT_AGGREGATOR) -> Path:
     """See :meth:`affectlab.annotate.service.OwnerSession.export`. Returns the written path."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     check_aggregator(aggregator)
-    settings = owner.settings(campaign)
-    items = owner.items(campaign)
+    settings, items = data.settings, data.items
     out = Path(out)
     if format == "csv":
         _check_target(out, overwrite)
-        owner.ratings(campaign).to_csv(out, index=False)
+        data.ratings.to_csv(out, index=False)
         return out
-    all_ratings = owner.ratings(campaign)
-    ratings = owner.label_ratings(campaign)
+    all_ratings = data.ratings
+    ratings = data.label_ratings
     if format == "jsonl":
         _check_target(out, overwrite)
         _write_jsonl(out, settings, items, ratings)

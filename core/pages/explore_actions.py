@@ -21,8 +21,8 @@ import numpy as np
 
 from affectlab.data.contract import DatasetDir
 from affectlab.data.subset import write_subset
-from affectlab.explore.filters import MapFilter
 from affectlab.explore.run_outputs import RunOutputs
+from affectlab.pages.explore_filters import MapFilter
 from affectlab.paths import child_path, datasets_dir
 
 __all__ = ["SELECTION_SOURCE", "dataset_target", "export_selection", "selection_item_ids"]

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from affectlab.explore.colour import colour_values, join_items, run_uncertainty
 from affectlab.explore.run_outputs import RunOutputs
+from affectlab.pages.explore_colour import colour_values, join_items, run_uncertainty
 
 __all__ = ["CLASS_SOURCES", "FilterOptions", "MapFilter", "filter_mask", "filter_options"]
 

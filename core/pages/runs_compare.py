@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from affectlab.engine.follow import RunFollower
 from affectlab.engine.rundir import RunDir
+from affectlab.pages.train_follow import RunFollower
 from affectlab.palette import qualitative
 
 __all__ = ["CURVE_COLUMNS", "DEFAULT_METRICS", "FINAL_COLUMNS", "compare_curves",

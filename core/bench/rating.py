@@ -1,35 +1,12 @@
-"""The non-training lines of ``affectlab bench``: corpus generation speed and the rating-store
-load test. Each returns a small table with the figure, its target and whether it is met."""
+"""``affectlab bench --what annotate``: the rating-store load test and the rating page's server
+time per click. Returns a small table with the figures, the targets and whether they are met."""
 
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
-
-# The issues' targets: 10,000 faces and 2,000 utterances each in under 60 s on 2 cores.
-CORPUS_TARGET_S = 60.0
-
-
-def bench_corpus(faces: int = 10_000, utterances: int = 2_000, seed: int = 0) -> pd.DataFrame:
-    """Generate both corpora end to end (rendering, raters, writing) into a temporary directory."""
-    from affectlab.data.synth.corpus import generate_corpus
-
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="affectlab-bench-") as tmp:
-        for modality, n in (("face", faces), ("speech", utterances)):
-            if n <= 0:
-                continue
-            start = time.perf_counter()
-            generate_corpus(modality=modality, n=n, seed=seed, n_domains=2, flip_rate=0.1,
-                            out=Path(tmp) / modality, overwrite=False, progress=True)
-            wall = time.perf_counter() - start
-            rows.append({"corpus": modality, "items": n, "wall_s": wall, "items_per_s": n / wall,
-                         "target": f"< {CORPUS_TARGET_S:.0f} s", "meets": wall < CORPUS_TARGET_S})
-    return pd.DataFrame(rows)
-
 
 # The rating page's target: server time per click, median, on SQLite (issue "rating at the speed
 # of a click"); the submit click is the costly one, so it is the one held to the target.
@@ -40,7 +17,7 @@ def bench_annotate(db_url: str | None = None, raters: int = 50, ratings_each: in
     """The rating-store load test (concurrent raters: lost/duplicated ratings, items over the
     cap, p95 latency) and the rating page's server time per click (one rater, the page's own
     RatingFlow calls, on SQLite)."""
-    from affectlab.annotate.loadtest import run_load_test, time_page_clicks
+    from affectlab.bench.rating_load import run_load_test, time_page_clicks
 
     with tempfile.TemporaryDirectory(prefix="affectlab-bench-") as tmp:
         url = db_url or f"sqlite:///{Path(tmp) / 'loadtest.db'}"

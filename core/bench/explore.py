@@ -10,7 +10,7 @@ functions the page calls:
 - ``pca_s``: :func:`~affectlab.explore.projection.run_projection` (fit and save on first open)
   and the 2-D transform;
 - ``colour_s``: the colouring (predicted class) and the uncertainty scores;
-- ``figure_s``: :func:`~affectlab.explore.mapfigure.map_figure`;
+- ``figure_s``: :func:`~affectlab.pages.explore_map.map_figure`;
 - ``json_s``: ``plotly.io.to_json``, what ``st.plotly_chart`` sends (``json_mb`` its size);
 - ``first_map_s``: their sum, the server's time from choosing the run to sending the map;
   ``reopen_s``: the same once the PCA is saved; ``meets``: ``first_map_s`` ≤ 2 s;
@@ -35,8 +35,6 @@ import pandas as pd
 import yaml
 
 from affectlab.engine.rundir import RunDir
-from affectlab.explore.colour import colour_values, run_uncertainty
-from affectlab.explore.mapfigure import map_figure
 from affectlab.explore.projection import (
     PCA_FILE,
     UMAP_ERROR,
@@ -48,6 +46,8 @@ from affectlab.explore.projection import (
     umap_status,
 )
 from affectlab.explore.run_outputs import load_run_outputs
+from affectlab.pages.explore_colour import colour_values, run_uncertainty
+from affectlab.pages.explore_map import map_figure
 
 __all__ = ["TARGET_FIRST_MAP_S", "bench_explore", "explore_summary", "synthetic_run",
            "time_first_map"]

@@ -9,7 +9,7 @@ told was stored with what the database holds, and counts the items holding more 
 ratings than the cap (``max_ratings``; N without the adaptive rule).
 
 :func:`time_page_clicks` times what the rating page's server does per click (the
-:class:`~affectlab.annotate.flow.RatingFlow` methods its callbacks call) for one rater.
+:class:`~affectlab.pages.annotate_flow.RatingFlow` methods its callbacks call) for one rater.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from affectlab.annotate.access import configured_admin_password, ensure_admin_password
-from affectlab.annotate.flow import RatingFlow
 from affectlab.annotate.service import OwnerSession, join_campaign, open_owner
 from affectlab.annotate.store import Assignment, Store
 from affectlab.data.contract import DatasetDir
+from affectlab.pages.annotate_flow import RatingFlow
 
 __all__ = ["ClickTimes", "LoadTestReport", "finished_per_item", "run_load_test",
            "time_page_clicks"]

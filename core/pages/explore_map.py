@@ -2,7 +2,7 @@
 a map of 100,000 items is built and serialised in a fraction of a second.
 
 - :func:`map_figure`: the 2-D map, one trace per colour group (the colours of
-  :func:`affectlab.explore.colour.group_palette`) or one continuous trace; WebGL
+  :func:`affectlab.pages.explore_colour.group_palette`) or one continuous trace; WebGL
   (``go.Scattergl``) past :data:`SVG_MAX_POINTS` points, SVG below. Each point carries its row in
   ``customdata[0]`` (so a selection maps back to the run's items without the trace layout), then
   its uncertainty on the [0, 1] scale and the method's raw value, for the hover.
@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from affectlab.explore.colour import Colouring, UncertaintyScores, group_palette
-from affectlab.explore.selection import group_rows
+from affectlab.pages.explore_colour import Colouring, UncertaintyScores, group_palette
+from affectlab.pages.explore_selection import group_rows
 from affectlab.palette import Palette
 
 __all__ = ["ANNOTATED_COLOUR", "PREDICTED_COLOUR", "SVG_MAX_POINTS", "MapFigure",
@@ -38,7 +38,7 @@ MARKER_SIZE = {True: 4, False: 7}  # WebGL maps are dense: smaller markers
 @dataclass(frozen=True)
 class MapFigure:
     """figure; traces: the rows of each trace as drawn (for
-    :func:`affectlab.explore.selection.selection_rows`); palette: the categorical palette
+    :func:`affectlab.pages.explore_selection.selection_rows`); palette: the categorical palette
     (None for a continuous colouring)."""
 
     figure: go.Figure
@@ -134,7 +134,7 @@ def map_figure(xy: np.ndarray, colouring: Colouring, item_ids: np.ndarray,
 
 def distribution_figure(distributions: pd.DataFrame, bar_height: int = 9) -> go.Figure:
     """One item's distributions: a (K, ≤ 2) frame indexed by class name (columns "annotated",
-    "predicted", as :func:`affectlab.explore.selection.item_cards` gives) as horizontal bars,
+    "predicted", as :func:`affectlab.pages.explore_selection.item_cards` gives) as horizontal bars,
     every class named on the y axis, first class on top. No legend: the page shows one for all
     cards."""
     names = [str(c) for c in distributions.index]

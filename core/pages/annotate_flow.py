@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 from affectlab.annotate.access import AccessDenied
 from affectlab.annotate.checks import DuplicateRatingError
-from affectlab.annotate.pageview import elapsed_seconds
 from affectlab.annotate.rater import ItemUnavailable, ItemView, RaterProgress, RaterSession
+from affectlab.pages.annotate_view import elapsed_seconds
 
 __all__ = ["BROKEN_NOTICE", "CLOSED_NOTICE", "TAKEN_NOTICE", "Notice", "RatingFlow"]
 

@@ -128,19 +128,11 @@ def _norm_entropy(dist: np.ndarray) -> np.ndarray:
 def colour_options(outputs: RunOutputs, items: pd.DataFrame | None = None) -> list[str]:
     """The colourings this run (and its dataset's ``items``, when given) supports, in menu
     order."""
-    opts = []
-    if outputs.soft is not None:
-        opts.append("soft label")
-    if outputs.pred is not None:
-        opts.append("predicted")
-    if outputs.labels is not None:
-        opts.append("dataset label")
-    if outputs.uncertainty is not None:
-        opts.append("uncertainty")
-    if outputs.latent is not None:
-        opts.append("latent entropy")
-    if outputs.soft is not None:
-        opts.append("soft-label ambiguity")
+    # (the run output a colouring needs, its menu name), in menu order
+    needs = ((outputs.soft, "soft label"), (outputs.pred, "predicted"),
+             (outputs.labels, "dataset label"), (outputs.uncertainty, "uncertainty"),
+             (outputs.latent, "latent entropy"), (outputs.soft, "soft-label ambiguity"))
+    opts = [name for values, name in needs if values is not None]
     if items is not None:
         joined = join_items(outputs, items)
         for col, name in (("ambiguity", "true ambiguity"), ("true_label", "true label"),

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from affectlab.explore.colour import run_uncertainty
 from affectlab.explore.run_outputs import RunOutputs
+from affectlab.pages.explore_colour import run_uncertainty
 
 __all__ = ["ItemCard", "group_rows", "item_cards", "selection_rows"]
 

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from affectlab.aggregators import aggregate_soft_labels
 from affectlab.agreement import anonymous_mask, krippendorff_alpha
 from affectlab.data.contract import DatasetDir, label_codes
-from affectlab.aggregators import aggregate_soft_labels
 from affectlab.labels import ambiguity
 from affectlab.scales import as_scale
 
