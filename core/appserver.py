@@ -47,9 +47,13 @@ def _flag(key: str, value: object) -> str:
     return f"--{key}={text}"
 
 
-def streamlit_command(port: int = 8501, address: str | None = None) -> list[str]:
+def streamlit_command(port: int = 8501, address: str | None = None, show_errors: bool = False
+                      ) -> list[str]:
     """``python -m streamlit run <Home.py>`` with :data:`SERVER_OPTIONS`, the port and, when
-    given, the address to bind (default: Streamlit's, every interface)."""
+    given, the address to bind (default: Streamlit's, every interface). An uncaught exception
+    shows a generic message in the browser and its traceback in the server log, unless
+    ``show_errors``: even a server bound to 127.0.0.1 serves raters through a reverse proxy, so
+    the address cannot tell a developer's browser from a rater's."""
     if not 1 <= int(port) <= 65535:
         raise ValueError(f"port must be 1..65535, got {port}")
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_entry())]
@@ -57,6 +61,7 @@ def streamlit_command(port: int = 8501, address: str | None = None) -> list[str]
     cmd += [f"--server.port={int(port)}"]
     if address:
         cmd += [f"--server.address={address}"]
+    cmd += [f"--client.showErrorDetails={'full' if show_errors else 'none'}"]
     return cmd
 
 
@@ -82,10 +87,10 @@ def announce_signin(port: int = 8501, address: str | None = None, out: TextIO | 
     return link
 
 
-def run_app(port: int = 8501, address: str | None = DEFAULT_ADDRESS
+def run_app(port: int = 8501, address: str | None = DEFAULT_ADDRESS, show_errors: bool = False
             ) -> None:  # pragma: no cover - execs
     """Print the one-time sign-in link, then replace this process with the Streamlit server
     (Ctrl-C reaches it directly; the process, its environment and the link stay the same)."""
-    cmd = streamlit_command(port, address)
+    cmd = streamlit_command(port, address, show_errors)
     announce_signin(port, address)
     os.execv(cmd[0], cmd)

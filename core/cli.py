@@ -379,6 +379,8 @@ def run_app(
                                 "(put HTTPS in front: see the README)"),
     defaults: bool = typer.Option(True, help="generate the small default corpora first when "
                                   "they are missing"),
+    show_errors: bool = typer.Option(False, help="show uncaught exceptions' tracebacks in the "
+                                     "browser (development only: raters would see them too)"),
 ) -> None:
     """Start the app (the Streamlit workbench and the rating page) from the installed package;
     prints a one-time sign-in link for the owner first."""
@@ -386,7 +388,7 @@ def run_app(
 
     if defaults:
         data_ensure_defaults()
-    serve(port, address)
+    serve(port, address, show_errors)
 
 
 @app.command()

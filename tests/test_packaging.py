@@ -60,6 +60,19 @@ def test_streamlit_command_runs_the_packaged_entry():
         streamlit_command(0)
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1", "0.0.0.0", None])
+def test_tracebacks_reach_no_browser_unless_asked(address):
+    """An uncaught exception shows a generic message in every browser, a rater's included, on
+    any address (127.0.0.1 behind a reverse proxy serves raters too); the log keeps the details.
+    ``--show-errors`` is the developer's opt-in."""
+    def details(cmd):
+        return [c for c in cmd if c.startswith("--client.showErrorDetails=")]
+
+    assert details(streamlit_command(8600, address)) == ["--client.showErrorDetails=none"]
+    assert details(streamlit_command(8600, address, show_errors=True)) == [
+        "--client.showErrorDetails=full"]
+
+
 def _locked() -> dict[str, str]:
     pins = {}
     for line in (REPO / "requirements.lock").read_text().splitlines():
