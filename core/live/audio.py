@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from affectlab.features.audio import decode_audio, resample
+from affectlab.features.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, decode_audio, resample
 from affectlab.features.fbank import CorpusNormalizer, fbank
 from affectlab.live.models import LiveModel
 from affectlab.uncertainty import probs_uncertainty
@@ -27,6 +27,8 @@ from affectlab.uncertainty import probs_uncertainty
 __all__ = ["SAMPLE_RATE", "AudioResult", "AudioChunkProcessor", "av_to_samples", "silent_like"]
 
 SAMPLE_RATE = 16000
+# a live chunk is 10–20 ms of WebRTC or sounddevice audio; anything past this is not a live chunk
+MAX_CHUNK_SECONDS = 10.0
 _INT_SCALE = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
 
 
@@ -147,6 +149,7 @@ class AudioChunkProcessor:
         if arr.ndim not in (1, 2) or arr.size == 0:
             raise ValueError(f"samples must be a non-empty (samples,) or (samples, channels) "
                              f"array, got shape {arr.shape}")
+        _check_chunk(arr.shape[0], sample_rate)
         arr = _to_float(arr)
         if not np.isfinite(arr).all():
             raise ValueError("samples must be finite")
@@ -217,3 +220,17 @@ def silent_like(frame):
     if frame.time_base is not None:
         silent.time_base = frame.time_base
     return silent
+
+
+def _check_chunk(n_samples: int, sample_rate: int) -> None:
+    """The bounds an uploaded file gets (4–384 kHz), for the rate a browser's stream declares,
+    and at most MAX_CHUNK_SECONDS a chunk: resampling a 1 Hz "chunk" to 16 kHz would grow it
+    16,000-fold."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
+        raise ValueError(f"sample_rate must be an integer (Hz), got {sample_rate!r}")
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise ValueError(f"sample rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE}–"
+                         f"{MAX_SAMPLE_RATE} Hz")
+    if n_samples > MAX_CHUNK_SECONDS * sample_rate:
+        raise ValueError(f"a live chunk is at most {MAX_CHUNK_SECONDS:g} s, got "
+                         f"{n_samples / sample_rate:.1f} s")
