@@ -552,22 +552,38 @@ def set_text(page, label: str, value: str) -> None:
 
 
 def upload(page, uploader, path: str | os.PathLike, attempts: int = 5,
-           timeout: float = 15_000) -> None:
+           timeout: float = 15_000, reopen=None) -> None:
     """Put the file ``path`` into the ``st.file_uploader`` located by ``uploader`` and wait until
     the uploader lists it. Retried: a rerun that lands while the upload starts (a component's
-    first value, a fragment) can remount the uploader, which then forgets the file."""
+    first value, a fragment) can remount the uploader, which then forgets the file. From the
+    third try ``reopen()`` (when given: e.g. ``page.reload``, a new session) runs first, in case
+    this session's uploader is the one that is stuck. The failure message carries the upload
+    requests and the console's errors."""
     from playwright.sync_api import Error as PlaywrightError
 
     name = Path(path).name
     sent: list[str] = []  # the upload requests' outcomes, for the failure message
+    errors: list[str] = []  # the browser console's errors
 
     def note(response) -> None:
         if "/_stcore/upload_file" in response.url:
             sent.append(f"{response.request.method} {response.status}")
 
-    page.on("response", note)
+    def note_failed(request) -> None:
+        if "/_stcore/upload_file" in request.url:
+            sent.append(f"{request.method} failed ({request.failure})")
+
+    def note_console(message) -> None:
+        if message.type == "error":
+            errors.append(message.text[:200])
+
+    listeners = (("response", note), ("requestfailed", note_failed), ("console", note_console))
+    for event, handler in listeners:
+        page.on(event, handler)
     try:
         for attempt in range(attempts):
+            if attempt >= 2 and reopen is not None:
+                reopen()
             if attempt:  # let the reruns that swallowed the last try settle first
                 wait_components(page)
             wait_idle(page)
@@ -582,9 +598,11 @@ def upload(page, uploader, path: str | os.PathLike, attempts: int = 5,
                         "data-test-script-state")
                     raise AssertionError(
                         f"{name} never showed in the uploader after {attempts} tries; upload "
-                        f"requests: {sent or 'none'}; script state: {state}") from exc
+                        f"requests: {sent or 'none'}; script state: {state}; console errors: "
+                        f"{errors[-5:] or 'none'}") from exc
     finally:
-        page.remove_listener("response", note)
+        for event, handler in listeners:
+            page.remove_listener(event, handler)
 
 
 def wait_components(page, timeout: float = 60_000) -> None:

@@ -368,7 +368,7 @@ def test_live_image_upload_shows_its_distribution(page, speech_run, tmp_path):
     goto_page(page, "Live")
     wait_components(page)  # the WebRTC components' first values rerun the page
     uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text="Image with a face")
-    upload(page, uploader, photo)
+    upload(page, uploader, photo, reopen=page.reload)
     top = _metric(page, "top")
     top.filter(has_text="happy").first.wait_for(timeout=120_000)
     uncertainty = float(_metric(page, "uncertainty").first.inner_text())
