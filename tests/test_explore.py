@@ -625,3 +625,20 @@ def test_umap_status_does_not_rehash_while_polling(tmp_path, world, monkeypatch)
     monkeypatch.setattr(pj, "embeddings_fingerprint", lambda a: pytest.fail("re-hashed"))
     for _ in range(3):
         assert umap_status(run) == "ready"
+
+
+def test_list_columns_read_as_one_array_and_other_columns_are_refused():
+    """A list column of equal-length vectors reads as the same (n, K) float64 array the
+    row-by-row stack gave; scalar, string, ragged, missing and nested rows are not a
+    distribution."""
+    from affectlab.explore.run_outputs import _list_column
+
+    rows = np.random.default_rng(0).random((50, 7)).astype(np.float32)
+    values = pd.Series(list(rows)).to_numpy()
+    got = _list_column(values)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, np.stack([np.asarray(v, np.float64) for v in values]))
+    for bad in ([1, 2, 3], ["ab", "cd"], [[1.0, 2.0], [3.0]], [[1.0, 2.0], None],
+                [[[1.0, 2.0]], [[3.0, 4.0]]], [[], []]):
+        assert _list_column(pd.Series(bad).to_numpy()) is None, bad
+    assert _list_column(np.array([], dtype=object)) is None
