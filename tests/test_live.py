@@ -329,11 +329,11 @@ def test_audio_processor_validates(speech_model):
     with pytest.raises(ValueError, match="finite"):
         proc.push(np.array([0.0, np.nan]), 16000)
     for rate in (0, 1, 8, 3_999, 384_001):  # a header saying 8 Hz once drove an upload to 7 GB
-        with pytest.raises(ValueError, match="outside 4000–384000 Hz"):
+        with pytest.raises(ValueError, match="outside 4000..384000 Hz"):
             proc.push(np.zeros(10), rate)
     with pytest.raises(ValueError, match="integer"):
         proc.push(np.zeros(10), 16000.5)
-    with pytest.raises(ValueError, match="at most 10 s"):
+    with pytest.raises(ValueError, match="longer than the 10 s allowed"):
         proc.push(np.zeros(4_000 * 11, np.float32), 4_000)
     assert proc.push(np.zeros(480, np.float32), 48_000) == 160  # a 10 ms WebRTC chunk
     with pytest.raises(ValueError, match="at least"):

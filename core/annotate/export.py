@@ -38,7 +38,7 @@ from affectlab.data.schema import LabelSet
 from affectlab.fileio import link_or_copy
 from affectlab.scales import as_scale
 
-__all__ = ["FORMATS", "CampaignData", "export_campaign", "train_command"]
+__all__ = ["FORMATS", "CampaignData", "check_format", "export_campaign", "train_command"]
 
 FORMATS = ("dataset", "csv", "jsonl")
 # a model that trains on each modality out of the box (affectlab.models)
@@ -63,6 +63,12 @@ def _ds_labels(ratings: pd.DataFrame, ids: list[str], scales: dict) -> dict[str,
     return out
 
 
+def check_format(format: str) -> None:
+    """ValueError unless ``format`` is one of :data:`FORMATS`."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+
+
 @dataclass(frozen=True)
 class CampaignData:
     """What an export reads from a campaign (the owner's session gathers it, so this module
@@ -79,8 +85,7 @@ def export_campaign(data: CampaignData, out: str | os.PathLike, *,
                     format: str = "dataset", overwrite: bool = False, link: bool = True,
                     aggregator: str = DEFAULT_AGGREGATOR) -> Path:
     """See :meth:`affectlab.annotate.service.OwnerSession.export`. Returns the written path."""
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    check_format(format)
     check_aggregator(aggregator)
     settings, items = data.settings, data.items
     out = Path(out)

@@ -52,7 +52,7 @@ from affectlab.annotate.checks import (
     check_scales,
     check_value,
 )
-from affectlab.annotate.export import FORMATS, CampaignData, export_campaign
+from affectlab.annotate.export import CampaignData, check_format, export_campaign
 from affectlab.annotate.rater import (
     ItemUnavailable,
     ItemView,
@@ -540,8 +540,7 @@ class OwnerSession:
         reads; media hard-linked when possible, else copied; ``aggregator`` is written to its
         meta.json and decides the soft labels it trains on), "csv" (ratings long table) or
         "jsonl" (one line per item with its ratings and soft labels)."""
-        if format not in FORMATS:  # before reading the campaign
-            raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+        check_format(format)  # before reading the campaign
         data = CampaignData(settings=self.settings(campaign), items=self.items(campaign),
                             ratings=self.ratings(campaign),
                             label_ratings=self.label_ratings(campaign))

@@ -65,8 +65,9 @@ def check_audio_header(sample_rate: int, frames: int, channels: int, source: str
                              "not decoded")
     seconds = frames / sample_rate
     if seconds > limit:
+        origin = f" (${ENV_MAX_SECONDS})" if max_seconds is None else ""  # where the limit is set
         raise AudioLoadError(f"{source}: {seconds:.0f} s of audio is longer than the "
-                             f"{limit:g} s allowed (${ENV_MAX_SECONDS}); not decoded")
+                             f"{limit:g} s allowed{origin}; not decoded")
 
 
 @dataclass(frozen=True)

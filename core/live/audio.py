@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from affectlab.features.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, decode_audio, resample
+from affectlab.features.audio import check_audio_header, decode_audio, resample
 from affectlab.features.fbank import CorpusNormalizer, fbank
 from affectlab.live.models import LiveModel
 from affectlab.uncertainty import probs_uncertainty
@@ -149,7 +149,7 @@ class AudioChunkProcessor:
         if arr.ndim not in (1, 2) or arr.size == 0:
             raise ValueError(f"samples must be a non-empty (samples,) or (samples, channels) "
                              f"array, got shape {arr.shape}")
-        _check_chunk(arr.shape[0], sample_rate)
+        _check_chunk(arr, sample_rate)
         arr = _to_float(arr)
         if not np.isfinite(arr).all():
             raise ValueError("samples must be finite")
@@ -222,15 +222,12 @@ def silent_like(frame):
     return silent
 
 
-def _check_chunk(n_samples: int, sample_rate: int) -> None:
-    """The bounds an uploaded file gets (4–384 kHz), for the rate a browser's stream declares,
-    and at most MAX_CHUNK_SECONDS a chunk: resampling a 1 Hz "chunk" to 16 kHz would grow it
-    16,000-fold."""
+def _check_chunk(arr: np.ndarray, sample_rate: int) -> None:
+    """An upload's header bounds (:func:`check_audio_header`: 4–384 kHz, channels), for the rate
+    a browser's stream declares, with at most MAX_CHUNK_SECONDS a chunk: resampling a 1 Hz
+    "chunk" to 16 kHz would grow it 16,000-fold."""
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
         raise ValueError(f"sample_rate must be an integer (Hz), got {sample_rate!r}")
-    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
-        raise ValueError(f"sample rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE}–"
-                         f"{MAX_SAMPLE_RATE} Hz")
-    if n_samples > MAX_CHUNK_SECONDS * sample_rate:
-        raise ValueError(f"a live chunk is at most {MAX_CHUNK_SECONDS:g} s, got "
-                         f"{n_samples / sample_rate:.1f} s")
+    channels = arr.shape[1] if arr.ndim == 2 else 1
+    check_audio_header(int(sample_rate), arr.shape[0], channels, "live audio chunk",
+                       max_seconds=MAX_CHUNK_SECONDS)
