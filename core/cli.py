@@ -279,6 +279,8 @@ def bench(
     steps: int = typer.Option(10, min=1, help="methods: timed steps per method (median)"),
     batch_size: int = typer.Option(32, min=2, help="methods: items per step"),
     device: str = typer.Option("auto", help="methods: auto, cpu or cuda"),
+    method: list[str] = typer.Option(None, "--method", help="methods: time only these "
+                                     "(repeatable; ce is always timed, as the reference)"),
     threads: int = typer.Option(None, min=1, help="methods: torch CPU threads (1 gives the steadiest "
                                 "ratios on a shared machine); live: torch and OpenCV threads "
                                 "(default 1)"),
@@ -301,7 +303,16 @@ def bench(
     if BenchPart.methods in what:
         from affectlab.bench.training import format_table, run_bench
 
-        typer.echo(format_table(run_bench(modality, steps, batch_size, device=device, threads=threads)))
+        if method:
+            from affectlab import methods as method_registry
+
+            unknown = sorted(set(method) - set(method_registry.names()))
+            if unknown:
+                raise typer.BadParameter(f"unknown method(s) {', '.join(unknown)}; known: "
+                                         f"{', '.join(method_registry.names())}",
+                                         param_hint="--method")
+        typer.echo(format_table(run_bench(modality, steps, batch_size, device=device,
+                                          threads=threads, methods_filter=method or None)))
     if BenchPart.corpus in what:
         from affectlab.bench.corpus import bench_corpus
 

@@ -22,6 +22,14 @@ def test_bench_passes_its_options_to_run_bench():
     assert res.exit_code == 0, res.output
     assert "THE TABLE" in res.output
     assert run.call_args.args == ("face", 3, 8) and run.call_args.kwargs["threads"] == 1
+    assert run.call_args.kwargs["methods_filter"] is None
+    with mock.patch("affectlab.bench.training.run_bench", return_value=table) as run, \
+            mock.patch("affectlab.bench.training.format_table", return_value="THE TABLE"):
+        res = runner.invoke(app, ["bench", "--method", "dmue", "--method", "ldlva"])
+        assert res.exit_code == 0, res.output
+        assert run.call_args.kwargs["methods_filter"] == ["dmue", "ldlva"]
+        res = runner.invoke(app, ["bench", "--method", "dmu"])
+    assert res.exit_code == 2 and "unknown method(s) dmu" in res.output
 
 
 def test_bench_rejects_an_unknown_part():

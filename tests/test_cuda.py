@@ -61,6 +61,42 @@ def test_every_method_trains_on_cuda_with_mixed_precision(env, name):
                if isinstance(t, torch.Tensor))
 
 
+def test_dmue_with_stacked_branches_trains_on_cuda_and_matches_the_loop(env):
+    """branch_layout=stacked (the layout for GPUs) trains under mixed precision, and one float32
+    step on the GPU gives the per-branch layout's loss and gradients."""
+    import copy
+
+    from affectlab import methods, models
+    from affectlab.bench.training import _synthetic
+    from affectlab.engine.device import place_on_device
+
+    cfg = tiny_config(env["face"], env["tmp"] / "face-dmue-stacked", method="dmue", device="cuda",
+                      method_params={"branch_layout": "stacked"})
+    _check_finished_on_cuda(train(cfg, progress=False))
+    cuda = torch.device("cuda")
+    items, info = _synthetic("face", 64, 7, 0)
+    model = models.create("resnet18", num_classes=7, width=8, embedding_dim=16)
+    loop = place_on_device(methods.create("dmue", model, info, aux_dropout=0.0,
+                                          branch_precision="float32"), cuda)
+    stacked = copy.deepcopy(loop)
+    stacked.params["branch_layout"] = "stacked"
+    batch = items.batch(range(32), cuda)
+    losses = []
+    for m in (loop, stacked):
+        m.train()
+        torch.manual_seed(0)
+        loss = m.training_step(batch, 8, 0).loss
+        loss.backward()
+        losses.append(loss)
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-4, atol=1e-5)
+    grads = dict(loop.named_parameters())
+    for name, p in stacked.named_parameters():
+        if p.grad is not None and grads[name].grad is not None:
+            scale = float(grads[name].grad.abs().max())
+            torch.testing.assert_close(p.grad, grads[name].grad, rtol=1e-3, atol=1e-3 * scale,
+                                       msg=name)
+
+
 @pytest.mark.parametrize("name", ["ce", "ce+fspl-rkl", "ldlva"])
 def test_speech_methods_train_on_cuda(env, name):
     cfg = tiny_config(env["speech"], env["tmp"] / f"speech-{name}", modality="speech",
@@ -125,7 +161,8 @@ def test_image_networks_train_in_channels_last_order_on_cuda(env):
     assert conv.weight.device.type == "cpu" and torch.isfinite(conv.weight).all()
 
 
-@pytest.mark.parametrize("name", ["ce", "ce+fspl-kl", "ce+fspl-js", "emd2", "ce+emd2", "sgm"])
+@pytest.mark.parametrize("name", ["ce", "ce+fspl-kl", "ce+fspl-js", "emd2", "ce+emd2", "sgm",
+                                  "dmue-stacked"])
 def test_a_gpu_step_does_not_wait_for_the_gpu_until_it_is_read(name):
     """Under the trainer's settings (AMP, value checks skipped) the forward and backward of a step
     queue kernels without reading anything back; the one read is StepResult.logged()."""
@@ -137,7 +174,8 @@ def test_a_gpu_step_does_not_wait_for_the_gpu_until_it_is_read(name):
     cuda = torch.device("cuda")
     items, info = _synthetic("face", 128, 7, 0)
     model = models.create("resnet18", num_classes=7, width=8, embedding_dim=16)
-    params = {"n_per_class": 4} if name == "sgm" else {}
+    params = {"sgm": {"n_per_class": 4}, "dmue-stacked": {"branch_layout": "stacked"}}.get(name, {})
+    name = name.removesuffix("-stacked")  # dmue's stacked layout has no label-dependent shape
     method = place_on_device(methods.create(name, model, info, **params), cuda)
     sampled = method.batch_sampler(8, 0, 0)
     batch = items.batch(sampled[0] if sampled is not None else range(24), cuda)

@@ -20,7 +20,7 @@ def test_bench_rows_ratios_and_exact_variant():
     expected = ["ce", "ldlva", "ldlva (exact)", "dmue"]
     if _dmue_branches_in_bfloat16(torch.device("cpu")):
         expected.append("dmue (float32 branches)")
-    assert list(frame["method"]) == expected
+    assert list(frame["method"]) == [*expected, "dmue (stacked branches)"]
     timed = frame.set_index("method")
     assert (timed["items"] == 8).all()
     assert (timed["step_ms"] > 0).all() and (timed["ratio"] > 0).all()
@@ -85,9 +85,34 @@ def test_bench_times_float32_dmue_branches_where_the_default_is_bfloat16(monkeyp
     frame = run_bench("face", steps=1, batch_size=8, warmup=0, device="cpu",
                       methods_filter=["dmue"], model_params=TINY)
     timed = frame.set_index("method")
-    assert list(timed.index) == ["ce", "dmue", "dmue (float32 branches)"]
+    assert list(timed.index) == ["ce", "dmue", "dmue (float32 branches)", "dmue (stacked branches)"]
     assert "× dmue" in timed.loc["dmue (float32 branches)", "note"]
     monkeypatch.setattr(dmue, "cpu_computes_bfloat16", lambda: False)
     frame = run_bench("face", steps=1, batch_size=8, warmup=0, device="cpu",
                       methods_filter=["dmue"], model_params=TINY)
-    assert list(frame["method"]) == ["ce", "dmue"]
+    assert list(frame["method"]) == ["ce", "dmue", "dmue (stacked branches)"]
+
+
+def test_bench_counts_each_steps_operators_and_the_stacked_dmue_dispatches_fewer():
+    """The ``ops`` column is a count, so it can be asserted: the stacked layout runs DMUE's
+    branches in fewer operators (what sets a launch-bound GPU's pace) than the per-branch one,
+    and every method dispatches more than ce, whose step it contains."""
+    frame = run_bench("face", steps=1, batch_size=14, warmup=0, device="cpu",
+                      methods_filter=["dmue", "emd2"], model_params=TINY)
+    ops = frame.set_index("method")["ops"]
+    assert (ops > 0).all()
+    assert ops["ce"] < ops["emd2"] and ops["ce"] < ops["dmue (stacked branches)"]
+    assert ops["dmue (stacked branches)"] < 0.8 * ops["dmue"]
+    note = frame.set_index("method").loc["dmue (stacked branches)", "note"]
+    assert "its ops" in note and "branch_layout=stacked" in note
+
+
+def test_op_counter_leaves_out_views_and_counts_computations():
+    from affectlab.bench.training import _OpCounter
+
+    x = torch.ones(4, 4)
+    with _OpCounter() as counter:
+        y = x.view(16)
+        z = (y * 2).sum()
+        _ = x.t(), x[0], z.detach()
+    assert counter.count == 2  # the multiplication and the sum

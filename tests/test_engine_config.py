@@ -53,6 +53,7 @@ def test_out_of_range_values_name_the_field(field, value):
     ("sgm", {"k": 2.5}, "k must be an integer"),
     ("sgm", {"k": True}, "k must be an integer"),
     ("dmue", {"branch_precision": "fp8"}, "branch_precision must be one of auto, float32, bfloat16"),
+    ("dmue", {"branch_layout": "grouped"}, "branch_layout must be one of loop, stacked"),
     ("ldlva", {"neighbour_mode": 3}, "neighbour_mode must be one of bank, exact, got 3"),
     # bounds, not only names and types (these passed the config before)
     ("ce+fspl-kl", {"alpha": -1}, "alpha must be a finite number ≥ 0, got -1"),

@@ -373,6 +373,7 @@ def test_registry_fields_carry_the_declared_bounds():
     dmue = {f.name: f for f in method_param_fields(
         next(s for s in methods() if s.name == "dmue"))}
     assert dmue["branch_precision"].choices == ("auto", "float32", "bfloat16")
+    assert dmue["branch_layout"].choices == ("loop", "stacked") and dmue["branch_layout"].default == "loop"
     assert "in [0, 1)" in dmue["aux_dropout"].help
     sgm = {f.name: f for f in method_param_fields(next(s for s in methods() if s.name == "sgm"))}
     assert sgm["subclass_components"].kind == "yaml" and "'bic'" in sgm["subclass_components"].help

@@ -16,11 +16,13 @@ from hypothesis.extra.numpy import arrays
 from affectlab import methods
 from affectlab.methods.base import TrainSetInfo
 from affectlab.methods.dmue import (
+    BRANCH_LAYOUTS,
     DMUE,
     PairwiseUncertainty,
     branch_stage_precision,
     class_similarity_stats,
     latent_distribution,
+    latent_distribution_rows,
     ramp_down,
     ramp_up,
     remap_labels,
@@ -29,6 +31,7 @@ from affectlab.methods.dmue import (
     similarity_preserving_loss,
     soft_loss,
 )
+from affectlab.methods.dmue_stacked import GroupRows, masked_batch_norm
 from affectlab.models.convpool import ConvPool
 from affectlab.models.resnet import SmallResNet18
 
@@ -221,17 +224,23 @@ def test_loss_is_the_ramped_sum_of_its_parts(epoch):
     assert r.loss.item() == pytest.approx(want, rel=1e-5)
 
 
-def test_aux_branch_never_gets_gradient_from_its_own_class():
-    m = _method()
+@pytest.mark.parametrize("layout", BRANCH_LAYOUTS)
+def test_aux_branch_never_gets_gradient_from_its_own_class(layout):
+    m = _method(branch_layout=layout)
     m.eval()  # BatchNorm on running statistics: items cannot influence each other
     batch = _batch()
     x = batch["x"].clone().requires_grad_(True)
     labels = batch["label"]
     h = m.model.forward_early(x)
-    _, outs = m._auxiliary(h, labels)
+    if layout == "stacked":
+        _, outs, rows, _ = m._branches_stacked(h, labels)
+    else:
+        _, outs, rows = m._auxiliary(h, labels)
+    assert outs.shape == (C, B, C - 1) and rows.shape == (C, B)
+    assert torch.equal(rows, labels.unsqueeze(0) != torch.arange(C).unsqueeze(1))
     for c in range(C):
         x.grad = None
-        outs[c].sum().backward(retain_graph=True)
+        (outs[c] * rows[c].unsqueeze(1)).sum().backward(retain_graph=True)  # what L_sp sees
         g = x.grad.abs().flatten(1).sum(1)
         assert (g[labels == c] == 0).all()
         assert (g[labels != c] > 0).all()
@@ -365,13 +374,17 @@ def _reference_step(m: DMUE, batch, epoch: int) -> torch.Tensor:
     return up * ce + up * (0.5 * soft_loss(out.logits, labels, latent) + 1000 * l_sp) + down * l_aux
 
 
+@pytest.mark.parametrize("layout", BRANCH_LAYOUTS)
 @pytest.mark.parametrize("labels", [
     [0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 3],   # every class present
     [0, 1, 1, 0, 2, 2, 0, 1, 2, 2, 1, 0],   # class 3 absent: its branch sees every item
     [2] * B,                                # one class: branch 2 sees no item
 ])
-def test_fast_step_matches_per_branch_reference(labels):
-    fast = DMUE(_model(dropout=0.2), _info(), branch_precision="float32")
+def test_fast_step_matches_per_branch_reference(labels, layout):
+    # the stacked layout draws one dropout mask for all branches: compare without branch dropout
+    dropout = {"aux_dropout": 0.0} if layout == "stacked" else {}
+    fast = DMUE(_model(dropout=0.2), _info(), branch_precision="float32", branch_layout=layout,
+                **dropout)
     ref = copy.deepcopy(fast)
     batch = _batch(seed=5, labels=labels)
     torch.manual_seed(11)  # same dropout masks, drawn in the same order
@@ -456,3 +469,102 @@ def test_bfloat16_branches_stay_close_to_float32_branches():
     assert min(cosines) > 0.95 and float(np.median(cosines)) > 0.995
     # the target branch (the inference network) computes in float32 either way
     assert all(p.dtype == torch.float32 for p in rounded.parameters())
+
+
+# --------------------------------------------------------------------------- stacked layout
+
+def _batch_norms(n: int, ch: int, seed: int) -> list[torch.nn.BatchNorm2d]:
+    torch.manual_seed(seed)
+    bns = [torch.nn.BatchNorm2d(ch) for _ in range(n)]
+    for bn in bns:  # not the identity, so that a mix-up of groups shows
+        torch.nn.init.uniform_(bn.weight, 0.5, 2.0)
+        torch.nn.init.uniform_(bn.bias, -1.0, 1.0)
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+    return bns
+
+
+def test_masked_batch_norm_matches_batch_norm_on_each_groups_rows():
+    """Two passes of two BatchNorms as four groups: each group's rows are normalised exactly as
+    nn.BatchNorm2d normalises those rows alone, with the same gradients, and the running
+    statistics end where two BatchNorm calls in pass order leave them; a group with no row
+    leaves them alone."""
+    n, ch, hw, passes = 10, 3, 4, 2
+    bns = _batch_norms(2, ch, seed=0)
+    ref = copy.deepcopy(bns)
+    g = torch.Generator().manual_seed(1)
+    x = (torch.randn(n, passes * 2 * ch, hw, hw, generator=g) * 3 + 1).requires_grad_(True)
+    mask = (torch.rand(n, 4, generator=g) > 0.4).float()
+    mask[:, 3] = 0  # pass 1 of branch 1 sees no row
+    rows = GroupRows(mask, passes)
+    y = masked_batch_norm(x, rows, bns)
+    rows.apply_updates()
+    weights = torch.randn(y.shape, generator=g)
+    ((y * weights).reshape(n, 4, ch, hw, hw) * mask.view(n, 4, 1, 1, 1)).sum().backward()
+    x_ref = x.detach().clone().requires_grad_(True)
+    for group in range(4):
+        keep = mask[:, group].bool()
+        if not keep.any():
+            continue
+        cols = slice(group * ch, (group + 1) * ch)
+        y_ref = ref[group % 2](x_ref[keep][:, cols])
+        torch.testing.assert_close(y[keep][:, cols], y_ref, rtol=1e-5, atol=1e-5)
+        (y_ref * weights[keep][:, cols]).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-4, atol=1e-5)
+    for got, want in zip(bns, ref, strict=True):
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            torch.testing.assert_close(getattr(got, name), getattr(want, name), rtol=1e-5,
+                                       atol=1e-6, msg=name)
+        torch.testing.assert_close(got.weight.grad, want.weight.grad, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(got.bias.grad, want.bias.grad, rtol=1e-4, atol=1e-5)
+    assert int(bns[0].num_batches_tracked) == 2 and int(bns[1].num_batches_tracked) == 1
+    # eval mode: the running statistics normalise every row, as nn.BatchNorm2d in eval mode
+    for bn in [*bns, *ref]:
+        bn.eval()
+    with torch.no_grad():
+        y = masked_batch_norm(x, GroupRows(mask, passes), bns)
+        for group in range(4):
+            cols = slice(group * ch, (group + 1) * ch)
+            torch.testing.assert_close(y[:, cols], ref[group % 2](x[:, cols]), rtol=1e-5, atol=1e-5)
+
+
+def test_latent_distribution_rows_matches_latent_distribution_row_by_row():
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(9, C - 1, generator=g) * 3
+    labels = torch.tensor([0, 1, 2, 3, 3, 0, 2, 1, 1])
+    got = latent_distribution_rows(logits, labels, 1.2)
+    want = torch.cat([latent_distribution(logits[i:i + 1], int(y), 1.2)
+                      for i, y in enumerate(labels)])
+    torch.testing.assert_close(got, want)
+    assert (got[torch.arange(9), labels] == 0).all() and not got.requires_grad
+
+
+def test_stacked_layout_keeps_the_checkpoint_format_and_drops_out_only_the_training_passes():
+    loop = _method()
+    stacked = _method(branch_layout="stacked")
+    assert loop.state_dict().keys() == stacked.state_dict().keys()
+    stacked.load_state_dict(loop.state_dict())  # a run trained one way resumes the other
+    batch = _batch(seed=4, labels=[0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 3])
+    h = stacked.model.forward_early(batch["x"]).detach()
+    outputs = []
+    for dropout in (0.0, 0.5):
+        m = copy.deepcopy(stacked)
+        for br in m.aux_branches:
+            br.dropout.p = dropout
+        torch.manual_seed(0)
+        outputs.append(m._branches_stacked(h, batch["label"]))
+    (_, z_plain, rows, latent_plain), (_, z_dropped, _, latent_dropped) = outputs
+    torch.testing.assert_close(latent_dropped, latent_plain)  # no dropout in the latent pass
+    assert not torch.allclose(z_dropped[rows], z_plain[rows])
+    assert torch.allclose(latent_plain.sum(1), torch.ones(B))
+
+
+def test_stacked_branches_in_bfloat16_stay_close_to_float32():
+    exact = DMUE(_model(), _info(), branch_precision="float32", branch_layout="stacked",
+                 aux_dropout=0.0)
+    rounded = copy.deepcopy(exact)
+    rounded.params["branch_precision"] = "bfloat16"
+    batch = _batch(seed=3, labels=[0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 3])
+    parts = [m.training_step(batch, epoch=8, step=0).parts for m in (exact, rounded)]
+    for part in ("ce_scaled", "soft", "aux", "s_mean"):
+        assert parts[1][part] == pytest.approx(parts[0][part], rel=2e-2), part

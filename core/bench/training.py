@@ -17,8 +17,16 @@ timed (only their arithmetic matters here); LDLVA's memory bank is filled before
 steady state after the first epoch); "ldlva (exact)" runs the authors' 8 extra forward passes
 per item, fetching the neighbours' inputs from the in-memory set. Where DMUE's auxiliary
 branches default to bfloat16 (a CPU that computes it natively), "dmue (float32 branches)" is
-timed as well, so the table shows what the default saves. Methods the registry cannot
-build for the modality (DMUE needs the face ResNet) are listed with a note instead of a time.
+timed as well, so the table shows what the default saves, and "dmue (stacked branches)"
+always (its branches in the same kernels: the layout for GPUs, where launches set the pace).
+Methods the registry cannot build for the modality (DMUE needs the face ResNet) are listed
+with a note instead of a time.
+
+``ops`` counts the operators one step's forward and backward dispatch, as PyTorch's dispatcher
+sees them (views, allocations and detaches left out; the losses' value checks skipped and the
+optimisers left out, as on a GPU): there nearly each is a kernel launch, so where small kernels
+make the step launch-bound this count, not the CPU time, predicts the GPU's ratio. It is
+counted on one extra forward and backward after the timed steps.
 """
 
 from __future__ import annotations
@@ -28,15 +36,18 @@ import copy
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from affectlab.engine.device import place_on_device
 from affectlab.engine.evaluate import move_batch
 from affectlab.engine.step import train_step
+from affectlab.losses import skip_value_checks
 
 __all__ = ["TARGETS", "main", "run_bench"]
 
@@ -116,6 +127,36 @@ class _Stepper:
         self.i += 1
 
 
+class _OpCounter(TorchDispatchMode):
+    """Counts the operators dispatched inside the block that compute (views, allocations and
+    detaches excluded: they launch no kernel)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.__name__
+        if not (func.is_view or name.startswith(("empty", "detach", "alias", "lift_fresh"))):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def count_step_ops(stepper: _Stepper) -> int:
+    """Computing operators dispatched by the forward and backward of one more step of
+    ``stepper``, as on a GPU: with the losses' value checks skipped, as the trainer skips them
+    on CUDA (the optimisers are left out: on a GPU they run as a few multi-tensor kernels)."""
+    for opt in stepper.opts:
+        opt.zero_grad(set_to_none=True)
+    device_type = stepper.device_type
+    with _OpCounter() as counter:
+        with torch.autocast(device_type=device_type, dtype=torch.float16, enabled=stepper.amp), \
+                skip_value_checks(True):
+            result = stepper.method.training_step(stepper.batch, 0, stepper.i)
+        result.loss.backward()
+    return counter.count
+
+
 def _time_interleaved(steppers: list[_Stepper], steps: int, warmup: int,
                       device: torch.device) -> list[list[float]]:
     """Seconds of each timed step of each stepper (``steps`` per stepper, after ``warmup``).
@@ -158,6 +199,45 @@ def _target(name: str) -> tuple[float | None, str]:
     return None, ""
 
 
+@dataclass
+class _Variant:
+    """A second configuration of a method timed beside it: its row's name, its stepper, its
+    note from (time over the method's, ops over the method's), its target and verdict."""
+
+    name: str
+    stepper: _Stepper
+    note: Callable[[float, float], str]
+    target: str = "-"
+    meets: Callable[[float], bool | None] = lambda over: None
+
+
+def _variants(name: str, method, build, items: _Items, batch: dict[str, Any], amp: bool,
+              dev: torch.device, batch_size: int) -> list[_Variant]:
+    """LDLVA's exact neighbour passes; DMUE's float32 branches (where bfloat16 is the default)
+    and its stacked layout."""
+    if name == "ldlva":
+        n_items = len(items)
+        method.fill_bank(items.batch(range(s, min(s + batch_size, n_items)), dev)
+                         for s in range(0, n_items, batch_size))
+        exact = build("ldlva", neighbour_mode="exact")
+        exact.attach_dataset(items)
+        return [_Variant("ldlva (exact)", _Stepper(exact, batch, amp),
+                         lambda over, _: f"{over:.2f}× ldlva (bank)",
+                         f"≥ {EXACT_OVER_BANK:g}× ldlva (bank)",
+                         lambda over: bool(over >= EXACT_OVER_BANK))]
+    if name != "dmue":
+        return []
+    variants = []
+    if _dmue_branches_in_bfloat16(dev):
+        variants.append(_Variant(
+            "dmue (float32 branches)", _Stepper(build("dmue", branch_precision="float32"), batch, amp),
+            lambda over, _: f"{over:.2f}× dmue; the default runs the branches in bfloat16 here"))
+    variants.append(_Variant(
+        "dmue (stacked branches)", _Stepper(build("dmue", branch_layout="stacked"), batch, amp),
+        lambda over, ops: f"{over:.2f}× dmue, {ops:.2f}× its ops; branch_layout=stacked (for GPUs)"))
+    return variants
+
+
 def run_bench(modality: str = "face", steps: int = 10, batch_size: int = 32, warmup: int = 3,
               device: str = "auto", num_classes: int = 7, seed: int = 0,
               methods_filter: list[str] | None = None,
@@ -168,7 +248,8 @@ def run_bench(modality: str = "face", steps: int = 10, batch_size: int = 32, war
     Returns one row per method (plus ``ldlva (exact)``) with columns: ``method``, ``items``
     (batch items per step), ``step_ms`` (median), ``samples_per_s``, ``ratio`` (median over
     rounds of step time / ce's step time on the same batch in the same round), ``target``
-    (text), ``meets`` (bool or None), ``note``. ``methods_filter`` restricts the run to those
+    (text), ``meets`` (bool or None), ``note``, ``ops`` (operators one step dispatches).
+    ``methods_filter`` restricts the run to those
     names (``ce`` is always timed); ``model_params`` override the network's defaults (e.g. a
     narrower ResNet for a quick run); ``threads`` sets torch's intra-op threads for the run
     (restored afterwards; one thread gives the steadiest ratios on a shared machine); ``amp``
@@ -217,14 +298,15 @@ def _run(modality: str, steps: int, batch_size: int, warmup: int, device: str,
                                dev)
 
     def row(name: str, idx: list[int] | None, seconds: float | None, ratio: float | None,
-            note: str = "", target: str | None = None, meets: bool | None = None) -> None:
+            note: str = "", target: str | None = None, meets: bool | None = None,
+            ops: int | None = None) -> None:
         bound, text = _target(name)
         if meets is None and ratio is not None and bound is not None:
             meets = bool(ratio <= bound)
         rows.append({"method": name, "items": None if idx is None else len(idx),
                      "step_ms": None if seconds is None else 1000 * seconds,
                      "samples_per_s": None if seconds is None else len(idx) / seconds,
-                     "ratio": ratio, "target": text if target is None else target,
+                     "ratio": ratio, "ops": ops, "target": text if target is None else target,
                      "meets": meets, "note": note})
 
     names = [s.name for s in methods.available()]
@@ -244,30 +326,19 @@ def _run(modality: str, steps: int, batch_size: int, warmup: int, device: str,
         batch = items.batch(idx, dev)
         note = "own batch sampler; ce timed on the same batch" if sampled is not None else ""
         steppers = [_Stepper(build("ce"), batch, amp), _Stepper(method, batch, amp)]
-        if name == "ldlva":
-            method.fill_bank(items.batch(range(s, min(s + batch_size, n_items)), dev)
-                             for s in range(0, n_items, batch_size))
-            exact = build("ldlva", neighbour_mode="exact")
-            exact.attach_dataset(items)
-            steppers.append(_Stepper(exact, batch, amp))
-        float32_dmue = name == "dmue" and _dmue_branches_in_bfloat16(dev)
-        if float32_dmue:
-            steppers.append(_Stepper(build("dmue", branch_precision="float32"), batch, amp))
+        variants = _variants(name, method, build, items, batch, amp, dev, batch_size)
+        steppers += [v.stepper for v in variants]
         times = _time_interleaved(steppers, steps, warmup, dev)
+        ops = [count_step_ops(s) for s in steppers]
         med = [statistics.median(t) for t in times]
-        row(name, idx, med[1], _paired_ratio(times[1], times[0]), note)
-        if name == "ldlva":
-            over = _paired_ratio(times[2], times[1])
-            row("ldlva (exact)", idx, med[2], _paired_ratio(times[2], times[0]),
-                f"{over:.2f}× ldlva (bank)", target=f"≥ {EXACT_OVER_BANK:g}× ldlva (bank)",
-                meets=bool(over >= EXACT_OVER_BANK))
-        if float32_dmue:
-            over = _paired_ratio(times[2], times[1])
-            row("dmue (float32 branches)", idx, med[2], _paired_ratio(times[2], times[0]),
-                f"{over:.2f}× dmue; the default runs the branches in bfloat16 here",
-                target="-", meets=None)
+        row(name, idx, med[1], _paired_ratio(times[1], times[0]), note, ops=ops[1])
+        for k, v in enumerate(variants, start=2):
+            over = _paired_ratio(times[k], times[1])
+            row(v.name, idx, med[k], _paired_ratio(times[k], times[0]), v.note(over, ops[k] / ops[1]),
+                target=v.target, meets=v.meets(over), ops=ops[k])
     frame = pd.DataFrame(rows, columns=["method", "items", "step_ms", "samples_per_s", "ratio",
-                                        "target", "meets", "note"])
+                                        "ops", "target", "meets", "note"])
+    frame["ops"] = frame["ops"].astype("Int64")
     frame.attrs.update({"modality": modality, "device": str(dev), "model": model_name,
                         "batch_size": batch_size, "steps": steps, "warmup": warmup,
                         "threads": torch.get_num_threads(), "amp": amp})
