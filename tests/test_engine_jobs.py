@@ -91,3 +91,53 @@ def test_cancel_of_missing_run_and_bad_config(tmp_path):
         jobs.cancel(tmp_path / "missing")
     with pytest.raises(TypeError, match="RunConfig"):
         jobs.launch_background({"dataset": "x"})
+
+
+def test_a_background_worker_leaves_the_app_a_core(face, monkeypatch):
+    """The worker gets every usable core but one (the app serving the pages keeps one), or
+    $AFFECTLAB_TRAIN_THREADS; the start event records what it got."""
+    tmp, data = face
+    started = []
+
+    class FakePopen:
+        pid = 424242
+
+        def __init__(self, cmd, **kwargs):
+            started.append(cmd)
+
+    monkeypatch.setattr(jobs.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(jobs, "_usable_cores", lambda: 16)
+    monkeypatch.delenv(jobs.THREADS_ENV, raising=False)
+    jobs.launch_background(tiny_config(data, tmp / "threads-a"))
+    assert started[-1][started[-1].index("--threads") + 1] == "15"
+    monkeypatch.setattr(jobs, "_usable_cores", lambda: 1)
+    assert jobs.worker_threads() == 1
+    monkeypatch.setenv(jobs.THREADS_ENV, "3")
+    jobs.launch_background(tiny_config(data, tmp / "threads-b"))
+    assert started[-1][started[-1].index("--threads") + 1] == "3"
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv(jobs.THREADS_ENV, bad)
+        with pytest.raises(ValueError, match="AFFECTLAB_TRAIN_THREADS must be a positive integer"):
+            jobs.launch_background(tiny_config(data, tmp / f"threads-bad{bad}"))
+    assert len(started) == 2  # a bad value starts nothing
+
+
+def test_the_worker_trains_on_the_threads_it_is_given(face):
+    import torch
+
+    tmp, data = face
+    cfg = tiny_config(data, tmp / "threads-run", epochs=1)
+    run = RunDir(cfg.run_dir())
+    run.make_dir()
+    run.write_config(cfg)
+    before = torch.get_num_threads()
+    try:
+        from affectlab.engine import worker
+
+        assert worker.main([str(run.path), "--threads", "1"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    start = read_events(run.path)[0][0]
+    assert start["type"] == "start" and start["threads"] == 1
+    with pytest.raises(SystemExit):
+        worker.main([str(run.path), "--threads", "0"])

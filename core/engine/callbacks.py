@@ -21,6 +21,8 @@ import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from affectlab.engine.checkpoint import resumable_state, weights_state
 from affectlab.engine.evaluate import SplitPredictions
 from affectlab.engine.truth import truth_measures
@@ -91,7 +93,8 @@ class EventLog(Callback):
                             steps_per_epoch=trainer.steps_per_epoch, n_train=len(trainer.train_ds),
                             n_val=len(trainer.eval_sets.get("val", ())),
                             device=str(trainer.device), amp=trainer.amp,
-                            world_size=trainer.dist.world, pid=trainer.pid)
+                            world_size=trainer.dist.world, pid=trainer.pid,
+                            threads=torch.get_num_threads())
 
     def on_step_end(self, trainer: Trainer, step: StepInfo) -> None:
         every = max(1, step.n_batches // STEP_EVENTS_PER_EPOCH)

@@ -24,16 +24,40 @@ from affectlab.engine.config import RunConfig
 from affectlab.engine.events import RunStatus, read_events, run_status
 from affectlab.engine.rundir import RunDir
 
-__all__ = ["cancel", "dead_worker", "is_alive", "launch_background", "read_pid", "status"]
+__all__ = ["cancel", "dead_worker", "is_alive", "launch_background", "read_pid", "status",
+           "worker_threads"]
+
+THREADS_ENV = "AFFECTLAB_TRAIN_THREADS"
 
 _children: dict[int, subprocess.Popen] = {}  # workers started by this process (reaped on poll)
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # what this process may run on (a container's share)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def worker_threads() -> int:
+    """torch's CPU threads for a background worker: ``$AFFECTLAB_TRAIN_THREADS`` when set,
+    else every usable core but one (at least one), so that the app serving the pages, the
+    rating page included, keeps a core while a run trains."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return max(1, _usable_cores() - 1)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"${THREADS_ENV} must be a positive integer (torch threads per "
+                         f"background run), got {value!r}")
+    return int(value)
 
 
 def launch_background(config: RunConfig, resume: bool = False) -> Path:
     """Start training ``config`` in a separate process; returns the run directory at once.
 
     Without ``resume`` the directory must hold no results yet (a run killed before its first
-    checkpoint may be started again in place)."""
+    checkpoint may be started again in place). The worker computes on :func:`worker_threads`
+    torch threads."""
     if not isinstance(config, RunConfig):
         raise TypeError(f"config must be a RunConfig, got {type(config).__name__}")
     run = RunDir(config.run_dir())
@@ -43,11 +67,12 @@ def launch_background(config: RunConfig, resume: bool = False) -> Path:
     pid = run.read_pid()
     if pid is not None and is_alive(pid):
         raise RuntimeError(f"run {run.path} already has a live worker (pid {pid})")
+    threads = worker_threads()  # a bad $AFFECTLAB_TRAIN_THREADS fails here, not in the worker
     run.make_dir()  # marked as affectlab's when new
     run.write_config(config)
     run.clear_cancel()
     cmd = [sys.executable, "-m", "affectlab.engine.worker", str(run.path)]
-    cmd += ["--resume"] if resume else []
+    cmd += ["--threads", str(threads), *(["--resume"] if resume else [])]
     with open(run.log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=os.getcwd(), start_new_session=True)

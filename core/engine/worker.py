@@ -20,7 +20,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m affectlab.engine.worker")
     parser.add_argument("run_dir", type=Path, help="run directory holding its config")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's own choice)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     plugins = os.environ.get("AFFECTLAB_PLUGINS", "")
     for name in filter(None, (m.strip() for m in plugins.split(","))):
         importlib.import_module(name)
