@@ -168,3 +168,30 @@ def test_predict_wav_needs_a_speech_model(tmp_path):
     sf.write(wav, 0.1 * np.sin(2 * np.pi * 220 * t), 16000)
     code, out = _predict([wav, "--model", "mini_xception"])
     assert code == 1 and "speech" in out[0]["error"]
+
+
+def test_rebuilding_a_trained_method_does_not_repeat_its_training_warnings():
+    """A training set with a class of no mass warns when the run trains (its class weight is
+    0); rebuilding the method for a prediction restores that weight without warning again."""
+    import warnings
+
+    import torch
+
+    from affectlab.engine.checkpoint import info_to_dict
+    from affectlab.engine.runs import method_from_checkpoint
+    from affectlab.methods import TrainSetInfo, create
+    from affectlab.models import create as create_model
+
+    soft = torch.tensor([[0.7, 0.3, 0.0], [0.2, 0.8, 0.0], [1.0, 0.0, 0.0]])
+    info = TrainSetInfo(n_items=3, num_classes=3, soft_labels=soft, labels=soft.argmax(1))
+    params = {"width": 4, "embedding_dim": 8}
+    with pytest.warns(RuntimeWarning, match=r"classes \[2\] have no mass"):
+        trained = create("ce", create_model("resnet18", num_classes=3, **params), info,
+                         class_weights=True)
+    state = {"model": "resnet18", "model_params": {"num_classes": 3, **params}, "method": "ce",
+             "method_params": {"class_weights": True}, "info": info_to_dict(info),
+             "method_state": trained.state_dict()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rebuilt = method_from_checkpoint(state)
+    assert rebuilt.class_weight[2] == 0 and torch.equal(rebuilt.class_weight, trained.class_weight)

@@ -6,6 +6,7 @@ Every file is found and read through :class:`~affectlab.engine.rundir.RunDir`.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,8 +87,12 @@ def method_from_checkpoint(state: dict[str, Any], device: str | torch.device = "
     try:
         info = info_from_dict(state["info"])
         params = {k: v for k, v in state["model_params"].items() if k != "num_classes"}
-        method, _ = build_method(state["model"], params, state["method"],
-                                 state["method_params"], info, pretrained=False)
+        with warnings.catch_warnings():
+            # the training set's warnings (a class with no mass, ...) were given when it
+            # trained; rebuilding from the same set would repeat them at every prediction
+            warnings.simplefilter("ignore", RuntimeWarning)
+            method, _ = build_method(state["model"], params, state["method"],
+                                     state["method_params"], info, pretrained=False)
         method.load_state_dict(state["method_state"])
     except (KeyError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint {path} cannot rebuild its method "
