@@ -23,6 +23,7 @@ from affectlab.methods.dmue import (
     class_similarity_stats,
     latent_distribution,
     latent_distribution_rows,
+    one_hot,
     ramp_down,
     ramp_up,
     remap_labels,
@@ -568,3 +569,30 @@ def test_stacked_branches_in_bfloat16_stay_close_to_float32():
     parts = [m.training_step(batch, epoch=8, step=0).parts for m in (exact, rounded)]
     for part in ("ce_scaled", "soft", "aux", "s_mean"):
         assert parts[1][part] == pytest.approx(parts[0][part], rel=2e-2), part
+
+
+@pytest.mark.parametrize("layout", BRANCH_LAYOUTS)
+def test_only_the_stacked_step_runs_without_reading_the_labels_back(layout):
+    """On PyTorch's meta device tensors have shapes and no data: a step runs there only if it
+    never reads a value back to the host (a GPU sync) and no shape depends on the labels
+    (what CUDA graphs need). The stacked layout does; the loop gathers each branch's rows."""
+    from affectlab.losses import skip_value_checks
+
+    m = _method(branch_layout=layout).to("meta").train()
+    batch = {"x": torch.empty(B, 1, HW, HW, device="meta"),
+             "label": torch.empty(B, dtype=torch.long, device="meta")}
+    with skip_value_checks(True):  # as on CUDA: the per-call value checks read values back
+        if layout == "loop":
+            with pytest.raises(NotImplementedError, match="meta"):
+                m.training_step(batch, epoch=8, step=0)
+            return
+        result = m.training_step(batch, epoch=8, step=0)
+    result.loss.backward()
+    assert result.loss.shape == () and result.loss.device.type == "meta"
+    assert all(p.grad is not None for p in m.aux_branches.parameters())
+
+
+def test_one_hot_matches_torch_and_zeroes_what_is_out_of_range():
+    labels = torch.tensor([0, 3, 1, 2, 3])
+    assert torch.equal(one_hot(labels, C, torch.float32), F.one_hot(labels, C).float())
+    assert one_hot(torch.tensor([C]), C, torch.float32).sum() == 0

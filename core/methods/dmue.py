@@ -103,6 +103,7 @@ __all__ = [
     "latent_distribution",
     "latent_distribution_rows",
     "masked_similarity_preserving_loss",
+    "one_hot",
     "ramp_down",
     "ramp_up",
     "remap_labels",
@@ -274,6 +275,13 @@ def similarity_preserving_loss(aux_outputs: list[torch.Tensor | None],
     return masked_similarity_preserving_loss(aux, keep, target_features)
 
 
+def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """(B,) ints → (B, C) one-hot rows in ``dtype``, without F.one_hot's range check (it reads
+    the labels' minimum and maximum back from the GPU: two host syncs per call). A label
+    outside [0, C) gives a zero row; the step checks its labels where value checks are on."""
+    return (labels.unsqueeze(1) == torch.arange(num_classes, device=labels.device)).to(dtype)
+
+
 @float32_loss
 def class_similarity_stats(features: torch.Tensor, labels: torch.Tensor,
                            num_classes: int) -> torch.Tensor:
@@ -285,7 +293,7 @@ def class_similarity_stats(features: torch.Tensor, labels: torch.Tensor,
     """
     f = F.normalize(features.float(), p=2, dim=1)
     cos = f @ f.t()                                                       # (B, B)
-    onehot = F.one_hot(labels, num_classes).to(cos.dtype)                 # (B, C)
+    onehot = one_hot(labels, num_classes, cos.dtype)                      # (B, C)
     counts = onehot.sum(0)
     present = counts > 0
     means = (cos @ onehot) / counts.clamp_min(1)
@@ -311,7 +319,7 @@ class PairwiseUncertainty(nn.Module):
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         stats = class_similarity_stats(features, labels, self.num_classes)
-        onehot = F.one_hot(labels, self.num_classes).to(stats.dtype)
+        onehot = one_hot(labels, self.num_classes, stats.dtype)
         return torch.sigmoid(self.net(torch.cat([stats, onehot], dim=1)).squeeze(-1))
 
 

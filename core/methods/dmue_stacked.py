@@ -18,7 +18,8 @@ Here both passes of every branch run in the same kernels, as 2C groups over the 
 - The classifiers are one batched matrix product; dropout is drawn for the training groups.
 
 No host sync and no shape that depends on the labels: every tensor of the step has the same
-shape at every step (what CUDA graphs and compilers need). The parameters stay where they are
+shape at every step (what CUDA graphs and compilers need); a test runs the step on PyTorch's
+``meta`` device, where any read-back would fail. The parameters stay where they are
 (each branch's own modules, the same state_dict and optimiser); they are concatenated at each
 call.
 
