@@ -164,3 +164,24 @@ def test_bench_explore_is_wired_to_the_cli():
     assert res.exit_code == 0, res.output
     assert "SUMMARY" in res.output
     assert run.call_args.args == ([500], 16) and run.call_args.kwargs == {"umap": False}
+
+
+@pytest.mark.slow  # a second pytest and a bench in subprocesses (~20 s)
+def test_the_gpu_check_script_runs_dry_on_the_cpu(tmp_path):
+    """scripts/gpu-check.sh is what a session with a lent GPU runs; here, without its wheels
+    and on the CPU, it still runs its steps and writes its three outputs."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OUT": str(tmp_path), "SKIP_WHEELS": "1", "PYTHON": sys.executable,
+           "BENCH_ARGS": "--batch-size 4 --steps 1 --method emd2 --device cpu"}
+    done = subprocess.run(["bash", str(repo / "scripts" / "gpu-check.sh")], env=env, cwd=repo,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "cuda False" in (tmp_path / "gpu.txt").read_text()
+    assert "skipped" in (tmp_path / "cuda-tests.txt").read_text()
+    bench = (tmp_path / "bench.txt").read_text()
+    assert "emd2" in bench and "ops" in bench
