@@ -301,16 +301,12 @@ def bench(
     (against the naive pipeline in the same run) and the Explore map's time to first map and
     to UMAP."""
     if BenchPart.methods in what:
-        from affectlab.bench.training import format_table, run_bench
+        from affectlab.bench.training import check_method_names, format_table, run_bench
 
-        if method:
-            from affectlab import methods as method_registry
-
-            unknown = sorted(set(method) - set(method_registry.names()))
-            if unknown:
-                raise typer.BadParameter(f"unknown method(s) {', '.join(unknown)}; known: "
-                                         f"{', '.join(method_registry.names())}",
-                                         param_hint="--method")
+        try:
+            check_method_names(method or [])
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--method") from exc
         typer.echo(format_table(run_bench(modality, steps, batch_size, device=device,
                                           threads=threads, methods_filter=method or None)))
     if BenchPart.corpus in what:

@@ -116,3 +116,8 @@ def test_op_counter_leaves_out_views_and_counts_computations():
         z = (y * 2).sum()
         _ = x.t(), x[0], z.detach()
     assert counter.count == 2  # the multiplication and the sum
+
+
+def test_bench_refuses_an_unknown_method_before_timing_anything():
+    with pytest.raises(ValueError, match=r"unknown method\(s\) dmu; known: .*dmue"):
+        run_bench("face", steps=1, batch_size=4, warmup=0, device="cpu", methods_filter=["dmu"])

@@ -49,7 +49,7 @@ from affectlab.engine.evaluate import move_batch
 from affectlab.engine.step import train_step
 from affectlab.losses import skip_value_checks
 
-__all__ = ["TARGETS", "main", "run_bench"]
+__all__ = ["TARGETS", "check_method_names", "main", "run_bench"]
 
 # (method-name predicate, bound, description); ratios are step time / ce step time
 TARGETS: list[tuple[Callable[[str], bool], float, str]] = [
@@ -238,6 +238,17 @@ def _variants(name: str, method, build, items: _Items, batch: dict[str, Any], am
     return variants
 
 
+def check_method_names(names: list[str]) -> None:
+    """ValueError naming the unknown ones (and the known) when ``names`` are not all registered
+    methods."""
+    from affectlab import methods
+
+    unknown = sorted(set(names) - set(methods.names()))
+    if unknown:
+        raise ValueError(f"unknown method(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(methods.names())}")
+
+
 def run_bench(modality: str = "face", steps: int = 10, batch_size: int = 32, warmup: int = 3,
               device: str = "auto", num_classes: int = 7, seed: int = 0,
               methods_filter: list[str] | None = None,
@@ -249,8 +260,8 @@ def run_bench(modality: str = "face", steps: int = 10, batch_size: int = 32, war
     (batch items per step), ``step_ms`` (median), ``samples_per_s``, ``ratio`` (median over
     rounds of step time / ce's step time on the same batch in the same round), ``target``
     (text), ``meets`` (bool or None), ``note``, ``ops`` (operators one step dispatches).
-    ``methods_filter`` restricts the run to those
-    names (``ce`` is always timed); ``model_params`` override the network's defaults (e.g. a
+    ``methods_filter`` restricts the run to those names (``ce`` is always timed; an unknown
+    name is a ValueError before anything is timed); ``model_params`` override the network's defaults (e.g. a
     narrower ResNet for a quick run); ``threads`` sets torch's intra-op threads for the run
     (restored afterwards; one thread gives the steadiest ratios on a shared machine); ``amp``
     mixed precision as the trainer has it (None: on exactly when the device is CUDA).
@@ -264,6 +275,8 @@ def run_bench(modality: str = "face", steps: int = 10, batch_size: int = 32, war
         raise ValueError(f"warmup must be a non-negative int, got {warmup!r}")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    if methods_filter is not None:
+        check_method_names(methods_filter)
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)

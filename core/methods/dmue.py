@@ -97,12 +97,14 @@ __all__ = [
     "BRANCH_LAYOUTS",
     "BRANCH_PRECISIONS",
     "branch_dtype",
+    "class_masks",
     "branch_stage_precision",
     "PairwiseUncertainty",
     "class_similarity_stats",
     "latent_distribution",
     "latent_distribution_rows",
     "masked_similarity_preserving_loss",
+    "mean_over_present",
     "one_hot",
     "ramp_down",
     "ramp_up",
@@ -166,6 +168,8 @@ def latent_distribution(aux_logits: torch.Tensor, label: int,
     n, k = q.shape
     if not 0 <= label <= k:
         raise ValueError(f"label must lie in [0, {k}], got {label}")
+    # one label for all rows: a slice and a concatenation (latent_distribution_rows gathers,
+    # which costs the per-branch loop several more kernels per branch)
     zero = torch.zeros(n, 1, dtype=q.dtype, device=q.device)
     return torch.cat([q[:, :label], zero, q[:, label:]], dim=1)
 
@@ -212,9 +216,7 @@ def stack_branch_outputs(aux_outputs: list[torch.Tensor | None],
     items labelled c, and the mask (P, B) of the other items, for the P branches with items
     (K the widest output; zero columns leave a Gram matrix unchanged)."""
     n = labels.shape[0]
-    # one host sync for all classes' counts
-    n_labelled = (labels.unsqueeze(0) == torch.arange(len(aux_outputs), device=labels.device)
-                  .unsqueeze(1)).sum(1).tolist()
+    n_labelled = class_masks(labels, len(aux_outputs)).sum(1).tolist()  # one host sync for all
     classes, parts = [], []
     for c, out in enumerate(aux_outputs):
         n_keep = n - n_labelled[c]
@@ -254,9 +256,7 @@ def masked_similarity_preserving_loss(aux: torch.Tensor, keep: torch.Tensor,
     g_aux = a @ a.transpose(1, 2)                                         # (P, B, B)
     diff = F.normalize(g_aux, p=2, dim=2) - F.normalize(g_tar, p=2, dim=2)
     n_keep = m.sum(1)
-    per_class = (diff ** 2).sum(dim=(1, 2)) / n_keep.clamp_min(1) ** 2
-    present = (n_keep > 0).float()
-    return (per_class * present).sum() / present.sum().clamp_min(1)
+    return mean_over_present((diff ** 2).sum(dim=(1, 2)) / n_keep.clamp_min(1) ** 2, n_keep)
 
 
 def similarity_preserving_loss(aux_outputs: list[torch.Tensor | None],
@@ -275,11 +275,24 @@ def similarity_preserving_loss(aux_outputs: list[torch.Tensor | None],
     return masked_similarity_preserving_loss(aux, keep, target_features)
 
 
+def class_masks(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(B,) ints → (C, B) bool: row c marks the batch items labelled c (its negation, those a
+    branch c trains on). No host sync; a label outside [0, C) is in no row."""
+    return labels.unsqueeze(0) == torch.arange(num_classes, device=labels.device).unsqueeze(1)
+
+
 def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
     """(B,) ints → (B, C) one-hot rows in ``dtype``, without F.one_hot's range check (it reads
     the labels' minimum and maximum back from the GPU: two host syncs per call). A label
     outside [0, C) gives a zero row; the step checks its labels where value checks are on."""
-    return (labels.unsqueeze(1) == torch.arange(num_classes, device=labels.device)).to(dtype)
+    return class_masks(labels, num_classes).t().to(dtype)
+
+
+def mean_over_present(values: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """The mean of ``values`` (P,) over the entries whose ``counts`` (P,) are positive (0 when
+    none is), without indexing (no host sync)."""
+    present = (counts > 0).to(values.dtype)
+    return (values * present).sum() / present.sum().clamp_min(1)
 
 
 @float32_loss
@@ -448,14 +461,14 @@ class DMUE(Method):
 
     def _branch_rows(self, labels: torch.Tensor, own: bool) -> list[torch.Tensor]:
         """Per class c, the batch indices labelled c (``own``) or not labelled c (else)."""
-        classes = torch.arange(self.num_classes, device=labels.device).unsqueeze(1)
-        match = labels.unsqueeze(0) == classes if own else labels.unsqueeze(0) != classes
+        match = class_masks(labels, self.num_classes)
+        match = match if own else ~match
         counts = match.sum(1).tolist()  # one host sync instead of one per branch
         rows = match.nonzero(as_tuple=True)[1]
         return list(torch.split(rows, counts))
 
     def _stacked(self) -> bool:
-        return BRANCH_LAYOUT.check(self.params.get("branch_layout", "loop")) == "stacked"
+        return self.params["branch_layout"] == "stacked"
 
     def _mine_latent(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """(B, C) latent distributions: branch y_i's sharpened view of item i."""
@@ -478,8 +491,9 @@ class DMUE(Method):
         the training logits (C, B, C−1), their rows (C, B) and the latent distributions (B, C)."""
         c, b = self.num_classes, labels.shape[0]
         classes = torch.arange(c, device=labels.device).unsqueeze(1)
-        keep = labels.unsqueeze(0) != classes                                        # (C, B)
-        mask = torch.cat([keep, ~keep]).t().float()                                  # (B, 2C)
+        own = class_masks(labels, c)                                                 # (C, B)
+        keep = ~own
+        mask = torch.cat([keep, own]).t().float()                                    # (B, 2C)
         precision = branch_stage_precision(self.params["branch_precision"], h.device)
         z = stacked_branches(self.aux_branches, h, mask, passes=2, dropout_groups=c,
                              stage_precision=precision)
@@ -493,9 +507,7 @@ class DMUE(Method):
                                  reduction="none").view(c, b)
             m = keep.float()
             n_rows = m.sum(1)
-            per_branch = (ce * m).sum(1) / n_rows.clamp_min(1)
-            present = (n_rows > 0).float()
-            l_aux = (per_branch * present).sum() / present.sum().clamp_min(1)
+            l_aux = mean_over_present((ce * m).sum(1) / n_rows.clamp_min(1), n_rows)
         return l_aux, z, keep, latent
 
     def _auxiliary(self, h: torch.Tensor, labels: torch.Tensor):
