@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from affectlab.errors import UserDataError
 
@@ -42,6 +42,7 @@ __all__ = [
     "require_product_dir",
     "runs_dir",
     "safe_name",
+    "unsafe_relative",
 ]
 
 MAX_NAME_LEN = 100
@@ -121,6 +122,22 @@ def safe_name(name: object, what: str = "name") -> str:
     if why is not None:
         raise UnsafeNameError(f"{what} {name!r} is not allowed ({why}): use {NAME_RULE}")
     return text
+
+
+def unsafe_relative(name: str) -> str | None:
+    """Why ``name`` (a file name read from a label file or a dataset's items) is not a relative
+    path that stays below its base directory, or None: absolute paths, drive letters, '..'
+    and control characters are refused (the one rule for the importers and dataset subsets)."""
+    if not name:
+        return "empty file name"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return f"file name {name!r} holds a control character"
+    posix = PurePosixPath(name.replace("\\", "/"))
+    if posix.is_absolute() or PureWindowsPath(name).drive:
+        return f"file name {name!r} is an absolute path; label files must name files inside the corpus"
+    if ".." in posix.parts:
+        return f"file name {name!r} climbs out with '..'; label files must name files inside the corpus"
+    return None
 
 
 def child_path(root: str | os.PathLike, name: object, what: str = "name") -> Path:

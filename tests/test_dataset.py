@@ -303,3 +303,50 @@ def test_collate_speech_pads_and_reports_lengths(speech_dir):
         collate_speech([])
     with pytest.raises(ValueError, match="same D"):
         collate_speech([{"x": torch.zeros(3, 40)}, {"x": torch.zeros(3, 20)}])
+
+
+@pytest.mark.parametrize("media", ["../../etc/passwd", "/etc/passwd", "media/../../x.png",
+                                   "C:\\x.png", "\\\\server\\share\\x.png", "a\x00.png", ".", ""])
+def test_a_media_path_that_leads_out_of_the_dataset_is_refused(tmp_path, media):
+    """An items.parquet is user data: its media paths become files only inside the directory
+    (affectlab.data.contract.media_file), when a dataset is written or loaded and when an item
+    is read, so a hand-made table cannot make training or a page read /etc/passwd."""
+    from affectlab.data.contract import DatasetDir, load_dataset, media_file
+
+    items, ratings, meta = _tables("face", "png")
+    items.loc[1, "media"] = media
+    with pytest.raises(ContractError, match=r"media .* at row 1 must be a path inside"):
+        write_dataset(tmp_path / "w", items, ratings, meta)
+    items.loc[1, "media"] = "media/i1.png"
+    ds = write_dataset(tmp_path / "ok", items, ratings, meta)
+    # a table changed after it was written: the load refuses it, and so does the item read
+    changed = items.copy()
+    changed.loc[1, "media"] = media
+    changed.to_parquet(ds.root / "items.parquet", index=False)
+    with pytest.raises(ContractError, match="at row 1 must be a path inside"):
+        load_dataset(ds.root)
+    unchecked = load_dataset(ds.root, validate=False)
+    assert isinstance(unchecked, DatasetDir)
+    with pytest.raises(ContractError, match="must be a path inside the dataset directory"):
+        unchecked.media_path(1)
+    assert media_file(ds.root, "media/i0.png") == ds.root / "media" / "i0.png"
+    assert load_dataset(ds.root, validate=False).media_path(0) == ds.root / "media/i0.png"
+
+
+def test_the_vectorised_media_prefilter_catches_every_path_the_rule_refuses():
+    """The contract checks a table's media with one regex pass and the rule only on matches:
+    that is sound only if every path the rule refuses matches."""
+    import re
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from affectlab.data.contract import _SUSPECT_MEDIA, _leaves_directory
+
+    parts = st.sampled_from(["a", "b.png", ".", "..", "", "/", "\\", "C:", "\x00", "~", " "])
+
+    @given(st.lists(parts, max_size=6).map("".join) | st.text(max_size=12))
+    def check(text):
+        assert not _leaves_directory(text) or re.search(_SUSPECT_MEDIA, text)
+
+    check()

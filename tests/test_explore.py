@@ -422,6 +422,10 @@ def test_item_cards(world):
     assert item_cards(out, [1])[0].media is None
     with pytest.raises(ValueError, match="rows must be in"):
         item_cards(out, [out.n])
+    # the page loads datasets unvalidated: a media path that leads out shows no media
+    hostile = ds.items.copy()
+    hostile.loc[hostile["item_id"] == out.item_ids[2], "media"] = "../../../etc/passwd"
+    assert item_cards(out, [2], hostile, ds.root)[0].media is None
 
 
 def test_group_rows_follow_the_class_order():

@@ -150,10 +150,15 @@ def test_write_subset_validates(world, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_write_subset_refuses_media_outside_the_dataset(tmp_path):
+@pytest.mark.parametrize("media", ["../../etc/passwd", "/etc/passwd", "..\\..\\secret.png",
+                                   "C:\\Windows\\win.ini", "faces/a\x00.png", "."])
+def test_write_subset_refuses_media_outside_the_dataset(tmp_path, media):
+    """The importers' containment rule (affectlab.paths.unsafe_relative) for a dataset's own
+    media paths: no climbing out, absolute paths, Windows drives or backslashes, control
+    characters, or the directory itself."""
     ds = make_dataset(tmp_path, n=24)
     items = pd.read_parquet(ds.root / "items.parquet")
-    items.loc[0, "media"] = "../../etc/passwd"
+    items.loc[0, "media"] = media
     items.to_parquet(ds.root / "items.parquet", index=False)
     with pytest.raises(ValueError, match="inside the dataset"):
         write_subset(ds.root, [items["item_id"].iloc[0]], tmp_path / "x", source="test")

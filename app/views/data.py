@@ -10,7 +10,7 @@ from affectlab.aggregators import AGGREGATORS, describe_aggregator
 from affectlab.agreement import AnonymousRatingsError
 from affectlab.app.signin import owner_only, require_owner
 from affectlab.data.catalog import list_datasets
-from affectlab.data.contract import ContractError, load_dataset
+from affectlab.data.contract import ContractError, load_dataset, media_file
 from affectlab.data.importers import FORMATS
 from affectlab.data.jobs import start_generation, start_import
 from affectlab.pages.data_browse import (
@@ -157,7 +157,7 @@ def _gallery(ds, rows: pd.DataFrame, soft: pd.DataFrame) -> None:
         cols = st.columns(per_row)
         for col, (_, row) in zip(cols, rows.iloc[start:start + per_row].iterrows(), strict=False):
             with col:
-                path = ds.root / row["media"]
+                path = media_file(ds.root, row["media"])  # validated when loaded
                 if ds.modality == "face":
                     st.image(str(path), caption=f"{row['item_id']} · {row['label']}",
                              width="stretch")

@@ -33,7 +33,7 @@ import pandas as pd
 from affectlab.aggregators import DEFAULT_AGGREGATOR, check_aggregator
 from affectlab.annotate import aggregate
 from affectlab.annotate.store import utcnow
-from affectlab.data.contract import SPLITS, write_dataset
+from affectlab.data.contract import SPLITS, media_file, write_dataset
 from affectlab.data.schema import LabelSet
 from affectlab.fileio import link_or_copy
 from affectlab.scales import as_scale
@@ -183,7 +183,7 @@ def _write_dataset_dir(out: Path, settings: dict, items: pd.DataFrame, ratings: 
     try:
         root = Path(settings["media_root"])
         for rel in table["media"]:
-            link_or_copy(root / rel, staging / rel, link)
+            link_or_copy(media_file(root, rel), staging / rel, link)
         write_dataset(out, table, long, meta, media_dir=staging, overwrite=overwrite)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

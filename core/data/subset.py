@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from affectlab.data.contract import DatasetDir, load_dataset, write_dataset
+from affectlab.data.contract import DatasetDir, load_dataset, media_file, write_dataset
 from affectlab.fileio import link_or_copy
 
 __all__ = ["write_subset"]
@@ -32,15 +32,6 @@ def _unique_ids(item_ids: Iterable[Any]) -> list[str]:
     if not ids:
         raise ValueError("item_ids must name at least one item")
     return ids
-
-
-def _media_file(root: Path, rel: str) -> Path:
-    """``root / rel`` for a media path that stays inside the dataset directory."""
-    path = Path(rel)
-    if path.is_absolute() or ".." in path.parts or not path.parts:
-        raise ValueError(f"items.parquet: media {rel!r} must be a path inside the dataset "
-                         f"directory {root}")
-    return root / path
 
 
 def write_subset(dataset: str | os.PathLike | DatasetDir, item_ids: Iterable[Any],
@@ -80,7 +71,7 @@ def write_subset(dataset: str | os.PathLike | DatasetDir, item_ids: Iterable[Any
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.media.", dir=out.parent))
     try:
         for rel in items["media"].astype(str):
-            link_or_copy(_media_file(Path(ds.root), rel), staging / rel, link)
+            link_or_copy(media_file(ds.root, rel), staging / rel, link)
         return write_dataset(out, items, ratings, meta, media_dir=staging, overwrite=overwrite)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

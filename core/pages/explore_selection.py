@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from affectlab.data.contract import ContractError, media_file
 from affectlab.explore.run_outputs import RunOutputs
 from affectlab.pages.explore_colour import run_uncertainty
 
@@ -91,7 +92,8 @@ def item_cards(outputs: RunOutputs, rows: Iterable[int], items: pd.DataFrame | N
     """Cards for ``rows`` of the run's test table, in the given order.
 
     items / dataset_root: the run's dataset (items table and directory) to find media files;
-    without them ``media`` is None.
+    without them (or for a media path that leads out of the dataset's directory) ``media``
+    is None.
     """
     rows = [int(r) for r in rows]
     bad = [r for r in rows if not 0 <= r < outputs.n]
@@ -117,7 +119,17 @@ def item_cards(outputs: RunOutputs, rows: Iterable[int], items: pd.DataFrame | N
             parts.append(f"pred {names[int(np.argmax(outputs.pred[r]))]}")
         if scores is not None and np.isfinite(scores.unit[r]):
             parts.append(f"uncertainty {scores.unit[r]:.2f}")
-        rel = media_of.get(iid)
-        media = Path(dataset_root) / rel if rel is not None else None
-        cards.append(ItemCard(r, iid, media, dist, " · ".join(parts)))
+        cards.append(ItemCard(r, iid, _card_media(dataset_root, media_of.get(iid)), dist,
+                              " · ".join(parts)))
     return cards
+
+
+def _card_media(dataset_root: str | os.PathLike | None, rel: str | None) -> Path | None:
+    """The card's media file, or None (no dataset, no media, or a path that leads out of the
+    dataset directory: the page loads datasets without validating them)."""
+    if dataset_root is None or rel is None:
+        return None
+    try:
+        return media_file(dataset_root, rel)
+    except ContractError:
+        return None

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from affectlab.data.contract import DatasetDir, load_dataset, write_dataset
+from affectlab.data.contract import DatasetDir, load_dataset, media_file, write_dataset
 from affectlab.data.synth.corpus import domain_name, generate_corpus
 
 __all__ = ["TRAIN_DOMAIN", "TEST_DOMAIN", "corpus", "held_out_domain", "training_fold"]
@@ -57,7 +57,7 @@ def _derive(src: Path, out: Path, splits: Callable[[pd.DataFrame], np.ndarray]) 
         for rel in items["media"]:
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(data.root / rel, target)
+            shutil.copyfile(media_file(data.root, rel), target)
         meta = dict(data.meta)
         meta["name"] = out.name
         meta["provenance"] = {**meta.get("provenance", {}), "derived_from": src.name}

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
 import pandas as pd
@@ -28,7 +28,7 @@ from affectlab.data.contract import ContractError, write_dataset
 from affectlab.data.schema import DatasetMeta, LabelSet
 from affectlab.errors import UserDataError
 from affectlab.fileio import link_or_copy
-from affectlab.paths import NotProductDirError, require_product_dir
+from affectlab.paths import NotProductDirError, require_product_dir, unsafe_relative
 from affectlab.scales import IntervalScale, NominalScale, OrdinalScale, Scale
 
 MAX_INT_CHARS = 12  # longest integer text accepted (counts, labels, sizes): up to 10^12
@@ -174,22 +174,6 @@ def outside_corpus(path: Path, src: Path) -> str | None:
         return None
     return (f"resolves outside the corpus (to {resolved}); pass follow_symlinks=True / "
             "--follow-symlinks to accept links out of it")
-
-
-def unsafe_relative(name: str) -> str | None:
-    """Why ``name`` (a file name read from a label file) is not a relative path that stays
-    below its base directory, or None: absolute paths, drive letters, '..' and control
-    characters are refused."""
-    if not name:
-        return "empty file name"
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        return f"file name {name!r} holds a control character"
-    posix = PurePosixPath(name.replace("\\", "/"))
-    if posix.is_absolute() or PureWindowsPath(name).drive:
-        return f"file name {name!r} is an absolute path; label files must name files inside the corpus"
-    if ".." in posix.parts:
-        return f"file name {name!r} climbs out with '..'; label files must name files inside the corpus"
-    return None
 
 
 def corpus_path(base: Path, name: str, problems: Problems, file: Path, line: int | None,
