@@ -55,6 +55,25 @@ if __name__ in os.environ.get("AFFECTLAB_PLUGINS", "").split(","):
     register()
 
 
+def state_differences(a, b, where: str = "") -> list[str]:
+    """The entries in which two (nested) state dicts differ: tensors compared exactly, dicts by
+    key, lists item by item, plain values by ==."""
+    import torch
+
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return [f"{where} keys {sorted(set(a) ^ set(b))}"]
+        return [d for k in a for d in state_differences(a[k], b[k], f"{where}.{k}")]
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        if len(a) != len(b):
+            return [f"{where} length {len(a)} != {len(b)}"]
+        pairs = enumerate(zip(a, b, strict=True))
+        return [d for i, (x, y) in pairs for d in state_differences(x, y, f"{where}[{i}]")]
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return [] if a.shape == b.shape and torch.equal(a, b) else [where]
+    return [] if a == b else [where]
+
+
 def make_corpus(root: Path, modality: str, n: int, seed: int = 1) -> Path:
     from affectlab.data.synth.corpus import generate_corpus
 

@@ -322,6 +322,72 @@ def test_subclass_levels_refine_each_original_class_during_training():
     assert np.isfinite(pred.uncertainty.numpy()).all()
 
 
+def _refined_to_level_2():
+    x, info, _ = _two_blob_classes()
+    method = methods.create("sgm", Linear(identity=True), info, subclass_levels=3,
+                            subclass_every=2, n_per_class=3, embedding="model")
+    for _ in range(3):
+        method.on_epoch_end(_loader(x, info))
+    assert method.level == 2 and method._epochs_done == 3
+    return x, info, method
+
+
+def _rebuilt(info, state):
+    fresh = methods.create("sgm", Linear(identity=True), info, subclass_levels=3,
+                           subclass_every=2, n_per_class=3, embedding="model")
+    fresh.load_state_dict(state)
+    return fresh
+
+
+def test_refinement_state_survives_a_checkpoint(tmp_path):
+    """A resumed or rebuilt run has the sub-classes it trained on: level, targets, ids, names
+    and the epoch count of the schedule come back from the state_dict, through a
+    weights_only load; the next level then comes at the same epoch as without the stop."""
+    from affectlab.engine.checkpoint import check_plain
+
+    x, info, method = _refined_to_level_2()
+    state = method.state_dict()
+    check_plain(state)
+    torch.save(state, tmp_path / "m.pt")
+    other = _rebuilt(info, torch.load(tmp_path / "m.pt", weights_only=True))
+    assert other.level == 2 and other._epochs_done == 3
+    assert torch.equal(other.targets, method.targets)
+    assert torch.equal(other.subclass_of(), method.subclass_of())
+    assert other.refinements[-1].names == method.refinements[-1].names
+    assert torch.equal(other.train_subclasses(), method.train_subclasses())
+    b = _batch(x, info, method.batch_sampler(0, 0, 0)[0])
+    assert torch.equal(other.training_step(b, 0, 0).loss, method.training_step(b, 0, 0).loss)
+    assert method.batch_sampler(0, 1, 7) == other.batch_sampler(0, 1, 7)
+    for m in (method, other):  # epoch 4: level 3 in both
+        m.on_epoch_end(_loader(x, info))
+    assert method.level == other.level == 3
+    assert torch.equal(other.subclass_of(), method.subclass_of())
+
+
+def test_a_state_dict_without_refinement_state_loads_at_level_1():
+    x, info, method = _refined_to_level_2()
+    old = {k: v for k, v in method.state_dict().items() if k != "_extra_state"}
+    other = _rebuilt(info, old)
+    assert other.level == 1 and other.targets is None and other.train_subclasses() is None
+    assert torch.equal(other.bank_z, method.bank_z)
+
+
+def test_a_refinement_state_that_does_not_fit_is_refused():
+    x, info, method = _refined_to_level_2()
+    state = method.state_dict()
+    extra = state["_extra_state"]
+    for bad in ({**extra, "level": 3},  # level 3 without a level-3 refinement
+                {**extra, "refinements": [{**extra["refinements"][0],
+                                           "labels": torch.zeros(5, dtype=torch.long)}]},
+                {**extra, "refinements": [{**extra["refinements"][0],
+                                           "parent": extra["refinements"][0]["parent"] + K}]}):
+        with pytest.raises(ValueError, match="does not fit"):
+            _rebuilt(info, {**state, "_extra_state": bad})
+    with pytest.raises(ValueError, match="subclass_levels"):
+        fresh = methods.create("sgm", Linear(identity=True), info, embedding="model")
+        fresh.load_state_dict(state)  # saved at level 2, rebuilt with no sub-classes
+
+
 def test_prediction_equals_the_subclass_vote_summed_per_class():
     """The k-NN vote over original soft labels = the vote over sub-class labels, each class's
     sub-classes summed (Σ_g y'_(j,g) = y_j)."""

@@ -94,7 +94,7 @@ def method_from_checkpoint(state: dict[str, Any], device: str | torch.device = "
             method, _ = build_method(state["model"], params, state["method"],
                                      state["method_params"], info, pretrained=False)
         method.load_state_dict(state["method_state"])
-    except (KeyError, TypeError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint {path} cannot rebuild its method "
                               f"({type(exc).__name__}: {exc})") from exc
     return method.to(device).eval()

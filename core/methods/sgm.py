@@ -46,8 +46,11 @@ the classes, they do not re-annotate the items. No mixture responsibilities ente
 Predictions stay over the original K classes: the k-NN vote averages the neighbours' original
 soft labels (the bank keeps them), which is the vote over their sub-class labels summed over
 each class's sub-classes, since Σ_g y'_(j,g) = y_j. ``subclass_of`` gives the sub-class ids.
-The refined targets live outside the state_dict: resuming a run restarts them at the original
-labels.
+The refinement state is part of the state_dict (``_extra_state``, plain data: the epochs
+counted, the level and each refinement's labels, parent classes and sub-class names), so a run
+resumed from a checkpoint trains on the same finer labels and at the same schedule as one that
+never stopped, and a rebuilt run still has its sub-classes. The fitted mixtures are not saved
+(``Refinement.discovery`` is None after a restore): nothing reads them after the relabelling.
 """
 
 from __future__ import annotations
@@ -105,14 +108,37 @@ class Refinement:
     level:      l (2..L)
     info:       TrainSetInfo over the S sub-classes (soft_labels (n, S), labels (n,) sub-class
                 ids, ordinal False; aux kept)
-    discovery:  the fitted SubclassDiscovery (names, centroids, medoids)
+    discovery:  the fitted SubclassDiscovery (names, centroids, medoids); None when the
+                refinement was restored from a checkpoint (the mixtures are not saved)
     parent:     (S,) int64 original class of each sub-class
+    names:      (S,) sub-class names, e.g. ``'class 0 / 2'``
     """
 
     level: int
     info: TrainSetInfo
-    discovery: SubclassDiscovery
+    discovery: SubclassDiscovery | None
     parent: torch.Tensor
+    names: list[str]
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain data for a checkpoint (tensors on the CPU; the mixtures left out)."""
+        return {"level": int(self.level), "soft_labels": self.info.soft_labels.detach().cpu(),
+                "labels": self.info.labels.detach().cpu(), "parent": self.parent.cpu(),
+                "names": [str(n) for n in self.names]}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], original: TrainSetInfo) -> Refinement:
+        """The refinement of :meth:`to_state` over the ORIGINAL training set ``original``;
+        ValueError when its shapes do not fit that set."""
+        soft, labels = state["soft_labels"].float(), state["labels"].long()
+        parent, names = state["parent"].long(), [str(n) for n in state["names"]]
+        n, s = original.n_items, int(parent.shape[0])
+        if (soft.shape != (n, s) or labels.shape != (n,) or len(names) != s
+                or (s and (int(parent.min()) < 0 or int(parent.max()) >= original.num_classes))):
+            raise ValueError(f"sub-class refinement (level {state['level']}) does not fit a "
+                             f"training set of {n} items and {original.num_classes} classes")
+        info = replace(original, num_classes=s, soft_labels=soft, labels=labels, ordinal=False)
+        return cls(int(state["level"]), info, None, parent, names)
 
 
 def _own_class_mass(y: np.ndarray, hard: np.ndarray, covered: np.ndarray) -> np.ndarray:
@@ -155,7 +181,8 @@ def refine_labels(info: TrainSetInfo, embeddings, level: int = 2,
     new_info = replace(info, num_classes=disc.n_subclasses_,
                        soft_labels=torch.as_tensor(fine, dtype=torch.float32),
                        labels=torch.as_tensor(disc.labels_), ordinal=False)
-    return Refinement(int(level), new_info, disc, torch.as_tensor(disc.subclass_class_))
+    return Refinement(int(level), new_info, disc, torch.as_tensor(disc.subclass_class_),
+                      list(disc.names_))
 
 
 _EMBEDDING_PARAMS = (
@@ -209,6 +236,30 @@ class EmbeddingKnnMethod(Method):
         self.level = 1
         self.refinements: list[Refinement] = []
         self._epochs_done = 0
+
+    # -- the refinement state in the state_dict (module note) --------------------------------
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"epochs_done": int(self._epochs_done), "level": int(self.level),
+                "refinements": [r.to_state() for r in self.refinements]}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        refinements = [Refinement.from_state(r, self.info) for r in state["refinements"]]
+        level, epochs = int(state["level"]), int(state["epochs_done"])
+        if ([r.level for r in refinements] != list(range(2, level + 1)) or epochs < 0
+                or level > max(1, self.subclass_levels)):
+            raise ValueError(f"sub-class state (level {level}, refinements at levels "
+                             f"{[r.level for r in refinements]}, {epochs} epochs) does not fit "
+                             f"subclass_levels = {self.subclass_levels}")
+        self._epochs_done, self.level, self.refinements = epochs, level, refinements
+        self.targets = (refinements[-1].info.soft_labels.to(self.bank_z.device)
+                        if refinements else None)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # a checkpoint written before the refinement state was saved starts at level 1
+        state_dict.setdefault(prefix + "_extra_state",
+                              {"epochs_done": 0, "level": 1, "refinements": []})
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def embedding_loss(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, str]:
         """The loss of embeddings ``z`` (B, d) with (soft) targets ``y`` (B, S), and its name
