@@ -131,6 +131,34 @@ def test_header_bounds():
         check_audio_header(16000, 10, 33, "x")
     with pytest.raises(AudioLoadError, match="longer"):
         check_audio_header(16000, 16000 * 301, 1, "x")
+    # the samples decoded: 300 s at 48 kHz stereo (or 96 kHz mono) is the most
+    check_audio_header(48_000, 48_000 * 300, 2, "x")
+    check_audio_header(96_000, 96_000 * 300, 1, "x")
+    check_audio_header(384_000, 384_000 * 5, 8, "x")  # a short multichannel take
+    with pytest.raises(AudioLoadError, match="more than the 28,800,000 allowed"):
+        check_audio_header(96_000, 96_000 * 200, 2, "x")
+    with pytest.raises(AudioLoadError, match=r"299 s × 8 channels at 384000 Hz"):
+        check_audio_header(384_000, 384_000 * 299, 8, "x")
+
+
+def test_a_small_file_that_decodes_to_gigabytes_is_refused_before_decoding(tmp_path):
+    """A FLAC of silence at 384 kHz × 8 channels: ~1 MB a 5 min file, ~0.9 G samples decoded
+    (5 GB of memory before the bound). Here 60 s of it (0.2 MB), with the length limit."""
+    import soundfile as sf
+
+    from affectlab.features.audio import check_audio_header
+
+    path = tmp_path / "bomb.flac"
+    with sf.SoundFile(path, "w", 384_000, 8, format="FLAC", subtype="PCM_16") as f:
+        block = np.zeros((384_000, 8), np.int16)
+        for _ in range(60):
+            f.write(block)
+    assert path.stat().st_size < 1_000_000
+    with pytest.raises(AudioLoadError, match="samples, more than"):
+        load_wav(path, max_seconds=60)
+    with pytest.raises(AudioLoadError, match="samples, more than"):
+        decode_audio(path.read_bytes(), source="upload", max_seconds=60)
+    check_audio_header(384_000, 384_000 * 60, 8, "x", max_seconds=60 * 32)  # a raised limit
 
 
 def test_live_upload_refuses_a_low_rate_wav(tmp_path):

@@ -28,6 +28,11 @@ MAX_SAMPLE_RATE = 384_000
 MAX_CHANNELS = 32
 ENV_MAX_SECONDS = "AFFECTLAB_MAX_AUDIO_SECONDS"
 DEFAULT_MAX_SECONDS = 300.0  # 5 minutes: far above any corpus clip or uploaded utterance
+# The samples decoded (frames × channels) are bounded too, by the length limit at 48 kHz
+# stereo (28.8 M samples, 115 MB as float32, at the default): a small FLAC of silence at
+# 384 kHz × 8 channels would otherwise decode to gigabytes within the rate, channel and
+# length limits.
+BUDGET_RATE, BUDGET_CHANNELS = 48_000, 2
 
 
 class AudioLoadError(ValueError):
@@ -54,8 +59,9 @@ def check_audio_header(sample_rate: int, frames: int, channels: int, source: str
                        max_seconds: float | None = None) -> None:
     """Refuse, with :class:`AudioLoadError` naming ``source``, a file whose header gives a sample
     rate outside :data:`MIN_SAMPLE_RATE`..:data:`MAX_SAMPLE_RATE` Hz, more than
-    :data:`MAX_CHANNELS` channels, or more than ``max_seconds`` (default
-    :func:`max_audio_seconds`) of audio."""
+    :data:`MAX_CHANNELS` channels, more than ``max_seconds`` (default
+    :func:`max_audio_seconds`) of audio, or more samples to decode (frames × channels) than
+    ``max_seconds`` at 48 kHz stereo."""
     limit = max_audio_seconds() if max_seconds is None else float(max_seconds)
     if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
         raise AudioLoadError(f"{source}: sample rate {sample_rate} Hz is outside "
@@ -64,10 +70,16 @@ def check_audio_header(sample_rate: int, frames: int, channels: int, source: str
         raise AudioLoadError(f"{source}: {channels} channels (at most {MAX_CHANNELS}); "
                              "not decoded")
     seconds = frames / sample_rate
+    origin = f" (${ENV_MAX_SECONDS})" if max_seconds is None else ""  # where the limit is set
     if seconds > limit:
-        origin = f" (${ENV_MAX_SECONDS})" if max_seconds is None else ""  # where the limit is set
         raise AudioLoadError(f"{source}: {seconds:.0f} s of audio is longer than the "
                              f"{limit:g} s allowed{origin}; not decoded")
+    budget = limit * BUDGET_RATE * BUDGET_CHANNELS
+    if frames * channels > budget:
+        raise AudioLoadError(
+            f"{source}: {seconds:.0f} s × {channels} channels at {sample_rate} Hz is "
+            f"{frames * channels:,} samples, more than the {budget:,.0f} allowed ({limit:g} s "
+            f"at {BUDGET_RATE // 1000} kHz stereo{origin}); not decoded")
 
 
 @dataclass(frozen=True)
