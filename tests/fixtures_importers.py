@@ -167,12 +167,26 @@ AFFECTNET_TRAIN = [
 AFFECTNET_VAL = [("303/ee33ff.jpg", 6, -0.7, 0.8)]
 
 
+# AffectNet's images are whole photos, larger than a face crop, each with its face box in the
+# list files: here skimage's astronaut (512×512), whose face a detector finds at this box
+AFFECTNET_BOX = (178, 65, 91, 111)
+
+
 def _affectnet_rows(rows, header: bool = True) -> str:
     lines = [AFFECTNET_HEADER] if header else []
     for path, expr, val, aro in rows:
         marks = ";".join(f"{v:.2f}" for v in (10.5, 20.25, 30.0, 40.75))
-        lines.append(f"{path},8,9,48,48,{marks},{expr},{val},{aro}")
+        box = ",".join(str(v) for v in AFFECTNET_BOX)
+        lines.append(f"{path},{box},{marks},{expr},{val},{aro}")
     return "\n".join(lines) + "\n"
+
+
+def affectnet_photo(seed: int) -> np.ndarray:
+    """The astronaut, a little brighter or darker by ``seed`` (one photo per image)."""
+    from skimage import data
+
+    shift = int(np.random.default_rng(seed).integers(-20, 21))
+    return np.clip(data.astronaut().astype(np.int16) + shift, 0, 255).astype(np.uint8)
 
 
 def write_affectnet(root: Path, validation_header: bool = True) -> Path:
@@ -180,7 +194,9 @@ def write_affectnet(root: Path, validation_header: bool = True) -> Path:
     write_text(lists / "training.csv", _affectnet_rows(AFFECTNET_TRAIN))
     write_text(lists / "validation.csv", _affectnet_rows(AFFECTNET_VAL, validation_header))
     for i, (path, *_rest) in enumerate(AFFECTNET_TRAIN + AFFECTNET_VAL):
-        write_image(root / "Manually_Annotated_Images" / path, 64, seed=i, fmt="JPEG")
+        out = root / "Manually_Annotated_Images" / path
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(affectnet_photo(i)).save(out, format="JPEG")
     return root
 
 

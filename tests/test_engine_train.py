@@ -321,3 +321,30 @@ def test_batches_keep_their_layout_on_the_cpu():
     moved = move_batch({"x": x, "y": torch.rand(2, 3)}, torch.device("cpu"), "train")
     assert moved["x"].is_contiguous() and moved["split"] == "train"
     assert to_device_layout(torch.rand(2, 5, 40), torch.device("cuda")).is_contiguous()  # 3-D: speech
+
+
+def test_a_run_says_which_items_it_left_out_and_which_splits_are_empty(env, tmp_path, capsys):
+    """A clip too short for one frame (in a hand-made dataset: the importers refuse it) was left
+    out of training with a log line only; the run now says so in its events and on the
+    terminal, as it does for a dataset without val or test items."""
+    import soundfile as sf
+
+    from affectlab.data.contract import load_dataset, write_dataset
+
+    src = load_dataset(env["speech"])
+    items = src.items.copy()
+    items.loc[items["split"] == "val", "split"] = "train"
+    stage = tmp_path / "stage"
+    shutil.copytree(env["speech"] / "media", stage / "media")
+    first = items.index[items["split"] == "train"][0]
+    sf.write(stage / items.loc[first, "media"], np.zeros(8), 16_000)
+    write_dataset(tmp_path / "ds", items, src.ratings, src.meta, media_dir=stage)
+    result = train(tiny_config(tmp_path / "ds", tmp_path / "run", "speech", epochs=1),
+                   progress=True)
+    assert result.status == "finished"
+    notices = [e["message"] for e in read_events(result.run_dir)[0] if e["type"] == "notice"]
+    assert notices == ["train: 1 item(s) left out (shorter than one 25 ms frame)",
+                       "the dataset has no usable val items: no validation metrics after "
+                       "each epoch"]
+    shown = capsys.readouterr().out  # tqdm.write: above the progress bar
+    assert "notice: train: 1 item(s) left out (shorter than one 25 ms frame)" in shown

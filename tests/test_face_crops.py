@@ -128,7 +128,7 @@ def test_dataset_loader_crops_photos_and_resizes_crops(tmp_path, astronaut, capl
     root = _dataset(tmp_path / "faces", {"crop": face48, "photo": astronaut,
                                          "mirrored": astronaut[:, ::-1].copy()})
     ds = EmotionDataset(root)
-    assert ds.face_sources == {"crop": 1, "detected": 2, "whole image": 0}
+    assert ds.face_sources == {"box": 0, "crop": 1, "detected": 2, "whole image": 0}
     cropper = FaceCropper()
     x = {ds[i]["item_id"]: ds[i]["x"][0].numpy() for i in range(len(ds))}
     photo = load_image(root / "media" / "photo.png")  # what the loader reads: grayscale
@@ -139,7 +139,7 @@ def test_dataset_loader_crops_photos_and_resizes_crops(tmp_path, astronaut, capl
     Image.fromarray(skdata.coffee()).save(root / "media" / "mirrored.png")
     with caplog.at_level(logging.WARNING, logger="affectlab.data.dataset"):
         again = EmotionDataset(root)
-    assert again.face_sources == {"crop": 1, "detected": 1, "whole image": 1}
+    assert again.face_sources == {"box": 0, "crop": 1, "detected": 1, "whole image": 1}
     assert "no face detected were used whole, resized to 64×64: mirrored.png" in caplog.text
     whole = {again[i]["item_id"]: again[i]["x"][0].numpy() for i in range(len(again))}
     np.testing.assert_allclose(whole["mirrored"], cv2.resize(

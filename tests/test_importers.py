@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from affectlab.data.contract import load_dataset
+from affectlab.data.contract import ContractError, load_dataset
 from affectlab.data.importers import FORMATS, BadRow, ImportError_, ImportReport, import_corpus
 from affectlab.data.importers._common import group_splits, split_sizes, undecodable_at
 from affectlab.data.importers.emodb import parse_name as parse_emodb_name
@@ -264,8 +264,57 @@ def test_affectnet(tmp_path):
     assert ratings_of(ds, "303/ee33ff", "activation") == [("dataset", 0.8)]
     np.testing.assert_allclose(soft_label(ds, "303/ee33ff"), np.eye(8)[6])  # Anger
     row = ds.items.set_index("item_id").loc["689/0d4e5f"]
-    assert (row["face_x"], row["face_width"]) == (8, 48)
+    assert (row["face_x"], row["face_width"]) == (178, 91)
     assert ds.media_path("303/ee33ff").is_file()
+
+
+def test_affectnet_faces_are_cropped_in_the_published_box(tmp_path):
+    """Real AffectNet images are whole photos with the face box in the list files: the loader
+    crops there (no detector), a box outside the image is a bad row, and a row with a zero box
+    goes through detection. Before, every such photo without a detectable face was refused."""
+    from affectlab.data.dataset import EmotionDataset
+    from affectlab.features.face import FaceCropper, load_image
+
+    src = fx.write_affectnet(tmp_path / "src")
+    noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(src / "Manually_Annotated_Images/689/0d4e5f.jpg")  # no face
+    lists = src / "Manually_Annotated_file_lists"
+    text = (lists / "training.csv").read_text()
+    text = text.replace("689/0d4e5f.jpg,178,65,91,111", "689/0d4e5f.jpg,30,30,196,196")
+    (lists / "training.csv").write_text(text + "689/out.jpg,600,600,50,50,1.0;2.0,3,0.1,0.0\n"
+                                        "689/zero.jpg,0,0,0,0,1.0;2.0,3,0.1,0.0\n")
+    for name in ("out", "zero"):
+        Image.fromarray(fx.affectnet_photo(9)).save(src / f"Manually_Annotated_Images/689/"
+                                                    f"{name}.jpg")
+    with pytest.raises(ImportError_, match=r"out\.jpg: face box \(x 600, y 600, w 50, h 50\) "
+                                           r"lies outside the 512×512 image"):
+        import_corpus("affectnet", src, tmp_path / "out")
+    report = import_corpus("affectnet", src, tmp_path / "out", skip_bad=True)
+    assert report.items == 4 and report.n_skipped == 1
+    ds = EmotionDataset(tmp_path / "out", None, feature_cache=False)
+    assert ds.face_sources == {"box": 3, "crop": 0, "detected": 1, "whole image": 0}
+    x = {ds[i]["item_id"]: ds[i]["x"][0].numpy() for i in range(len(ds))}
+    cropper = FaceCropper()
+    img = load_image(tmp_path / "out/media/689/0d4e5f.jpg")
+    np.testing.assert_allclose(x["689/0d4e5f"], cropper.crop(img, (30, 30, 196, 196)) / 255.0,
+                               atol=1e-6)
+    img = load_image(tmp_path / "out/media/689/zero.jpg")  # detected: about the same place
+    np.testing.assert_allclose(x["689/zero"], cropper.process(img).face / 255.0, atol=1e-6)
+
+
+def test_face_box_columns_go_together_and_are_numbers(tmp_path):
+    from affectlab.data.contract import face_boxes
+
+    items = pd.DataFrame({"face_x": [1, None, 3], "face_y": [1, 2, 3],
+                          "face_width": [5, 5, 0], "face_height": [5, 5, 5]})
+    boxes = face_boxes(items)
+    np.testing.assert_array_equal(boxes[0], [1, 1, 5, 5])
+    assert np.isnan(boxes[1]).all() and np.isnan(boxes[2]).all()  # a null, a zero width
+    assert face_boxes(items[["face_y"]].rename(columns={"face_y": "other"})) is None
+    with pytest.raises(ContractError, match=r"face-box columns \['face_x'\] without"):
+        face_boxes(items[["face_x"]])
+    with pytest.raises(ContractError, match="must be numbers"):
+        face_boxes(items.assign(face_x=["a", "b", "c"]))
 
 
 def test_affectnet_list_without_header_and_bad_values(tmp_path):
@@ -721,3 +770,73 @@ def test_cli_data_import(tmp_path):
     assert ok.exit_code == 0 and "imported 4 items and 8 ratings" in ok.output
     bad = runner.invoke(app, ["data", "import", "nope", str(src), "--out", str(tmp_path / "p")])
     assert bad.exit_code == 2 and "known formats" in bad.output
+
+
+# --------------------------------------------------------------------------- file-name case
+
+@pytest.mark.parametrize("fmt", ["ravdess", "emodb", "cremad", "iemocap", "msp-improv"])
+def test_uppercase_wav_suffixes_import_like_lowercase_ones(tmp_path, fmt):
+    """Real downloads (and copies through other file systems) ship ``.WAV``: before, RAVDESS and
+    EmoDB left such files out without a word, and IEMOCAP called them missing."""
+    writer = {"ravdess": fx.write_ravdess, "emodb": fx.write_emodb, "cremad": fx.write_cremad,
+              "iemocap": fx.write_iemocap, "msp-improv": fx.write_msp_improv}[fmt]
+    fmt = fmt.removesuffix("-improv")
+    want = import_corpus(fmt, writer(tmp_path / "lower"), tmp_path / "out-lower")
+    src = writer(tmp_path / "upper")
+    wavs = sorted(src.rglob("*.wav"))
+    for wav in wavs[::2]:
+        wav.rename(wav.with_suffix(".WAV"))
+    got = import_corpus(fmt, src, tmp_path / "out-upper")
+    assert (got.items, got.splits, got.n_skipped) == (want.items, want.splits, want.n_skipped)
+    ds = load_dataset(tmp_path / "out-upper")
+    assert all(ds.media_path(i).is_file() for i in range(len(ds.items)))
+
+
+def test_ferplus_with_an_extra_column_reads_and_a_stray_comma_does_not(tmp_path):
+    """A copy of fer2013new.csv with a column of its own (a comment, an index) imports as the
+    release does; before, every row was refused ("expected 12 fields, got 13")."""
+    want = import_corpus("ferplus", fx.write_ferplus(tmp_path / "plain"), tmp_path / "o1")
+    src = fx.write_ferplus(tmp_path / "extra")
+    lines = (src / "fer2013new.csv").read_text().splitlines()
+    lines = [lines[0] + ",comment"] + [f"{line},x{i}" for i, line in enumerate(lines[1:])]
+    (src / "fer2013new.csv").write_text("\n".join(lines) + "\n")
+    got = import_corpus("ferplus", src, tmp_path / "o2")
+    assert (got.items, got.ratings, got.splits) == (want.items, want.ratings, want.splits)
+    lines[2] = lines[2].replace(",x1", ",x1,stray")
+    (src / "fer2013new.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ImportError_, match=r"fer2013new\.csv:3: expected 13 fields \(as the "
+                                           r"header\), got 14"):
+        import_corpus("ferplus", src, tmp_path / "o3")
+
+
+def test_a_clip_too_short_for_one_frame_is_a_bad_file_at_import(tmp_path):
+    """A truncated WAV (a valid header and 8 samples) imported fine and training then left it
+    out with a log line only; the import now names it (SPEC §2's 25 ms frame at 16 kHz: 400
+    samples; 1,100 at 44.1 kHz, which resample to 400: the loader's own frames agree)."""
+    import soundfile as sf
+
+    src = fx.write_ravdess(tmp_path / "src")
+    short = sorted(src.rglob("*.wav"))[0]
+    sf.write(short, np.zeros(8), 16_000, subtype="PCM_16")
+    with pytest.raises(ImportError_, match=rf"{short.name}: audio is 0\.5 ms long, shorter "
+                                           r"than one 25 ms analysis frame"):
+        import_corpus("ravdess", src, tmp_path / "out")
+    from affectlab.features.audio import load_wav
+    from affectlab.features.fbank import fbank
+
+    for n, frames in ((1099, 0), (1100, 1)):  # resampled to 399 and 400 samples
+        sf.write(short, 0.1 * np.ones(n), 44_100, subtype="PCM_16")
+        assert fbank(load_wav(short)[0]).shape[0] == frames
+        if frames:
+            assert import_corpus("ravdess", src, tmp_path / "out").n_skipped == 0
+        else:
+            with pytest.raises(ImportError_, match="shorter than one 25 ms"):
+                import_corpus("ravdess", src, tmp_path / "out")
+
+
+def test_an_empty_split_is_a_notice_of_the_import(tmp_path):
+    report = import_corpus("affectnet", fx.write_affectnet(tmp_path / "src"), tmp_path / "out")
+    assert report.splits["val"] == 0
+    assert [n.reason for n in report.notices] == [
+        "no val items: training runs without validation metrics"]
+    assert "notice: splits: no val items" in report.summary()

@@ -36,6 +36,12 @@ agreement from value counts (Krippendorff's α) uses them, per-rater statistics 
 rater reliability) refuse them (:func:`affectlab.agreement.require_rater_ids`). Null survives
 parquet under pandas 2 (None) and 3 (NaN) alike and is SQL's NULL.
 
+Optional face-box columns ``face_x``, ``face_y``, ``face_width``, ``face_height``
+(:data:`FACE_BOX`, all four or none): the corpus's own face box in pixels of the media image
+(AffectNet publishes one per image). Where a row's box is given (width and height > 0), the
+loader crops it instead of running a face detector; null elsewhere. Read it only through
+:func:`face_boxes`.
+
 Soft labels are always derived from ``ratings.parquet``; an items column (e.g. ``label``) may
 carry a single dataset label in addition, never as the only copy of the ratings.
 """
@@ -72,6 +78,7 @@ SPLITS = ("train", "val", "test")
 ITEM_REQUIRED = ("item_id", "media", "modality", "split", "domain")
 RATING_REQUIRED = ("item_id", "rater_id", "scale", "value")
 ANONYMOUS_RATER = None
+FACE_BOX = ("face_x", "face_y", "face_width", "face_height")
 """``rater_id`` of an anonymous vote (null in ratings.parquet; NaN or None once read)."""
 
 
@@ -130,6 +137,25 @@ def media_file(root: str | os.PathLike, rel: Any) -> Path:
         raise ContractError(f"items.parquet: media {text!r} must be a path inside the dataset "
                             f"directory {root}")
     return Path(root) / text
+
+
+def face_boxes(items: pd.DataFrame) -> np.ndarray | None:
+    """(n, 4) float (x, y, w, h) of the items' face-box columns (:data:`FACE_BOX`), NaN in a
+    row without a usable box (a null, or a width or height ≤ 0); None when the table has no
+    such columns. ContractError when only some of the four are there or one is not numeric."""
+    present = [c for c in FACE_BOX if c in items.columns]
+    if not present:
+        return None
+    if len(present) < len(FACE_BOX):
+        raise ContractError(f"items.parquet: face-box columns {present} without "
+                            f"{[c for c in FACE_BOX if c not in present]}; give all of "
+                            f"{list(FACE_BOX)} or none")
+    try:
+        boxes = np.array(items[list(FACE_BOX)].apply(pd.to_numeric, errors="raise"), float)
+    except (ValueError, TypeError) as exc:
+        raise ContractError(f"items.parquet: face-box columns must be numbers ({exc})") from exc
+    boxes[~(np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0))] = np.nan
+    return boxes
 
 
 def _leaves_directory(rel: str) -> bool:
@@ -200,6 +226,7 @@ def _validate_items(items: pd.DataFrame, schema: DatasetMeta) -> None:
     _check_media_paths(items["media"])
     if "label" in items.columns:
         label_codes(items["label"], schema.label_names)
+    face_boxes(items)
 
 
 # a superset of the paths _leaves_directory refuses, matched in one vectorised pass; only the

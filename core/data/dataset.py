@@ -31,11 +31,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from affectlab.data.contract import SPLITS, ContractError, DatasetDir, label_codes, load_dataset
+from affectlab.aggregators import aggregate_soft_labels, check_aggregator
+from affectlab.data.contract import (
+    SPLITS,
+    ContractError,
+    DatasetDir,
+    face_boxes,
+    label_codes,
+    load_dataset,
+)
 from affectlab.features.audio import AudioLoadError, load_wav
 from affectlab.features.face import FaceCropper, ImageLoadError, load_image, resize_face
 from affectlab.features.fbank import CorpusNormalizer, FbankCache, FbankParams, fbank
-from affectlab.aggregators import aggregate_soft_labels, check_aggregator
 
 logger = logging.getLogger(__name__)
 
@@ -204,24 +211,25 @@ class EmotionDataset(Dataset):
         return codes
 
     def _load_faces(self, rows: np.ndarray) -> np.ndarray:
-        """Already-cropped faces (:func:`~affectlab.features.face.is_face_crop`) resized, larger
-        images cropped around their largest detected face; one where none is found is used
-        whole (resized) and reported in the log. ``face_sources`` counts each path."""
+        """Faces in the corpus's own box (items' face-box columns, :func:`face_boxes`) cropped
+        there, already-cropped faces (:func:`~affectlab.features.face.is_face_crop`) resized,
+        larger images cropped around their largest detected face; one where none is found is
+        used whole (resized) and reported in the log. ``face_sources`` counts each path."""
         images = np.empty((len(rows), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
         cropper = FaceCropper(size=IMAGE_SIZE)  # the detector loads only if an image needs it
-        self.face_sources: dict[str, int] = {"crop": 0, "detected": 0, "whole image": 0}
+        boxes = face_boxes(self.ds.items)
+        self.face_sources: dict[str, int] = {"box": 0, "crop": 0, "detected": 0,
+                                             "whole image": 0}
         no_face = []
         for j, row in enumerate(rows):
             path = self.ds.media_path(int(row))
             with self._media_errors(int(row)):
                 img = load_image(path)
-            found = cropper.process(img)
-            if found.ok:
-                images[j] = found.face
-                self.face_sources[found.source] += 1
-            else:
-                images[j] = resize_face(img, IMAGE_SIZE)
-                self.face_sources["whole image"] += 1
+            box = None if boxes is None or np.isnan(boxes[row, 0]) else boxes[row]
+            face, source = _face_of(cropper, img, box, path.name)
+            images[j] = face
+            self.face_sources[source] += 1
+            if source == "whole image":
                 no_face.append(path.name)
         if no_face:
             logger.warning("%d image(s) larger than a face crop with no face detected were used "
@@ -359,3 +367,19 @@ def collate_speech(batch: list[dict[str, Any]]) -> dict[str, Any]:
         padded[j, : x.shape[0]] = x
     rest = default_collate([{k: v for k, v in item.items() if k != "x"} for item in batch])
     return {"x": padded, "lengths": lengths, **rest}
+
+
+def _face_of(cropper: FaceCropper, img: np.ndarray, box: np.ndarray | None,
+             name: str) -> tuple[np.ndarray, str]:
+    """One image's face crop and how it was found ("box", "crop", "detected" or "whole
+    image"). A given box outside the image is logged and the image goes through detection."""
+    if box is not None:
+        try:
+            return cropper.crop(img, tuple(int(round(v)) for v in box)), "box"
+        except ValueError as exc:
+            logger.warning("%s: the face box of items.parquet is not usable (%s); detecting "
+                           "the face instead", name, exc)
+    found = cropper.process(img)
+    if found.ok:
+        return found.face, found.source
+    return resize_face(img, cropper.size), "whole image"

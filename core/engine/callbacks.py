@@ -95,6 +95,8 @@ class EventLog(Callback):
                             device=str(trainer.device), amp=trainer.amp,
                             world_size=trainer.dist.world, pid=trainer.pid,
                             threads=torch.get_num_threads())
+        for message in trainer.data_notices:
+            trainer.events.emit("notice", message=message)
 
     def on_step_end(self, trainer: Trainer, step: StepInfo) -> None:
         every = max(1, step.n_batches // STEP_EVENTS_PER_EPOCH)
@@ -130,10 +132,14 @@ class ProgressBar(Callback):
         self.bar = None
 
     def on_start(self, trainer: Trainer) -> None:
-        if trainer.dist.main and trainer.head_init is not None:
-            from tqdm import tqdm
+        if not trainer.dist.main:
+            return
+        from tqdm import tqdm
 
+        if trainer.head_init is not None:
             tqdm.write(trainer.head_init.summary())  # which classes a fine-tuned head mapped
+        for message in trainer.data_notices:  # items left out, an empty val or test split
+            tqdm.write(f"notice: {message}")
 
     def on_epoch_start(self, trainer: Trainer, epoch: int, n_batches: int) -> None:
         if not trainer.dist.main:

@@ -320,6 +320,7 @@ class Trainer:
         self.best: dict[str, Any] = {"epoch": None, "metric": SELECT_METRIC, "value": None}
         self.resumed_from: Path | None = None
         self.head_init = None  # a HeadInit when the weights started from others (fine-tuning)
+        self.data_notices: list[str] = []  # data_notices(): items left out, empty splits
         self.rotate_last = True  # False after a resume past a damaged last checkpoint
 
     def _call(self, hook: str, *args: Any) -> None:
@@ -408,6 +409,7 @@ class Trainer:
             raise UserDataError(f"dataset {data.name!r} has no rated training items on scale "
                                 f"{scale!r}" + (f" in domains {config.train_domains}"
                                                 if config.train_domains else ""))
+        self.data_notices = data_notices(self.train_ds, sets)
         sets["train"] = soft_view(self.train_ds)
         self.eval_sets = {s: ds for s, ds in sets.items() if len(ds) > 0}
 
@@ -518,6 +520,25 @@ class Trainer:
                     self.run.write_outputs(split, *outputs_table(pred))
             self.run.write_metrics(final)
         return final
+
+
+_NO_SPLIT = {"val": "no validation metrics after each epoch",
+             "test": "the run ends without test metrics (evaluate it on another dataset or "
+                     "split: affectlab eval RUN --dataset DIR --split all)"}
+
+
+def data_notices(train_ds, eval_sets: dict[str, Any]) -> list[str]:
+    """What the user should know about the data a run trains on, one line each: the items each
+    split left out and why (an unreadable clip, one shorter than a frame, no rating on the
+    scale), and a val or test split with no items."""
+    notes = []
+    for split, ds in (("train", train_ds), *eval_sets.items()):
+        for reason, n in ds.excluded_reasons.items():
+            notes.append(f"{split}: {n} item(s) left out ({reason})")
+    for split, consequence in _NO_SPLIT.items():
+        if split in eval_sets and len(eval_sets[split]) == 0:
+            notes.append(f"the dataset has no usable {split} items: {consequence}")
+    return notes
 
 
 def _use_amp(config: RunConfig, device: torch.device) -> bool:

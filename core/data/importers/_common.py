@@ -19,12 +19,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
 import pandas as pd
 
-from affectlab.data.contract import ContractError, write_dataset
+from affectlab.data.contract import FACE_BOX, ContractError, write_dataset
 from affectlab.data.schema import DatasetMeta, LabelSet
 from affectlab.errors import UserDataError
 from affectlab.fileio import link_or_copy
@@ -206,6 +207,24 @@ def find_file(src: Path, *candidates: str) -> Path | None:
         if files:
             return require_inside(files[0], src)
     return None
+
+
+def files_with_suffix(root: Path, suffix: str, recursive: bool = True) -> list[Path]:
+    """The files under ``root`` (in its subfolders too, when ``recursive``) whose suffix is
+    ``suffix`` in any case (``.wav``, ``.WAV``: both ship in real downloads), sorted."""
+    found = root.rglob("*") if recursive else root.glob("*")
+    return sorted(p for p in found if p.suffix.lower() == suffix.lower() and p.is_file())
+
+
+def any_case_suffix(path: Path) -> Path:
+    """``path``, or when it does not exist, the file beside it whose name differs only in the
+    case of its suffix (``turn.WAV`` for ``turn.wav``), if there is one."""
+    if path.exists() or not path.parent.is_dir():
+        return path
+    for other in path.parent.glob(f"{glob_escape(path.stem)}.*"):
+        if other.name.lower() == path.name.lower() and other.stem == path.stem:
+            return other
+    return path
 
 
 def require_file(src: Path, fmt: str, what: str, *candidates: str) -> Path:
@@ -440,8 +459,10 @@ IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 AUDIO_EXTS = {".wav", ".flac"}
 
 
-def media_problem(path: Path, modality: str) -> str | None:
-    """Why ``path`` cannot serve as an item's media, or ``None`` when it reads fine."""
+def media_problem(path: Path, modality: str, box: tuple[int, int, int, int] | None = None
+                  ) -> str | None:
+    """Why ``path`` cannot serve as an item's media, or ``None`` when it reads fine; ``box``:
+    the corpus's own face box (x, y, w, h) in the image, if it gives one."""
     if not path.is_file():
         return "media file is missing"
     if modality == "face":
@@ -451,7 +472,7 @@ def media_problem(path: Path, modality: str) -> str | None:
             check_image_file(path)  # structure and size, without decoding every pixel
         except ImageLoadError as exc:
             return f"unreadable image ({exc})"
-        return _face_problem(path)
+        return _face_problem(path, box)
     import soundfile as sf
 
     from affectlab.features.audio import AudioLoadError, check_audio_header
@@ -462,6 +483,9 @@ def media_problem(path: Path, modality: str) -> str | None:
         return f"unreadable audio ({exc.__class__.__name__}: {exc})"
     if info.frames <= 0:
         return "audio file holds no samples"
+    short = _shorter_than_a_frame(int(info.frames), int(info.samplerate))
+    if short is not None:
+        return short
     try:
         check_audio_header(int(info.samplerate), int(info.frames), int(info.channels), str(path))
     except AudioLoadError as exc:
@@ -469,16 +493,35 @@ def media_problem(path: Path, modality: str) -> str | None:
     return None
 
 
-def _face_problem(path: Path) -> str | None:
-    """An image larger than a face crop (:func:`~affectlab.features.face.is_face_crop`) must
-    show a face the detector finds, as the dataset loader will crop around it; a crop is taken
-    as it is."""
+def _shorter_than_a_frame(frames: int, sample_rate: int) -> str | None:
+    """Why a clip of ``frames`` samples at ``sample_rate`` gives no filterbank frame at all
+    (SPEC §2: 25 ms windows at 16 kHz), which the dataset loader would leave out; else None."""
+    from affectlab.features.fbank import FbankParams
+
+    params = FbankParams()
+    at_target = math.ceil(frames * params.sample_rate / sample_rate)  # after resampling
+    if at_target >= params.frame_length:
+        return None
+    return (f"audio is {1000 * frames / sample_rate:.1f} ms long, shorter than one "
+            f"{params.frame_length_ms:g} ms analysis frame")
+
+
+def _face_problem(path: Path, box: tuple[int, int, int, int] | None = None) -> str | None:
+    """A face box the corpus gives must overlap the image (the loader crops it); otherwise an
+    image larger than a face crop (:func:`~affectlab.features.face.is_face_crop`) must show a
+    face the detector finds, as the dataset loader will crop around it; a crop is taken as it
+    is."""
     from affectlab.features.face import ImageLoadError, is_face_crop, load_image, shared_detector
 
     try:
         img = load_image(path)
     except ImageLoadError as exc:
         return f"unreadable image ({exc})"
+    if box is not None:
+        x, y, w, h = box
+        inside = x < img.shape[1] and y < img.shape[0] and x + w > 0 and y + h > 0
+        return None if inside else (f"face box (x {x}, y {y}, w {w}, h {h}) lies outside the "
+                                    f"{img.shape[1]}×{img.shape[0]} image")
     if is_face_crop(img) or shared_detector().detect(img):
         return None
     return f"no face detected (a {img.shape[1]}×{img.shape[0]} image, larger than a face crop)"
@@ -530,10 +573,20 @@ def check_media(corpus: Corpus, problems: Problems) -> None:
         elif source is None:
             problems.bad("<items>", None, f"item {iid!r} has no media", item_id=iid)
         elif not callable(source):
-            reason = outside_corpus(source, problems.src) or media_problem(source,
-                                                                           corpus.modality)
+            source = corpus.media[iid] = any_case_suffix(source)
+            reason = outside_corpus(source, problems.src) or media_problem(
+                source, corpus.modality, _item_box(item))
             if reason is not None:
                 problems.bad(source, None, reason, item_id=iid)
+
+
+def _item_box(item: dict[str, Any]) -> tuple[int, int, int, int] | None:
+    """An item's own face box (the dataset contract's FACE_BOX columns), when it has a usable
+    one (width and height > 0)."""
+    box = [item.get(c) for c in FACE_BOX]
+    if any(not isinstance(v, int | float) or v != v for v in box) or box[2] <= 0 or box[3] <= 0:
+        return None
+    return tuple(int(v) for v in box)
 
 
 def raise_if_bad(problems: Problems, fmt: str, skip_bad: bool) -> None:
@@ -546,6 +599,14 @@ def raise_if_bad(problems: Problems, fmt: str, skip_bad: bool) -> None:
         raise ImportError_(f"{fmt}: {len(problems.rows)} malformed row(s) or unreadable file(s); "
                            f"nothing was written (pass skip_bad=True / --skip-bad to skip them):"
                            f"\n  {shown}{more}")
+
+
+_EMPTY_SPLIT = {
+    "train": "`affectlab train` needs some; use the dataset for evaluation "
+             "(affectlab eval RUN --dataset DIR --split all)",
+    "val": "training runs without validation metrics",
+    "test": "a run on it ends without test metrics",
+}
 
 
 def write_corpus(corpus: Corpus, problems: Problems, fmt: str, src: Path, out: Path,
@@ -593,6 +654,9 @@ def write_corpus(corpus: Corpus, problems: Problems, fmt: str, src: Path, out: P
         shutil.rmtree(staging, ignore_errors=True)
 
     splits = {s: int((items_df["split"] == s).sum()) for s in ("train", "val", "test")}
+    for split, consequence in _EMPTY_SPLIT.items():
+        if splits[split] == 0:
+            problems.notice("splits", None, f"no {split} items: {consequence}")
     return ImportReport(fmt=fmt, out=out, items=len(items_df), ratings=len(ratings_df),
                         splits=splits, skipped=list(problems.rows),
                         excluded=dict(problems.excluded), notices=list(problems.notices))

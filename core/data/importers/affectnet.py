@@ -17,8 +17,10 @@ Layout::
   corpora use for the same dimension), both on a likert scale declared low −1, high 1.
 - A list file without its header line is read with the columns above, in that order.
 - Split: training.csv → train; validation.csv → test (AffectNet's test set is not public and
-  its validation set is the test set of the literature). The face box is kept in items columns;
-  images are copied whole, not cropped.
+  its validation set is the test set of the literature). The face box is kept in the items' face-box
+  columns (``face_x`` … ``face_height``, the dataset contract's FACE_BOX), and the images are
+  copied whole: the dataset loader crops each face in its box, no detector needed (an image
+  whose box lies outside it is a bad row; a row with a zero-size box goes through detection).
 """
 
 from __future__ import annotations

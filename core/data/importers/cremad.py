@@ -32,6 +32,7 @@ from affectlab.data.importers._common import (
     ImportError_,
     Problems,
     anonymous_votes,
+    files_with_suffix,
     find_file,
     group_splits,
     likert,
@@ -112,7 +113,7 @@ def parse(src: Path, problems: Problems) -> Corpus:
                            f"processedResults/tabulatedVotes.csv found under {src}")
 
     clips: dict[str, tuple[Path, re.Match]] = {}
-    for wav in sorted(audio.glob("*.wav")):
+    for wav in files_with_suffix(audio, ".wav", recursive=False):
         m = FILE_RE.match(wav.stem)
         if m is None or m.group(3) not in FILE_CODES:
             problems.bad(wav, None, "file name is not <actor>_<sentence>_<ANG|DIS|FEA|HAP|NEU|SAD>"

@@ -42,6 +42,7 @@ from affectlab.data.importers._common import (
     ImportError_,
     Problems,
     files_by_name,
+    files_with_suffix,
     group_splits,
     nominal,
 )
@@ -75,7 +76,7 @@ def parse_name(stem: str) -> dict[str, str] | str:
 
 
 def parse(src: Path, problems: Problems) -> Corpus:
-    wavs = sorted(src.rglob("*.wav"))
+    wavs = files_with_suffix(src, ".wav")
     if not wavs:
         raise ImportError_(f"{NAME}: no .wav files under {src} (EmoDB's are in wav/)")
     corpus = Corpus(domain=NAME, modality="speech", label_names=list(LABELS),

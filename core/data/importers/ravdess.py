@@ -24,6 +24,7 @@ from affectlab.data.importers._common import (
     Corpus,
     Problems,
     files_by_name,
+    files_with_suffix,
     group_splits,
     nominal,
     ordinal,
@@ -63,7 +64,7 @@ def parse(src: Path, problems: Problems) -> Corpus:
                             "intensity": ordinal(INTENSITY)},
                     provenance={"ratings": "acted label as one rating from rater 'dataset'",
                                 "split": f"actors {SPLIT_RULE}"})
-    found = files_by_name(sorted(src.rglob("*.wav")), parse_name, problems)
+    found = files_by_name(files_with_suffix(src, ".wav"), parse_name, problems)
     split_of = group_splits([f"{f['actor']:02d}" for _, f in found.values()])
     for stem, (wav, f) in found.items():
         actor = f"{f['actor']:02d}"
