@@ -225,9 +225,15 @@ def test_study_names_are_plain_directory_names(tmp_path):
     from affectlab.study.jobs import study_dir
 
     assert study_dir("small-1", tmp_path) == tmp_path / "small-1"
-    for bad in ("../x", "a/b", "", ".hidden", "x" * 101):
+    # the names paths.child_path refuses everywhere else: the audit found "a..", "CON" and
+    # "x." accepted here, and a planted link followed out of the studies directory
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "escape").symlink_to(outside)
+    for bad in ("../x", "a/b", "", ".hidden", "x" * 300, "a..", "CON", "x.", "a\nb", "escape"):
         with pytest.raises(ValueError, match="study name"):
-            study_dir(bad, tmp_path)
+            study_dir(bad, tmp_path / "studies")
 
 
 def test_a_dead_worker_shows_failed_and_a_stopped_one_stopped(tmp_path):

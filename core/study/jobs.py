@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -30,7 +29,6 @@ __all__ = ["LOG_FILE", "PID_FILE", "PROGRESS_FILE", "StudyStatus", "launch_study
            "write_progress"]
 
 PROGRESS_FILE, PID_FILE, LOG_FILE = "progress.json", "study.pid", "study.log"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+\-]{0,99}")
 _children: dict[int, subprocess.Popen] = {}
 
 
@@ -41,12 +39,13 @@ def studies_dir() -> Path:
 
 
 def study_dir(name: str, root: Path | None = None) -> Path:
-    """The directory of study ``name`` under ``root`` (default :func:`studies_dir`); ValueError
-    for a name that is not a plain directory name."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(f"a study name is letters, digits and . _ + - (at most 100), got "
-                         f"{name!r}")
-    return (root or studies_dir()) / name
+    """The directory of study ``name`` under ``root`` (default :func:`studies_dir`), through
+    the one contained helper every typed name goes through (:func:`affectlab.paths.child_path`:
+    a safe single name, and no link out of the root); UnsafeNameError (a ValueError) names
+    what is wrong."""
+    from affectlab.paths import child_path
+
+    return child_path(root or studies_dir(), name, "study name")
 
 
 def write_progress(out: Path, **fields: Any) -> None:
