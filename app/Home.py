@@ -7,8 +7,10 @@ only the sign-in page; any other address falls back to the role's first page.
 
 import streamlit as st
 
-from affectlab.app import signin
+from affectlab.app import signin, uploads
 from affectlab.auth import Role, pages_for
+
+uploads.install()  # files reach the server's memory from owner sessions only
 
 st.set_page_config(page_title="affectlab", page_icon="🎭", layout="wide")
 
@@ -28,6 +30,8 @@ PAGES = {
 
 signin.redeem_link_in_address()  # ?token= of the start-up link: signed in, token dropped
 role = signin.role()
+uploads.admit_session(uploads.current_session_id(),
+                      signin.grant() if role is Role.OWNER else None)
 pages = [PAGES[name]() for name in pages_for(role)]
 if role is Role.RATER:
     # the invite link is /annotate?campaign=…; the root (and any unknown address) shows the

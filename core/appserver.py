@@ -27,7 +27,7 @@ WILDCARD_ADDRESSES = ("0.0.0.0", "::", "[::]")
 # section.key → value, as in .streamlit/config.toml
 SERVER_OPTIONS: dict[str, object] = {
     "server.headless": True,
-    "server.maxUploadSize": 512,
+    "server.maxUploadSize": 128,  # MB a file; and only the owner uploads (app/uploads.py)
     "server.runOnSave": False,
     "browser.gatherUsageStats": False,
     "client.toolbarMode": "viewer",

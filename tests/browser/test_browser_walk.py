@@ -534,3 +534,51 @@ def test_rater_with_an_invite_reaches_no_workbench_page(browser, app_url, app_da
         open_page(rater, "train", heading="Sign in")  # signed out: a reload asks again
     finally:
         context.close()
+
+
+def _put_upload(pg, url_path: str, heading: str) -> int:
+    """Open ``url_path`` and PUT a 1 MB file to Streamlit's upload endpoint for the page's own
+    session, as a script on that page can (the session id from the websocket's new_session
+    message, the XSRF cookie as the header): the response's status."""
+    from google.protobuf.message import DecodeError
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    ids: list[str] = []
+
+    def on_websocket(ws):
+        def on_frame(payload):
+            if not isinstance(payload, bytes | bytearray):
+                return
+            msg = ForwardMsg()
+            try:
+                msg.ParseFromString(bytes(payload))
+            except DecodeError:
+                return
+            if msg.WhichOneof("type") == "new_session":
+                ids.append(msg.new_session.initialize.session_id)
+        ws.on("framereceived", on_frame)
+
+    pg.on("websocket", on_websocket)
+    open_page(pg, url_path, heading=heading)
+    assert ids, "no new_session message seen"
+    xsrf = next((c["value"] for c in pg.context.cookies() if c["name"] == "_streamlit_xsrf"), "")
+    return pg.evaluate("""async ([sid, xsrf]) => {
+        const body = new FormData();
+        body.append('file', new Blob([new Uint8Array(1 << 20)]), 'junk.bin');
+        const res = await fetch('/_stcore/upload_file/' + sid + '/junk-' + Date.now(),
+            {method: 'PUT', body, headers: {'X-Xsrftoken': xsrf}, credentials: 'same-origin'});
+        return res.status; }""", [ids[-1], xsrf])
+
+
+def test_only_the_owners_sessions_can_store_uploads(browser, app_url, app_data, page):
+    """The audit's attack: a visitor on the sign-in page (or a rater) sent files to Streamlit's
+    upload endpoint for its own session and the server kept them in memory (8 × 64 MB: 752 MB,
+    kept after the browser closed). Now refused, while the owner's uploads still go through."""
+    token = _invite(app_data, "uploads")
+    context = browser.new_context(viewport=VIEWPORT, base_url=app_url)
+    try:
+        assert _put_upload(context.new_page(), "", "Sign in") == 403
+        assert _put_upload(context.new_page(), f"?campaign={token}", "Rate: uploads") == 403
+    finally:
+        context.close()
+    assert _put_upload(page, "live", "Live") == 204  # the owner's session
