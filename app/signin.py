@@ -14,6 +14,7 @@ from affectlab import auth
 from affectlab.annotate import AccessDenied, Store, default_db_url
 from affectlab.annotate.service import OwnerSession, owner_session
 from affectlab.annotate.signin import OwnerGrant, sign_in_with_link, sign_in_with_password
+from affectlab.app.client import client_key
 
 MSG = "signin_msg"              # an error to show on the sign-in form once
 COOKIE_SENT = "signin_cookie"   # the session token whose cookie this session has set
@@ -45,12 +46,13 @@ def _cookies() -> dict[str, str]:
 
 
 def grant() -> OwnerGrant | None:
-    """This session's live owner grant, or None."""
-    return auth.owner_grant(st.session_state, _cookies())
+    """This session's live owner grant, or None (a session cookie comes back only to the
+    address it signed in from: :func:`affectlab.annotate.signin.resume`)."""
+    return auth.owner_grant(st.session_state, _cookies(), client_key())
 
 
 def role() -> auth.Role:
-    return auth.session_role(st.query_params, st.session_state, _cookies())
+    return auth.session_role(st.query_params, st.session_state, _cookies(), client_key())
 
 
 def redeem_link_in_address() -> None:
@@ -63,7 +65,7 @@ def redeem_link_in_address() -> None:
     if grant() is not None:
         return
     try:
-        auth.sign_in(st.session_state, sign_in_with_link(token))
+        auth.sign_in(st.session_state, sign_in_with_link(token, client=client_key()))
     except AccessDenied as exc:
         st.session_state[MSG] = f"{str(exc).capitalize()}."
 
@@ -72,7 +74,8 @@ def _password_sign_in() -> None:
     password = st.session_state.get("signin_password", "")
     st.session_state["signin_password"] = ""  # the password does not stay in the session
     try:
-        auth.sign_in(st.session_state, sign_in_with_password(store(), password))
+        auth.sign_in(st.session_state, sign_in_with_password(store(), password,
+                                                             client=client_key()))
     except AccessDenied as exc:
         st.session_state[MSG] = f"{str(exc).capitalize()}."
 

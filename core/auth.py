@@ -49,8 +49,8 @@ class Role(StrEnum):
     VISITOR = "visitor"
 
 
-def owner_grant(state: MutableMapping, cookies: Mapping[str, str] | None = None
-                ) -> OwnerGrant | None:
+def owner_grant(state: MutableMapping, cookies: Mapping[str, str] | None = None,
+                client: str | None = None) -> OwnerGrant | None:
     """The session's live grant: the one in ``state``, else one the browser's session cookie
     brings back (then kept in ``state``); a grant that ended (signed out in another tab,
     expired, revoked by a password change) is dropped from ``state``."""
@@ -59,16 +59,17 @@ def owner_grant(state: MutableMapping, cookies: Mapping[str, str] | None = None
         return grant
     if grant is not None:
         del state[OWNER_GRANT]
-    resumed = signin.resume((cookies or {}).get(COOKIE))
+    resumed = signin.resume((cookies or {}).get(COOKIE), client=client)
     if resumed is not None:
         state[OWNER_GRANT] = resumed
     return resumed
 
 
 def session_role(query: Mapping[str, str], state: MutableMapping,
-                 cookies: Mapping[str, str] | None = None) -> Role:
-    """The role of a session with these query parameters, state and cookies."""
-    if owner_grant(state, cookies) is not None:
+                 cookies: Mapping[str, str] | None = None, client: str | None = None) -> Role:
+    """The role of a session with these query parameters, state and cookies, from the
+    browser ``client`` (its key: a cookie signed in from one address comes back only there)."""
+    if owner_grant(state, cookies, client) is not None:
         return Role.OWNER
     if query.get(INVITE_PARAM):
         return Role.RATER

@@ -29,6 +29,13 @@ from affectlab.annotate.access import (
     hash_token,
     new_resume_code,
 )
+from affectlab.annotate.limits import (
+    JOIN_LIMIT,
+    SUBMIT_LIMIT,
+    JoinLimiter,
+    RateLimited,
+    SubmitLimiter,
+)
 from affectlab.annotate.store import Assignment, Item, Rater
 
 
@@ -325,3 +332,157 @@ def test_resume_codes_are_random_and_readable():
         assert not set(code.replace("-", "")) & set("01ILOU")
     with pytest.raises(AccessDenied):
         hash_resume_code("   ")
+
+
+# ------------------------------------------------------------------ an attacker's names
+# look-alikes of "alice" an attacker types to appear to the owner as a second "alice"
+LOOKALIKES = {
+    "cyrillic a": "\u0430lice",
+    "cyrillic e": "alic\u0435",
+    "greek capital alpha": "\u0391lice",
+    "capitals": "ALICE",
+    "zero-width joiner inside": "al\u200dice",
+    "zero-width space inside": "ali\u200bce",
+    "combining acute": "ali\u0301ce",
+    "precomposed accent": "al\u00edce",
+    "fullwidth with a cyrillic i": "\uff41l\u0456ce",
+    "latin alpha": "\u0251lice",
+}
+
+
+@pytest.mark.parametrize("attack", LOOKALIKES.values(), ids=LOOKALIKES.keys())
+def test_a_lookalike_of_a_taken_name_is_refused(setup, attack):
+    store, owner, invite = setup
+    join_campaign(store, invite.token, "alice")
+    with pytest.raises(ValueError, match="a rater named 'alice' already exists; choose another "
+                                         "name or use your resume code"):
+        join_campaign(store, invite.token, attack)
+    assert owner.raters("c1")["rater_id"].tolist() == ["alice"]
+
+
+def test_greek_omicron_and_fullwidth_names(setup):
+    store, owner, invite = setup
+    oscar = join_campaign(store, invite.token, "oscar")
+    with pytest.raises(ValueError, match="'oscar' already exists"):
+        join_campaign(store, invite.token, "\u03bfscar")            # Greek omicron
+    # fullwidth letters are the same name once normalised: the resume-code path, not a new one
+    with pytest.raises(ResumeCodeRequired, match="'oscar' is taken"):
+        join_campaign(store, invite.token, "\uff4f\uff53\uff43\uff41\uff52")
+    again = join_campaign(store, invite.token, "\uff4f\uff53\uff43\uff41\uff52",
+                          oscar.resume_code)
+    assert again.name == "oscar" and again.resume_code is None
+    assert owner.raters("c1")["rater_id"].tolist() == ["oscar"]
+    # a name that merely looks different is another rater
+    assert join_campaign(store, invite.token, "oskar").resume_code
+
+
+@pytest.mark.parametrize("attack,match", [
+    ("\u202eecila", "text-direction"),                 # right-to-left override
+    ("alice\u202e", "text-direction"),
+    ("bob\u2066x\u2069", "text-direction"),           # isolates
+    ("\u202aalice\u202c", "text-direction"),          # embedding
+    ("\u200d", "visible"),                             # only a zero-width joiner
+    ("\u200b\u200c\u2060\ufeff", "visible"),           # only zero-width characters
+    ("\u0301\u0301", "visible"),                       # only combining marks
+])
+def test_bidi_controls_and_invisible_names_are_refused(setup, attack, match):
+    store, owner, invite = setup
+    with pytest.raises(ValueError, match=match):
+        join_campaign(store, invite.token, attack)
+    assert owner.raters("c1").empty
+
+
+def test_a_name_stored_before_normalising_still_resumes(setup):
+    store, owner, invite = setup
+    old = join_campaign(store, invite.token, "zoe")
+    with store.engine.begin() as conn:               # as a fullwidth name was stored before
+        conn.execute(update(Rater).values(name="\uff5a\uff4f\uff45"))
+    again = join_campaign(store, invite.token, "zoe", old.resume_code)
+    assert again.resume_code is None and len(owner.raters("c1")) == 1
+
+
+# ------------------------------------------------------------------ an attacker's script
+class FakeClock:
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_one_address_creates_at_most_five_names_an_hour(setup):
+    store, owner, invite = setup
+    clock = FakeClock()
+    limit = JoinLimiter(clock=clock)
+    bots = [join_campaign(store, invite.token, f"bot{i}", client="ip:203.0.113.9",
+                          join_limit=limit) for i in range(5)]
+    with pytest.raises(RateLimited, match="too many new names from your address"):
+        join_campaign(store, invite.token, "bot5", client="ip:203.0.113.9", join_limit=limit)
+    assert len(owner.raters("c1")) == 5                        # the refused name was not made
+    # resuming an identity is not limited; another address is not affected
+    again = join_campaign(store, invite.token, "bot0", bots[0].resume_code,
+                          client="ip:203.0.113.9", join_limit=limit)
+    assert again.resume_code is None
+    assert join_campaign(store, invite.token, "carol", client="ip:198.51.100.7",
+                         join_limit=limit).resume_code
+    clock.now += 3601                                          # an hour later: allowed again
+    assert join_campaign(store, invite.token, "bot5", client="ip:203.0.113.9",
+                         join_limit=limit).resume_code
+
+
+def test_the_join_limit_is_per_invite_link(setup, tmp_path):
+    store, owner, invite = setup
+    other = owner.create_campaign("c2", tiny_dataset(tmp_path / "two"), ratings_per_item=1)
+    limit = JoinLimiter(max_new=1, clock=FakeClock())
+    join_campaign(store, invite.token, "a", client="ip:203.0.113.9", join_limit=limit)
+    with pytest.raises(RateLimited):
+        join_campaign(store, invite.token, "b", client="ip:203.0.113.9", join_limit=limit)
+    join_campaign(store, other.token, "b", client="ip:203.0.113.9", join_limit=limit)
+
+
+def test_a_script_cannot_submit_faster_than_a_human(setup):
+    store, owner, invite = setup                       # 8 items, 2 scales, 2 ratings each
+    clock = FakeClock()
+    limit = SubmitLimiter(burst=3, per_second=1.0, clock=clock)
+    bot = join_campaign(store, invite.token, "bot", submit_limit=limit)
+    for _ in range(3):                                 # the burst
+        rate_item(bot, bot.next_item())
+    item = bot.next_item()
+    with pytest.raises(RateLimited, match="slow down"):
+        bot.submit_all(item.item_id, {"category": 0, "valence": 3})
+    with pytest.raises(RateLimited):
+        bot.submit(item.item_id, "category", 0)
+    # nothing of the refused item was stored, and it is still the rater's
+    assert len(bot.my_ratings()) == 6 and bot.next_item().item_id == item.item_id
+    # a reload (a new session of the same rater) shares the bucket
+    reloaded = resume_rater(store, bot.link_token, submit_limit=limit)
+    with pytest.raises(RateLimited):
+        reloaded.submit(item.item_id, "category", 0)
+    clock.now += 0.5                                   # half a token: one of the two scales
+    assert reloaded.submit(item.item_id, "category", 0)
+    with pytest.raises(RateLimited):
+        reloaded.submit(item.item_id, "valence", 3)
+    clock.now += 0.5
+    assert reloaded.submit(item.item_id, "valence", 3)
+    assert len(owner.ratings("c1")) == 8
+    # without a limit (the bench, the CLI) submits are not paced
+    free = join_campaign(store, invite.token, "bench")
+    for _ in range(4):
+        rate_item(free, free.next_item())
+    assert len(free.my_ratings()) == 8
+
+
+def test_the_servers_limits_are_a_humans_pace():
+    clock = FakeClock()
+    limit = SubmitLimiter(clock=clock)
+    assert (SUBMIT_LIMIT.burst, SUBMIT_LIMIT.per_second) == (10, 1.0)
+    assert (JOIN_LIMIT.max_new, JOIN_LIMIT.window_s) == (5, 3600)
+    for _ in range(10):
+        limit.take("r")
+    with pytest.raises(RateLimited) as refused:
+        limit.take("r")
+    assert refused.value.retry_after == pytest.approx(1.0)
+    for _ in range(30):                                # then one a second, sustained
+        clock.now += 1.0
+        limit.take("r")
+    limit.take("another rater")

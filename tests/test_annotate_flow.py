@@ -10,11 +10,13 @@ from sqlalchemy import func, select, update
 
 from affectlab.annotate import join_campaign
 from affectlab.annotate.assign import OPEN_LEASE
+from affectlab.annotate.limits import SubmitLimiter
 from affectlab.annotate.store import Assignment, RatingCorrection, utcnow
 from affectlab.pages.annotate_flow import (
     BROKEN_NOTICE,
     CLOSED_NOTICE,
     CORRECTING_NOTICE,
+    SLOW_DOWN_NOTICE,
     TAKEN_NOTICE,
     RatingFlow,
 )
@@ -159,3 +161,25 @@ def test_flow_reports_media_the_page_cannot_show(campaign):
     flow.media_failed("the browser got no image")
     assert flow.take_notice().text == BROKEN_NOTICE and flow.item.item_id != bad
     assert owner.items("c").set_index("item_id").loc[bad, "broken"] == "the browser got no image"
+
+
+def test_a_submit_refused_as_too_fast_keeps_the_item_and_says_slow_down(campaign):
+    store, owner, invite = campaign
+    clock = Clock()
+    limit = SubmitLimiter(burst=1, per_second=1.0, clock=clock)
+    flow = RatingFlow(join_campaign(store, invite.token, "bot", submit_limit=limit), clock=clock)
+    flow.start()
+    flow.choose("category", 1)
+    flow.choose("valence", 2)
+    flow.submit()                                        # the burst
+    second = flow.item
+    flow.choose("category", 2)
+    flow.choose("valence", 5)
+    flow.submit()                                        # at once: refused
+    assert flow.take_notice().text == SLOW_DOWN_NOTICE
+    assert flow.item == second and flow.picks == {"category": 2.0, "valence": 5.0}
+    assert not flow.closed and len(owner.ratings("c")) == 2
+    clock.now += 1.0
+    flow.submit()                                        # the same picks, a second later
+    assert flow.take_notice() is None and flow.item != second
+    assert len(owner.ratings("c")) == 4

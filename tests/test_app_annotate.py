@@ -14,11 +14,12 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from affectlab.annotate import AccessDenied, Store, join_campaign, open_owner
+from affectlab.annotate import AccessDenied, Store, join_campaign, limits, open_owner
 from affectlab.annotate.service import CampaignProgress, RaterProgress
+from affectlab.app import client
 from affectlab.data.contract import load_dataset
 from affectlab.data.synth.corpus import generate_corpus
-from affectlab.pages.annotate_flow import CLOSED_NOTICE
+from affectlab.pages.annotate_flow import CLOSED_NOTICE, SLOW_DOWN_NOTICE
 from affectlab.pages.annotate_view import (
     INVALID_LINK,
     campaign_by_token,
@@ -330,6 +331,40 @@ def test_malformed_name_gets_a_clear_message(env):
     at = _rater_app(token, "   ")
     assert any("name" in e.value for e in at.error)
     assert all(b.key != "annotate_submit" for b in at.button)
+
+
+def test_the_rating_page_paces_a_script_and_keeps_its_item(env, monkeypatch):
+    monkeypatch.setattr(limits, "SUBMIT_LIMIT", limits.SubmitLimiter(burst=1, per_second=1e-3))
+    bot = _rater_app(_create(_owner_app(), "faces-4"), "bot")
+    _rate_current(bot, 1, 4)                             # the burst
+    shown = bot.caption[0].value
+    _rate_current(bot, 2, 2)                             # at once: refused
+    assert SLOW_DOWN_NOTICE in [w.value for w in bot.warning]
+    assert bot.caption[0].value == shown and "1 of 30" in bot.get("progress")[0].proto.text
+    assert bot.button(key="annotate_submit").proto.type == "primary"  # the picks are kept
+    assert len(open_owner(Store(), PASSWORD).ratings("faces-4")) == 2
+
+
+def test_the_rating_page_limits_new_names_per_address(env, monkeypatch):
+    monkeypatch.setattr(client, "_address", lambda: "203.0.113.9")
+    token = _create(_owner_app(), "faces-5")
+    for i in range(limits.JOIN_LIMIT.max_new):
+        assert _rater_app(token, f"bot{i}").button(key="annotate_submit")
+    refused = _rater_app(token, "bot-extra")
+    assert any("Too many new names from your address" in e.value for e in refused.error)
+    assert all(b.key != "annotate_submit" for b in refused.button)
+    monkeypatch.setattr(client, "_address", lambda: "198.51.100.7")
+    assert _rater_app(token, "carol").button(key="annotate_submit")
+
+
+def test_client_keys():
+    assert client.address_key("203.0.113.9") == "ip:203.0.113.9"
+    assert client.address_key("::ffff:203.0.113.9") == "ip:203.0.113.9"
+    # one IPv6 subscriber holds a /64: its addresses count as one
+    assert client.address_key("2001:db8:1:2::5") == client.address_key("2001:db8:1:2:ffff::1") \
+        == "ip:2001:db8:1:2::/64"
+    assert client.address_key("2001:db8:1:3::5") != client.address_key("2001:db8:1:2::5")
+    assert client.address_key(None) is None and client.address_key("not an address") is None
 
 
 def test_export_is_a_dataset_the_engine_trains_on(env, tmp_path):

@@ -98,7 +98,7 @@ def test_password_sign_in(store, monkeypatch):
             signin.sign_in_with_password(store, bad)
 
 
-def test_failed_sign_ins_are_throttled_for_the_whole_server(store, monkeypatch):
+def test_failed_sign_ins_without_a_client_share_one_throttle(store, monkeypatch):
     monkeypatch.setenv("AFFECTLAB_ADMIN_PASSWORD", PASSWORD)
     t0 = 1_000_000.0
     for i in range(signin.MAX_FAILURES):
@@ -108,6 +108,67 @@ def test_failed_sign_ins_are_throttled_for_the_whole_server(store, monkeypatch):
         signin.sign_in_with_password(store, PASSWORD, now=t0 + 9)  # even the right one
     later = t0 + signin.FAILURE_WINDOW_S + 1
     assert signin.sign_in_with_password(store, PASSWORD, now=later).method == "password"
+
+
+ATTACKER, OWNER = "ip:203.0.113.9", "ip:198.51.100.7"
+
+
+def _guess(store, client: str, now: float, password: str = "guess") -> str:
+    """One attempt: "ok", "wrong" or "throttled"."""
+    try:
+        signin.sign_in_with_password(store, password, now=now, client=client)
+    except AccessDenied as exc:
+        return "throttled" if "too many" in str(exc) else "wrong"
+    return "ok"
+
+
+def test_a_strangers_failures_do_not_lock_the_owner_out(store, monkeypatch):
+    monkeypatch.setenv("AFFECTLAB_ADMIN_PASSWORD", PASSWORD)
+    t0 = 1_000_000.0
+    for i in range(signin.MAX_FAILURES):
+        assert _guess(store, ATTACKER, t0 + i) == "wrong"
+    # the attacker's address is throttled, even with the right password ...
+    assert _guess(store, ATTACKER, t0 + 10) == "throttled"
+    assert _guess(store, ATTACKER, t0 + 11, PASSWORD) == "throttled"
+    # ... and the owner, from another address, signs in at once
+    grant = signin.sign_in_with_password(store, PASSWORD, now=t0 + 11, client=OWNER)
+    assert grant.method == "password"
+    assert _guess(store, ATTACKER, t0 + signin.FAILURE_WINDOW_S + 1) == "wrong"  # window over
+
+
+def test_repeated_lockouts_of_one_address_double(store, monkeypatch):
+    monkeypatch.setenv("AFFECTLAB_ADMIN_PASSWORD", PASSWORD)
+    now, lockouts, locked_since = 1_000_000.0, [], None
+    while len(lockouts) < 3:                     # a script guessing once a second, for ever
+        if _guess(store, ATTACKER, now) == "wrong":
+            if locked_since is not None:
+                lockouts.append(now - locked_since)
+                locked_since = None
+        elif locked_since is None:
+            locked_since = now
+        now += 1.0
+    window = signin.FAILURE_WINDOW_S            # 10 guesses, then 60 s, 120 s, 240 s from the first
+    assert lockouts == [window - 10, 2 * window - 10, 4 * window - 10]
+    # the owner's success from that address clears its record
+    assert _guess(store, ATTACKER, now + 4 * window, PASSWORD) == "ok"
+    assert _guess(store, ATTACKER, now + 4 * window) == "wrong"
+
+
+def test_the_global_ceiling_bounds_guesses_from_many_addresses(store, monkeypatch):
+    monkeypatch.setenv("AFFECTLAB_ADMIN_PASSWORD", PASSWORD)
+    t0 = 1_000_000.0
+    signin.sign_in_with_password(store, PASSWORD, now=t0, client=OWNER)  # the owner, earlier
+    # a botnet: every address guesses a few times, far below its own limit
+    results = [_guess(store, f"ip:10.0.{k // 250}.{k % 250}", t0 + 1 + k * 0.01)
+               for k in range(3 * signin.GLOBAL_MAX_FAILURES)]
+    assert results.count("wrong") == signin.GLOBAL_MAX_FAILURES   # passwords checked: bounded
+    assert set(results[signin.GLOBAL_MAX_FAILURES:]) == {"throttled"}
+    with pytest.raises(AccessDenied, match="on this server just now; try again in"):
+        signin.sign_in_with_password(store, PASSWORD, now=t0 + 5, client="ip:10.9.9.9")
+    # slowed, not locked: the owner's address (signed in before) still gets in, and once the
+    # window has passed new addresses are checked again
+    assert _guess(store, OWNER, t0 + 5, PASSWORD) == "ok"
+    assert _guess(store, "ip:10.9.9.9", t0 + 2 + signin.FAILURE_WINDOW_S, PASSWORD) == "ok"
 
 
 def test_grants_cannot_be_made_outside_signin():
@@ -150,6 +211,38 @@ def test_cookie_brings_the_browser_back_until_sign_out():
     assert tab1 == {}                                 # sign-out clears the session
     assert session_role({}, tab2, cookies) is Role.VISITOR  # and ends the other tab's too
     assert session_role({}, {}, cookies) is Role.VISITOR
+
+
+def test_a_cookie_signed_in_from_an_address_comes_back_only_to_it(store):
+    """The audit's attack: the owner's cookie is readable by any page of the same host (cookies
+    do not tell ports apart) and was a bearer token anywhere. A grant signed in from a known
+    address (the app's client key, ``ip:…``) now comes back by its cookie only to that
+    address; one from a browser on the server's own machine (a per-session key) binds
+    nothing, and a session that holds its grant keeps it."""
+    owner = "ip:203.0.113.7"
+    grant = signin.sign_in_with_link(signin.issue_link_token(), client=owner)
+    cookies = {auth.COOKIE: grant.session_token}
+    assert session_role({}, {}, cookies, owner) is Role.OWNER  # a reload of the owner's tab
+    for thief in ("ip:198.51.100.9", "session:abc", None):
+        assert session_role({}, {}, cookies, thief) is Role.VISITOR, thief
+        assert signin.resume(grant.session_token, client=thief) is None
+    assert grant.valid()  # the owner's own session is untouched
+    signin.change_password(store, grant, "a long password 123")
+    by_password = signin.sign_in_with_password(store, "a long password 123", client=owner)
+    assert signin.resume(by_password.session_token, client="ip:198.51.100.9") is None
+    assert signin.resume(by_password.session_token, client=owner) is not None
+    local = signin.sign_in_with_link(signin.issue_link_token(), client="session:x")
+    assert signin.resume(local.session_token, client="session:y") is not None
+
+
+def test_the_forwarded_address_is_the_last_hop():
+    pytest.importorskip("streamlit")
+    from affectlab.app.client import address_key, forwarded_for
+
+    assert forwarded_for("198.51.100.9") == "198.51.100.9"
+    assert forwarded_for("10.0.0.1, 203.0.113.7") == "203.0.113.7"  # the proxy's own entry
+    assert forwarded_for("") is None and forwarded_for(None) is None
+    assert address_key(forwarded_for("1.2.3.4, not-an-ip")) is None
 
 
 def test_grants_expire():

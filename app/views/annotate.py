@@ -4,10 +4,12 @@ affectlab.app.signin): create campaigns, watch progress and agreement, see and r
 see problems, preview soft labels, export.
 
 A rater's browser only ever holds a RatingFlow over a RaterSession: no owner call is reachable
-in rater mode. Rater-facing code is :func:`rater_page` and what it calls (a page guard can call
-it). The rating widgets live in a fragment, so a click reruns only them; no exception's details
-ever reach a rater (a generic message with Skip; details in the owner's Problems and the server
-log).
+in rater mode. Its sessions carry the server's rate limits (affectlab.annotate.limits): new
+names per client address (affectlab.app.client) and invite link, and a human's submit pace
+(a refused submit keeps the item, with a "slow down" notice). Rater-facing code is
+:func:`rater_page` and what it calls (a page guard can call it). The rating widgets live in
+a fragment, so a click reruns only them; no exception's details ever reach a rater (a generic
+message with Skip; details in the owner's Problems and the server log).
 """
 
 import logging
@@ -20,6 +22,7 @@ import streamlit as st
 from affectlab.aggregators import AGGREGATORS, describe_aggregator
 from affectlab.annotate import (
     AccessDenied,
+    RateLimited,
     RaterRevoked,
     ResumeCodeRequired,
     Store,
@@ -28,7 +31,9 @@ from affectlab.annotate import (
     resume_rater,
 )
 from affectlab.annotate.export import train_command
+from affectlab.annotate.limits import SUBMIT_LIMIT
 from affectlab.app import signin
+from affectlab.app.client import client_key
 from affectlab.data.catalog import list_datasets
 from affectlab.pages.annotate_flow import CLOSED_NOTICE, RatingFlow
 from affectlab.pages.annotate_view import (
@@ -70,8 +75,9 @@ def _join(token: str) -> None:
     name = st.session_state.get("annotate_name", "")
     code = (st.session_state.get("annotate_code") or "").strip() or None
     try:
-        rater = join_campaign(_store(), token, name, code)
-    except (ResumeCodeRequired, RaterRevoked) as exc:
+        rater = join_campaign(_store(), token, name, code, client=client_key(),
+                              submit_limit=SUBMIT_LIMIT)
+    except (ResumeCodeRequired, RaterRevoked, RateLimited) as exc:
         st.session_state["annotate_msg"] = str(exc).capitalize() + "."
         return
     except AccessDenied:
@@ -95,7 +101,7 @@ def _held_flow(link: str | None) -> RatingFlow | None:
     if link is None:
         return None
     try:
-        rater = resume_rater(_store(), link)
+        rater = resume_rater(_store(), link, submit_limit=SUBMIT_LIMIT)
     except AccessDenied:
         st.session_state["annotate_msg"] = LINK_ENDED
         del st.query_params[RATER_LINK]

@@ -4,6 +4,7 @@ times. Each raises ValueError / TypeError naming the argument and the problem.""
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,7 +14,7 @@ from affectlab.data.contract import SCALE_TYPES
 from affectlab.scales import as_scale
 
 __all__ = ["MAX_NAME_LEN", "DuplicateRatingError", "check_name", "check_scales",
-           "check_time_spent", "check_value"]
+           "check_time_spent", "check_value", "name_skeleton"]
 
 MAX_NAME_LEN = 64
 
@@ -69,15 +70,57 @@ def check_value(scales: Mapping[str, Any], scale: str, value: Any) -> float:
     return v
 
 
+# bidi controls (embeddings, overrides, isolates) and marks: they reorder what the owner sees
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+                  "\u200e\u200f\u061c")
+_NOT_IN_NAMES = frozenset({"Cc", "Cs", "Co", "Cn", "Zl", "Zp"})
+_INVISIBLE = frozenset({"Cf", "Mn", "Me"})  # format (zero-width …) and combining marks
+
+
 def check_name(name: Any) -> str:
+    """A rater's name as stored: NFKC-normalised (fullwidth and styled letters become plain
+    ones), white space collapsed. Refuses control, private-use and unassigned characters,
+    bidi controls anywhere, and a name of only format (zero-width) characters or marks."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
-    clean = " ".join(name.split())
+    clean = " ".join(unicodedata.normalize("NFKC", name).split())
     if not clean:
         raise ValueError("name must not be empty")
-    if len(clean) > MAX_NAME_LEN or not clean.isprintable():
+    if any(ch in _BIDI for ch in clean):
+        raise ValueError(f"name must not contain text-direction controls, got {name!r}")
+    if len(clean) > MAX_NAME_LEN or any(unicodedata.category(ch) in _NOT_IN_NAMES
+                                        for ch in clean):
         raise ValueError(f"name must be ≤ {MAX_NAME_LEN} printable characters, got {name!r}")
+    if not name_skeleton(clean).strip():
+        raise ValueError(f"name must contain visible characters, got {name!r}")
     return clean
+
+
+# Look-alikes of Latin letters, after the TR39 confusables (https://www.unicode.org/reports/
+# tr39/#Confusable_Detection): a small hand-kept table of the common ones (Cyrillic, Greek,
+# Armenian, dotless i), not the whole confusables.txt (no library for it is installed). Upper
+# case first (casefolding Greek Eta gives eta, which looks like n, not h), then lower case.
+_UPPER_LOOKALIKES = str.maketrans({
+    **dict(zip("АВЕКМНОРСТХЅІЈ", "ABEKMHOPCTXSIJ", strict=True)),     # Cyrillic
+    **dict(zip("ΑΒΕΖΗΙΚΜΝΟΡΤΥΧ", "ABEZHIKMNOPTYX", strict=True)),     # Greek
+})
+_LOWER_LOOKALIKES = str.maketrans({
+    **dict(zip("аеорсухіјѕԁһԛԝӏьѵ", "aeopcyxijsdhqwlbv", strict=True)),  # Cyrillic
+    **dict(zip("αορνικυχγ", "aopvikuxy", strict=True)),                # Greek
+    **dict(zip("օսոհ", "ouuh", strict=True)),                          # Armenian
+    "ı": "i", "ȷ": "j", "ℓ": "l", "ɑ": "a", "ɡ": "g",  # Latin
+})
+
+
+def name_skeleton(name: str) -> str:
+    """What a name looks like, for telling look-alike names apart (after TR39's skeleton):
+    compatibility-decomposed (fullwidth → ASCII), format characters (zero-width joiners,
+    spaces …) and combining marks dropped, common look-alikes mapped to Latin, casefolded.
+    Two names with one skeleton read the same to the owner."""
+    text = unicodedata.normalize("NFKD", name)
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in _INVISIBLE)
+    text = text.translate(_UPPER_LOOKALIKES).casefold().translate(_LOWER_LOOKALIKES)
+    return " ".join(text.split())
 
 
 def check_time_spent(t: Any) -> float | None:

@@ -4,9 +4,19 @@
   join under a name creates the rater and gives a **resume code** (``session.resume_code``,
   shown once; only its hash is stored). Joining again under a taken name needs that code
   (:class:`~affectlab.annotate.access.ResumeCodeRequired` otherwise), so nobody rates in
-  someone else's name.
+  someone else's name. A new name that looks like a taken one (the same
+  :func:`~affectlab.annotate.checks.name_skeleton`: "аlice" with a Cyrillic а next to "alice")
+  is refused, so nobody appears to the owner under someone else's name either.
 - :func:`resume_rater` (rater link token, ``session.link_token``) → the same rater again: what
   the rating page's address carries (``&r=<token>``), so a reload resumes without typing.
+
+**Rate limits** (:mod:`affectlab.annotate.limits`, in this process's memory), asked for by
+the caller: the rating page passes its client's address and the server's submit limit (the
+CLI, ``affectlab bench`` and tests, which are no remote client, pass neither). One address
+creates at most :data:`~affectlab.annotate.limits.JOIN_LIMIT` new names per invite link an
+hour (resuming is not limited); a rater submits at most a human's pace (a token bucket per
+rater, shared by all their sessions). A refused call raises
+:class:`~affectlab.annotate.limits.RateLimited` and changes nothing: the item stays theirs.
 
 A session reads and writes only its own ratings. Every call checks that the campaign is open
 and the rater not revoked (:class:`~affectlab.annotate.access.AccessDenied`).
@@ -27,6 +37,7 @@ from __future__ import annotations
 import hmac
 import logging
 import random
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,6 +64,13 @@ from affectlab.annotate.checks import (
     check_name,
     check_time_spent,
     check_value,
+    name_skeleton,
+)
+from affectlab.annotate.limits import (
+    JOIN_LIMIT,
+    JoinLimiter,
+    RateLimited,
+    SubmitLimiter,
 )
 from affectlab.annotate.media import media_problem
 from affectlab.annotate.store import (
@@ -72,6 +90,7 @@ __all__ = [
     "ItemUnavailable",
     "ItemView",
     "RaterProgress",
+    "RateLimited",
     "RaterSession",
     "join_campaign",
     "resume_rater",
@@ -133,6 +152,8 @@ class RaterSession:
 
     ``name``, ``campaign`` (its name), ``instructions``, ``link_token`` (the page's address),
     ``resume_code`` (the code, on the session of the first join only; else None).
+    ``submit_limit``: the :class:`~affectlab.annotate.limits.SubmitLimiter` its submits spend
+    from (keyed by rater, so every session of the rater shares one bucket), or None: none.
 
     Its methods run fixed Core statements (built once, see the module's ``_R_*``) on one
     connection per call: a submit is one lookup, one insert and one conditional update (plus a
@@ -141,7 +162,8 @@ class RaterSession:
     """
 
     def __init__(self, store: Store, campaign: Campaign, rater_id: int, name: str, *,
-                 link_token: str = "", resume_code: str | None = None, _key: object = None):
+                 link_token: str = "", resume_code: str | None = None,
+                 submit_limit: SubmitLimiter | None = None, _key: object = None):
         if _key is not _JOIN_KEY:
             raise TypeError("use join_campaign(store, token, name) to get a RaterSession")
         self._store, self._campaign_id, self._rater_id = store, campaign.id, rater_id
@@ -154,6 +176,7 @@ class RaterSession:
         self.instructions = campaign.instructions or ""
         self.link_token, self.resume_code = link_token, resume_code
         self._rng = random.Random()
+        self._limit = submit_limit
 
     def __repr__(self) -> str:
         return f"RaterSession(name={self.name!r}, campaign={self.campaign!r})"
@@ -252,8 +275,20 @@ class RaterSession:
         """Store one rating in its own transaction. Returns True when stored, False when the
         same value was already stored (idempotent re-submit); raises
         :class:`DuplicateRatingError` for a different value, ValueError for a skipped item,
-        :class:`ItemUnavailable` for one that went to another rater or broke meanwhile."""
+        :class:`ItemUnavailable` for one that went to another rater or broke meanwhile,
+        :class:`RateLimited` (nothing stored) when the rater submits faster than a human."""
         time_spent = check_time_spent(time_spent)
+        self._spend(1)
+        return self._submit(item_id, scale, value, time_spent)
+
+    def _spend(self, n_ratings: int) -> None:
+        """Spend ``n_ratings`` of the submit limit (a whole item costs one token)."""
+        if self._limit is not None:
+            # the link token names this rater in this store (ids repeat across stores)
+            self._limit.take(self.link_token or (self._campaign_id, self._rater_id),
+                             n_ratings / max(1, len(self._scales)))
+
+    def _submit(self, item_id: str, scale: str, value: Any, time_spent: float | None) -> bool:
         for attempt in range(_ATTEMPTS):
             try:
                 return self._submit_once(item_id, scale, value, time_spent)
@@ -305,10 +340,13 @@ class RaterSession:
 
     def submit_all(self, item_id: str, values: Mapping[str, Any],
                    time_spent: float | None = None) -> int:
-        """Submit several scales of one item (one transaction each); returns how many were new."""
+        """Submit several scales of one item (one transaction each); returns how many were new.
+        The submit limit is checked once for all of them (:class:`RateLimited`: none stored)."""
         if not isinstance(values, Mapping) or not values:
             raise ValueError("values must be a non-empty dict {scale: value}")
-        return sum(self.submit(item_id, s, v, time_spent) for s, v in values.items())
+        time_spent = check_time_spent(time_spent)
+        self._spend(len(values))
+        return sum(self._submit(item_id, s, v, time_spent) for s, v in values.items())
 
     @staticmethod
     def _same(existing: float, v: float, item_id: str, scale: str) -> bool:
@@ -475,32 +513,34 @@ _R_KEEP_OLD = insert(RatingCorrection.__table__)
 _JOIN_KEY = object()
 
 
-def join_campaign(store: Store, token: str, name: str, code: str | None = None
-                  ) -> RaterSession:
+def join_campaign(store: Store, token: str, name: str, code: str | None = None, *,
+                  client: str | None = None, join_limit: JoinLimiter | None = JOIN_LIMIT,
+                  submit_limit: SubmitLimiter | None = None) -> RaterSession:
     """A rater joins the campaign of ``token`` (from the invite link) under ``name``.
 
     A new name creates the rater; the session's ``resume_code`` is the code to keep. A taken
     name needs its ``code`` (raises :class:`ResumeCodeRequired` without it or with a wrong one);
-    a rater from before resume codes gets one at this join. Raises AccessDenied for an unknown
-    token, a closed campaign or a revoked rater."""
+    a rater from before resume codes gets one at this join. A new name that looks like a taken
+    one raises ValueError. Raises AccessDenied for an unknown token, a closed campaign or a
+    revoked rater.
+
+    Rate limits (the rating page passes both; in-process callers such as the CLI, the bench
+    and tests are no client and pass neither): ``client``, the address of the browser asking,
+    may create at most ``join_limit.max_new`` new names per invite link an hour
+    (:class:`RateLimited`); ``submit_limit`` (e.g. :data:`~affectlab.annotate.limits.
+    SUBMIT_LIMIT`, the server's) paces the session's submits (None: not paced)."""
     if not isinstance(token, str):
         raise AccessDenied("campaign token must be a string")
     name = check_name(name)
     digest = hash_token(token)
     code_hash = None if code is None or not str(code).strip() else hash_resume_code(code)
+    limit = None if not client or join_limit is None else (join_limit, str(client)[:200])
     for _ in range(2):
         try:
             with store.write() as session:
-                campaign = session.execute(select(Campaign).where(
-                    Campaign.token_hash == digest)).scalar_one_or_none()
-                if campaign is None:
-                    raise AccessDenied("unknown campaign token: ask the campaign owner for a "
-                                       "new invite link")
-                if not campaign.active:
-                    raise AccessDenied(f"campaign {campaign.name!r} is closed")
-                rater = session.execute(select(Rater).where(
-                    Rater.campaign_id == campaign.id, Rater.name == name)).scalar_one_or_none()
-                rater, new_code = _admit(session, campaign, rater, name, code_hash)
+                campaign = _open_campaign(session, digest)
+                rater = _rater_named(session, campaign.id, name)
+                rater, new_code = _admit(session, campaign, rater, name, code_hash, limit)
                 rater_id = rater.id
             break
         except IntegrityError:  # the same name joined concurrently: the second pass finds it
@@ -508,13 +548,44 @@ def join_campaign(store: Store, token: str, name: str, code: str | None = None
     else:
         raise RuntimeError(f"could not join as {name!r}")
     return RaterSession(store, campaign, rater_id, name, _key=_JOIN_KEY, resume_code=new_code,
-                        link_token=rater_link_token(store, campaign.id, rater_id))
+                        link_token=rater_link_token(store, campaign.id, rater_id),
+                        submit_limit=submit_limit)
+
+
+def _open_campaign(session, digest: str) -> Campaign:
+    campaign = session.execute(select(Campaign).where(
+        Campaign.token_hash == digest)).scalar_one_or_none()
+    if campaign is None:
+        raise AccessDenied("unknown campaign token: ask the campaign owner for a new invite link")
+    if not campaign.active:
+        raise AccessDenied(f"campaign {campaign.name!r} is closed")
+    return campaign
+
+
+def _rater_named(session, campaign_id: int, name: str) -> Rater | None:
+    """The campaign's rater of this (normalised) name, or None for a new name; ValueError when
+    a new name looks like a taken one. A name stored before names were normalised counts as
+    its normalised form."""
+    rater = session.execute(select(Rater).where(
+        Rater.campaign_id == campaign_id, Rater.name == name)).scalar_one_or_none()
+    if rater is not None:
+        return rater
+    skeleton = name_skeleton(name)
+    for rater_id, taken in session.execute(select(Rater.id, Rater.name).where(
+            Rater.campaign_id == campaign_id)):
+        if unicodedata.normalize("NFKC", " ".join(taken.split())) == name:
+            return session.get(Rater, rater_id)
+        if name_skeleton(taken) == skeleton:
+            raise ValueError(f"a rater named {taken!r} already exists; choose another name or "
+                             "use your resume code")
+    return None
 
 
 def _admit(session, campaign: Campaign, rater: Rater | None, name: str,
-           code_hash: str | None) -> tuple[Rater, str | None]:
-    """Create the rater or check its code; returns it with a newly issued resume code (None
-    when the code given was checked)."""
+           code_hash: str | None, limit: tuple[JoinLimiter, str] | None
+           ) -> tuple[Rater, str | None]:
+    """Create the rater (counted against ``limit``: (limiter, client)) or check its code;
+    returns it with a newly issued resume code (None when the code given was checked)."""
     if rater is not None and rater.revoked_at is not None:
         raise RaterRevoked(REVOKED)
     if rater is not None and rater.code_hash is not None:
@@ -524,6 +595,8 @@ def _admit(session, campaign: Campaign, rater: Rater | None, name: str,
         return rater, None
     new_code = new_resume_code()
     if rater is None:
+        if limit is not None:
+            limit[0].take((campaign.token_hash, limit[1]))  # per invite link and client
         rater = Rater(campaign_id=campaign.id, name=name, code_hash=hash_resume_code(new_code))
         session.add(rater)
         session.flush()
@@ -532,9 +605,11 @@ def _admit(session, campaign: Campaign, rater: Rater | None, name: str,
     return rater, new_code
 
 
-def resume_rater(store: Store, link_token: str) -> RaterSession:
+def resume_rater(store: Store, link_token: str, *,
+                 submit_limit: SubmitLimiter | None = None) -> RaterSession:
     """The rater whose ``session.link_token`` this is (the page's ``&r=`` parameter). Raises
-    AccessDenied for a malformed or forged token, a revoked rater or a closed campaign."""
+    AccessDenied for a malformed or forged token, a revoked rater or a closed campaign.
+    ``submit_limit`` as for :func:`join_campaign` (the rater's bucket is the same)."""
 
     def campaign_of(rater_id: int) -> int | None:
         with store.read() as session:
@@ -550,4 +625,4 @@ def resume_rater(store: Store, link_token: str) -> RaterSession:
     if not campaign.active:
         raise AccessDenied(f"campaign {campaign.name!r} is closed")
     return RaterSession(store, campaign, rater.id, rater.name, _key=_JOIN_KEY,
-                        link_token=str(link_token))
+                        link_token=str(link_token), submit_limit=submit_limit)

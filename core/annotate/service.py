@@ -19,7 +19,9 @@ Errors: :class:`~affectlab.annotate.access.AccessDenied` for a bad password, tok
 code, a closed campaign or a revoked rater; ValueError / TypeError naming the argument for
 malformed input (value outside the scale, NaN, unknown item or scale);
 :class:`DuplicateRatingError` when a rater re-submits a different value for a scale they already
-rated (re-submitting the same value is a no-op; a correction goes through ``correct_last``).
+rated (re-submitting the same value is a no-op; a correction goes through ``correct_last``);
+:class:`RateLimited` when a client joins under too many new names or a rater submits faster
+than a human (see :mod:`.rater`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from affectlab.annotate.export import CampaignData, check_format, export_campaig
 from affectlab.annotate.rater import (
     ItemUnavailable,
     ItemView,
+    RateLimited,
     RaterProgress,
     RaterSession,
     join_campaign,
@@ -85,6 +88,7 @@ __all__ = [
     "ItemUnavailable",
     "ItemView",
     "OwnerSession",
+    "RateLimited",
     "RaterProgress",
     "RaterSession",
     "check_scales",

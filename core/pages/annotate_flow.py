@@ -12,6 +12,9 @@ stored values chosen; Submit then records a correction (:meth:`RaterSession.corr
 old values are kept in the store) and returns to the item that was on screen; Skip there
 cancels the correction. Undo is offered until the next submit or skip.
 
+A submit refused by the rater's submit limit (:class:`~affectlab.annotate.rater.RateLimited`)
+keeps the item and its picks on screen with :data:`SLOW_DOWN_NOTICE`.
+
 Messages for the rater are generic (:data:`BROKEN_NOTICE`, :data:`TAKEN_NOTICE`): details of
 an undecodable file go to the owner (incidents) and the server log, never to the rater.
 """
@@ -24,16 +27,25 @@ from dataclasses import dataclass
 
 from affectlab.annotate.access import AccessDenied
 from affectlab.annotate.checks import DuplicateRatingError
-from affectlab.annotate.rater import ItemUnavailable, ItemView, RaterProgress, RaterSession
+from affectlab.annotate.rater import (
+    ItemUnavailable,
+    ItemView,
+    RateLimited,
+    RaterProgress,
+    RaterSession,
+)
 from affectlab.pages.annotate_view import elapsed_seconds
 
-__all__ = ["BROKEN_NOTICE", "CLOSED_NOTICE", "TAKEN_NOTICE", "Notice", "RatingFlow"]
+__all__ = ["BROKEN_NOTICE", "CLOSED_NOTICE", "SLOW_DOWN_NOTICE", "TAKEN_NOTICE", "Notice",
+           "RatingFlow"]
 
 BROKEN_NOTICE = ("An item could not be shown, so it was skipped (for everyone); the campaign "
                  "owner has been told. Here is the next one.")
 TAKEN_NOTICE = ("That item went to another rater while this page was idle; here is the next "
                 "one. Your earlier ratings are saved.")
 CLOSED_NOTICE = "This campaign is closed, or your access to it has ended."
+SLOW_DOWN_NOTICE = ("Slow down: that was faster than anyone can rate. Nothing was lost; "
+                    "submit again in a moment.")
 CORRECTING_NOTICE = ("Correcting your last item: change a value and submit, or press Skip to "
                      "go back without changes.")
 
@@ -111,6 +123,9 @@ class RatingFlow:
                 else:
                     self.rater.submit_all(item.item_id, values, time_spent=spent)
                     self.can_undo = True
+            except RateLimited:  # nothing stored: the item and its picks stay on screen
+                self.notice = Notice("warning", SLOW_DOWN_NOTICE)
+                return
             except ItemUnavailable:
                 self.can_undo, self.notice = False, Notice("warning", TAKEN_NOTICE)
             except (ValueError, TypeError, DuplicateRatingError) as exc:
