@@ -200,6 +200,32 @@ def write_affectnet(root: Path, validation_header: bool = True) -> Path:
     return root
 
 
+# AffectNet's newer distribution: train_set/ and val_set/, each images/<n>.jpg (224×224 faces,
+# already cropped) and annotations/<n>_{exp,val,aro,lnd}.npy holding one value as text
+AFFECTNET_SETS = {"train_set": [("0", "1", "0.5", "0.25"), ("1", "0", "-0.1", "0.0"),
+                                ("7", "8", "-0.2", "0.3")],  # None → excluded
+                  "val_set": [("12", "6", "-0.7", "0.8")]}
+
+
+def write_affectnet_sets(root: Path) -> Path:
+    from skimage.transform import resize
+
+    x, y, w, h = AFFECTNET_BOX
+    for i, (folder, rows) in enumerate(AFFECTNET_SETS.items()):
+        for j, (stem, expr, val, aro) in enumerate(rows):
+            photo = affectnet_photo(10 * i + j)[y:y + h, x:x + w]
+            face = (resize(photo, (224, 224), anti_aliasing=True) * 255).astype(np.uint8)
+            out = root / folder / "images" / f"{stem}.jpg"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(face).save(out, format="JPEG")
+            notes = root / folder / "annotations"
+            notes.mkdir(parents=True, exist_ok=True)
+            for suffix, value in (("exp", expr), ("val", val), ("aro", aro)):
+                np.save(notes / f"{stem}_{suffix}.npy", np.array(value))
+            np.save(notes / f"{stem}_lnd.npy", np.zeros(136, dtype=np.float64))
+    return root
+
+
 # --------------------------------------------------------------------------- CREMA-D
 
 CREMAD_CLIPS = ["1001_DFA_ANG_XX", "1001_IEO_HAP_HI", "1002_DFA_NEU_XX", "1002_ITS_SAD_XX"]

@@ -302,6 +302,51 @@ def test_affectnet_faces_are_cropped_in_the_published_box(tmp_path):
     np.testing.assert_allclose(x["689/zero"], cropper.process(img).face / 255.0, atol=1e-6)
 
 
+def test_affectnet_sets_layout(tmp_path):
+    """The newer distribution (train_set/, val_set/: cropped faces, one .npy per annotation)
+    imports by the manual layout's rules, the whole image as the face box; before, it failed
+    with "training.csv not found"."""
+    from affectlab.data.dataset import EmotionDataset
+
+    report, ds = run("affectnet", fx.write_affectnet_sets, tmp_path)
+    assert list(ds.items["item_id"]) == ["train_set/0", "train_set/1", "val_set/12"]
+    assert report.splits == {"train": 2, "val": 0, "test": 1}
+    assert report.excluded == {"expression 8 (None)": 1}
+    assert ratings_of(ds, "train_set/0", "category") == [("dataset", 1.0)]  # happy
+    assert ratings_of(ds, "val_set/12", "activation") == [("dataset", 0.8)]
+    row = ds.items.set_index("item_id").loc["train_set/1"]
+    assert (row["face_x"], row["face_y"], row["face_width"], row["face_height"]) == \
+        (0, 0, 224, 224)
+    loaded = EmotionDataset(tmp_path / "out", None, feature_cache=False)
+    assert loaded.face_sources["box"] == 3
+
+
+def test_affectnet_sets_annotations_are_never_unpickled(tmp_path):
+    """An annotation file that is an object array (a pickle inside the .npy), too large, or not
+    one value is a bad row; the pickle's payload never runs."""
+    marker = tmp_path / "ran"
+    src = fx.write_affectnet_sets(tmp_path / "src")
+    notes = src / "train_set" / "annotations"
+    np.save(notes / "0_exp.npy", np.array([_Payload(marker)], dtype=object), allow_pickle=True)
+    np.save(notes / "1_val.npy", np.zeros(5000))
+    np.save(notes / "7_aro.npy", np.array(["0.1", "0.2"]))
+    with pytest.raises(ImportError_, match="3 malformed") as exc:
+        import_corpus("affectnet", src, tmp_path / "out")
+    assert "expression: train_set/annotations/0_exp.npy is missing or not a one-value" in \
+        str(exc.value)
+    assert not marker.exists()
+    report = import_corpus("affectnet", src, tmp_path / "out", skip_bad=True)
+    assert report.items == 1 and report.n_skipped == 3 and not marker.exists()
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
 def test_face_box_columns_go_together_and_are_numbers(tmp_path):
     from affectlab.data.contract import face_boxes
 

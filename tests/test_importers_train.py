@@ -31,6 +31,7 @@ FIXTURES = {
     "ferplus-folders": ("ferplus", fx.write_ferplus_folders, "face"),
     "rafdb": ("rafdb", lambda r: fx.write_rafdb(r, distribution=True), "face"),
     "affectnet": ("affectnet", fx.write_affectnet, "face"),
+    "affectnet-sets": ("affectnet", fx.write_affectnet_sets, "face"),
     "folder-tree": ("folder", fx.write_folder_tree, "face"),
     "cremad": ("cremad", fx.write_cremad, "speech"),
     "cremad-tabulated": ("cremad", fx.write_cremad_tabulated, "speech"),

@@ -1,4 +1,7 @@
-"""AffectNet, manually annotated part (Mollahosseini et al. 2017).
+"""AffectNet, manually annotated part (Mollahosseini et al. 2017), in either of the two layouts
+it ships in: the manual lists below, or the newer distribution's ``train_set/`` and
+``val_set/`` folders of cropped faces with one ``.npy`` per annotation
+(:mod:`.affectnet_sets`); the same rules apply to both.
 
 Layout::
 
@@ -39,10 +42,12 @@ from affectlab.data.importers._common import (
     parse_int,
     read_csv_rows,
 )
+from affectlab.data.importers.affectnet_sets import add_set_items, find_sets
 
 NAME = "affectnet"
-DESCRIPTION = ("AffectNet: Manually_Annotated_file_lists/{training,validation}.csv + images "
-               "(8 classes, valence/arousal)")
+DESCRIPTION = ("AffectNet: Manually_Annotated_file_lists/{training,validation}.csv + images, "
+               "or train_set/ val_set/ of images + annotations/*.npy (8 classes, "
+               "valence/arousal)")
 
 LABELS = ["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt"]
 EXCLUDED = {8: "None", 9: "Uncertain", 10: "No-Face"}
@@ -58,9 +63,6 @@ def _locate(src: Path) -> tuple[dict[str, Path], Path]:
             if cand.is_file():
                 lists[name] = cand
                 break
-    if not lists:
-        raise ImportError_(f"{NAME}: neither training.csv nor validation.csv found under {src} "
-                           "(looked in Manually_Annotated_file_lists/ and the root)")
     for images in (src / "Manually_Annotated_Images",
                    src / "Manually_Annotated" / "Manually_Annotated_Images"):
         if images.is_dir():
@@ -68,59 +70,83 @@ def _locate(src: Path) -> tuple[dict[str, Path], Path]:
     return lists, src
 
 
+def _corpus(files: list[str], split: str) -> Corpus:
+    return Corpus(domain=NAME, modality="face", label_names=list(LABELS),
+                  scales={"category": nominal(LABELS), "valence": likert(-1.0, 1.0),
+                          "activation": likert(-1.0, 1.0)},
+                  provenance={"files": files,
+                              "rule": "expression 8-10 (None, Uncertain, No-Face) excluded; "
+                                      "arousal stored as scale 'activation'",
+                              "split": split})
+
+
 def parse(src: Path, problems: Problems) -> Corpus:
     lists, images = _locate(src)
-    corpus = Corpus(domain=NAME, modality="face", label_names=list(LABELS),
-                    scales={"category": nominal(LABELS), "valence": likert(-1.0, 1.0),
-                            "activation": likert(-1.0, 1.0)},
-                    provenance={"files": [problems.rel(p) for p in lists.values()],
-                                "rule": "expression 8-10 (None, Uncertain, No-Face) excluded; "
-                                        "arousal stored as scale 'activation'",
-                                "split": "training.csv→train, validation.csv→test"})
-    seen: set[str] = set()
+    if not lists:
+        sets = find_sets(src)
+        if not sets:
+            raise ImportError_(
+                f"{NAME}: neither training.csv nor validation.csv found under {src} (looked in "
+                "Manually_Annotated_file_lists/ and the root), nor the train_set/ and val_set/ "
+                "folders of images/ and annotations/ (*_exp.npy …) of the newer distribution")
+        corpus = _corpus([problems.rel(p) for p in sets.values()],
+                         "train_set→train, val_set→test")
+        corpus.provenance["layout"] = "sets: one .npy per annotation, faces already cropped"
+        add_set_items(corpus, sets, problems, _add_row)
+        return corpus
+    corpus = _corpus([problems.rel(p) for p in lists.values()],
+                     "training.csv→train, validation.csv→test")
     for list_name, path in lists.items():
-        split = LISTS[list_name]
         # some copies of validation.csv come without the header line: same columns, same order
         names = None if COLUMNS[0] in csv_header(path, NAME) else COLUMNS
         for line, row, _ in read_csv_rows(path, NAME, COLUMNS, names=names, problems=problems):
-            expression = parse_int(row["expression"])
-            if expression is None or not 0 <= expression <= 10:
-                problems.bad(path, line,
-                             f"expression {row['expression']!r} is not an integer 0..10")
-                continue
-            if expression in EXCLUDED:
-                problems.exclude(f"expression {expression} ({EXCLUDED[expression]})")
-                continue
-            valence, arousal = parse_float(row["valence"]), parse_float(row["arousal"])
-            in_range = valence is not None and arousal is not None \
-                and -1 <= valence <= 1 and -1 <= arousal <= 1
-            if not in_range:
-                problems.bad(path, line, f"valence/arousal ({row['valence']}, {row['arousal']}) "
-                             "must be numbers in [-1, 1]")
-                continue
-            box = [parse_int(row[c], 0, MAX_IMAGE_SIDE)
-                   for c in ("face_x", "face_y", "face_width", "face_height")]
-            if any(b is None for b in box):
-                problems.bad(path, line, f"face box values must be integers in 0..{MAX_IMAGE_SIDE}")
-                continue
             rel = row["subDirectory_filePath"].replace("\\", "/").lstrip("/")
-            if not rel or ".." in Path(rel).parts:
-                problems.bad(path, line, f"bad image path {row['subDirectory_filePath']!r}")
-                continue
-            item_id = str(Path(rel).with_suffix("").as_posix())
-            if item_id in seen:
-                problems.bad(path, line, f"duplicate image {rel!r}")
-                continue
-            seen.add(item_id)
-            corpus.items.append({
-                "item_id": item_id, "media": f"media/{rel}", "split": split,
-                "label": LABELS[expression],
-                "face_x": box[0], "face_y": box[1], "face_width": box[2], "face_height": box[3],
-                "facial_landmarks": row["facial_landmarks"],
-            })
-            corpus.media[item_id] = images / rel
-            for scale, value in (("category", float(expression)), ("valence", valence),
-                                 ("activation", arousal)):
-                corpus.ratings.append({"item_id": item_id, "rater_id": "dataset",
-                                       "scale": scale, "value": value})
+            _add_row(corpus, problems, (path, line), {
+                "split": LISTS[list_name], "rel": rel, "source": images / rel,
+                "shown": row["subDirectory_filePath"], "expression": row["expression"],
+                "valence": row["valence"], "arousal": row["arousal"],
+                "box": [row[c] for c in ("face_x", "face_y", "face_width", "face_height")],
+                "facial_landmarks": row["facial_landmarks"]})
     return corpus
+
+
+def _add_row(corpus: Corpus, problems: Problems, where: tuple[Path, int | None],
+             row: dict) -> None:
+    """One image of either layout, by the rules of the module docstring (a bad or excluded
+    row is counted in ``problems`` and left out)."""
+    expression = parse_int(row["expression"])
+    if expression is None or not 0 <= expression <= 10:
+        problems.bad(*where, f"expression {row['expression']!r} is not an integer 0..10")
+        return
+    if expression in EXCLUDED:
+        problems.exclude(f"expression {expression} ({EXCLUDED[expression]})")
+        return
+    valence, arousal = parse_float(row["valence"]), parse_float(row["arousal"])
+    if not (valence is not None and arousal is not None
+            and -1 <= valence <= 1 and -1 <= arousal <= 1):
+        problems.bad(*where, f"valence/arousal ({row['valence']}, {row['arousal']}) must be "
+                     "numbers in [-1, 1]")
+        return
+    box = [parse_int(v, 0, MAX_IMAGE_SIDE) for v in row["box"]]
+    if any(b is None for b in box):
+        problems.bad(*where, f"face box values must be integers in 0..{MAX_IMAGE_SIDE}")
+        return
+    rel = row["rel"]
+    if not rel or ".." in Path(rel).parts:
+        problems.bad(*where, f"bad image path {row.get('shown', rel)!r}")
+        return
+    item_id = str(Path(rel).with_suffix("").as_posix())
+    if item_id in corpus.media:
+        problems.bad(*where, f"duplicate image {rel!r}")
+        return
+    corpus.items.append({
+        "item_id": item_id, "media": f"media/{rel}", "split": row["split"],
+        "label": LABELS[expression],
+        "face_x": box[0], "face_y": box[1], "face_width": box[2], "face_height": box[3],
+        "facial_landmarks": row["facial_landmarks"],
+    })
+    corpus.media[item_id] = row["source"]
+    for scale, value in (("category", float(expression)), ("valence", valence),
+                         ("activation", arousal)):
+        corpus.ratings.append({"item_id": item_id, "rater_id": "dataset", "scale": scale,
+                               "value": value})

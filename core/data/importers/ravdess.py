@@ -22,6 +22,7 @@ from pathlib import Path
 from affectlab.data.importers._common import (
     SPLIT_RULE,
     Corpus,
+    ImportError_,
     Problems,
     files_by_name,
     files_with_suffix,
@@ -64,7 +65,12 @@ def parse(src: Path, problems: Problems) -> Corpus:
                             "intensity": ordinal(INTENSITY)},
                     provenance={"ratings": "acted label as one rating from rater 'dataset'",
                                 "split": f"actors {SPLIT_RULE}"})
-    found = files_by_name(files_with_suffix(src, ".wav"), parse_name, problems)
+    wavs = files_with_suffix(src, ".wav")
+    if not wavs and files_with_suffix(src, ".mp4"):
+        raise ImportError_(f"{NAME}: {src} holds RAVDESS's video files (.mp4) and no .wav: "
+                           "affectlab reads the speech; import the audio-only download "
+                           "(Audio_Speech_Actors_01-24.zip, Audio_Song_Actors_01-24.zip)")
+    found = files_by_name(wavs, parse_name, problems)
     split_of = group_splits([f"{f['actor']:02d}" for _, f in found.values()])
     for stem, (wav, f) in found.items():
         actor = f"{f['actor']:02d}"
