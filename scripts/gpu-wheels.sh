@@ -20,5 +20,6 @@ ls -l .whl
 # affectlab itself as a wheel (core/ installed as affectlab, with the app and the weights), so
 # the machine needs no build backend of a given version
 rm -f .whl/affectlab-*.whl
+rm -rf build  # setuptools scratch: a stale build/lib would put deleted modules in the wheel
 "${PYTHON:-.venv/bin/python}" -m pip wheel -q --no-deps --no-build-isolation -w .whl .
 du -sh .whl

@@ -188,3 +188,96 @@ def test_pandas_2_reads_what_pandas_3_does(tmp_path):
                            "-m", "not browser", *PANDAS_EDGE_TESTS], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-4000:]
+
+
+# -- the lower ends of the declared ranges --------------------------------------------------
+
+# What runs again with every dependency at the lowest minor its declared range allows: the code
+# that reads tables and media (pandas, pyarrow, numpy, scipy, scikit-learn, Pillow, soundfile,
+# OpenCV, h5py …) and the pages and commands (Streamlit, plotly, typer, pydantic).
+LOWEST_DATA_TESTS = ["tests/test_dataset.py", "tests/test_importers.py", "tests/test_labels.py",
+                     "tests/test_schema.py", "tests/test_importers_train.py",
+                     "tests/test_agreement.py", "tests/test_annotate_export.py",
+                     "tests/test_metrics.py", "tests/test_features_audio.py",
+                     "tests/test_face_crops.py", "tests/test_bounded_inputs.py"]
+LOWEST_APP_TESTS = ["tests/test_app_pages.py", "tests/test_app_signin.py",
+                    "tests/test_app_annotate.py", "tests/test_app_train_runs.py",
+                    "tests/test_app_study.py", "tests/test_app_uploads.py",
+                    "tests/test_corpora_cli.py", "tests/test_engine_config.py",
+                    "tests/test_explore.py"]
+
+
+def lowest_constraints() -> dict[str, str]:
+    """name → ``X.*`` for the lower bound X of every declared dependency but torch (installed
+    first, as scripts/venv.sh does): the lowest minor a user's resolver may pick."""
+    out = {}
+    for requirement in PYPROJECT["project"]["dependencies"]:
+        name = re.split(r"[<>=\[ ;]", requirement, maxsplit=1)[0]
+        low = re.search(r">=\s*([0-9][\w.]*)", requirement)
+        assert low, f"{requirement!r} declares no lower bound"
+        if name != "torch":
+            out[name] = f"{low.group(1)}.*"
+    return out
+
+
+def test_every_dependency_has_a_lower_bound_the_lowest_check_reads():
+    cons = lowest_constraints()
+    assert cons["pandas"] == "2.1.*" and cons["streamlit"].startswith("1.")
+    assert len(cons) == len(PYPROJECT["project"]["dependencies"]) - 1
+
+
+@pytest.fixture(scope="module")
+def lowest_venv(tmp_path_factory) -> Path:
+    """A venv with the checkout (editable) and every dependency at its declared lower end."""
+    root = tmp_path_factory.mktemp("lowest")
+    cons = root / "lowest.txt"
+    cons.write_text("".join(f"{n}=={v}\n" for n, v in lowest_constraints().items()))
+    venv = root / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], timeout=120)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    _run(pip + TORCH_SPEC.split(), timeout=900)
+    _run(pip + ["-c", str(cons), "-e", str(REPO), "pytest>=8", "pytest-timeout",
+                "pytest-rerunfailures", "hypothesis", "scikit-image"], timeout=1200)
+    return venv / "bin" / "python"
+
+
+def _installed(python: Path, names: list[str]) -> dict[str, str]:
+    code = ("import importlib.metadata as m, json, sys; "
+            "print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))")
+    return json.loads(_run([str(python), "-c", code, *names], timeout=120).stdout)
+
+
+def _pytest_in(python: Path, tests: list[str]) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["OMP_NUM_THREADS"] = "1"
+    return subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m",
+                           "not slow and not browser", *tests], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=1500)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)
+def test_the_lowest_declared_versions_read_data_as_the_locked_ones(lowest_venv):
+    """Every lower bound is one the code works with: the data tests pass with numpy 1.26,
+    pandas 2.1, pyarrow 15, scipy 1.11, scikit-learn 1.4, Pillow 10, OpenCV 4.8 …"""
+    cons = lowest_constraints()
+    have = _installed(lowest_venv, ["numpy", "pandas", "pyarrow", "scipy", "scikit-learn",
+                                    "pillow", "opencv-python-headless"])
+    for name, version in have.items():
+        assert version.startswith(cons[name].removesuffix("*")), (name, version, cons[name])
+    proc = _pytest_in(lowest_venv, LOWEST_DATA_TESTS)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_the_lowest_declared_versions_run_the_pages_and_commands(lowest_venv):
+    """The pages (AppTest) and commands at the lowest Streamlit, plotly, typer and pydantic the
+    ranges allow (below them, st.html lacks unsafe_allow_javascript, plotly writes no typed
+    arrays, typer 0.12 breaks under click 8.5)."""
+    cons = lowest_constraints()
+    have = _installed(lowest_venv, ["streamlit", "plotly", "typer", "pydantic"])
+    for name, version in have.items():
+        assert version.startswith(cons[name].removesuffix("*")), (name, version, cons[name])
+    proc = _pytest_in(lowest_venv, LOWEST_APP_TESTS)
+    assert proc.returncode == 0, proc.stdout[-4000:]
