@@ -115,3 +115,20 @@ def test_cremad_keeps_rater_ids_where_the_source_has_them(tmp_path):
     per_rater = rater_agreement(ds.ratings, "category", min_items=1)
     assert set(per_rater["rater_id"]) == set(ds.ratings["rater_id"])
     assert agreement_table(ds).set_index("scale").loc["category", "n_anonymous"] == 0
+
+
+def test_a_training_set_warning_is_a_notice_of_the_run(tmp_path):
+    """A method's word on its training set ("classes [...] have no mass": AffectNet's fixture
+    has three of eight classes) came out as a Python warning with a source line; it is one of
+    the run's notices now (events, terminal, Train page)."""
+    import warnings
+
+    from affectlab.engine.events import read_events
+
+    _import(tmp_path, "affectnet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result = train(tiny_config(tmp_path / "out", tmp_path / "run", "face", method="ce",
+                                   epochs=1, batch_size=4), progress=False)
+    notices = [e["message"] for e in read_events(result.run_dir)[0] if e["type"] == "notice"]
+    assert any(n.startswith("classes [") and "have no mass" in n for n in notices), notices

@@ -31,7 +31,9 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -419,9 +421,10 @@ class Trainer:
         # fresh, shipped or a trained run's weights, mapped to this dataset's classes (a resume
         # restores its own)
         init = None if self.resume else weight_init(config, self.train_ds.class_names)
-        self.method, model_params = build_method(config.model, config.model_params,
-                                                 config.method, config.method_params, self.info,
-                                                 init=init)
+        with _warnings_as_notices(self.data_notices):  # "classes [2] have no mass" …
+            self.method, model_params = build_method(config.model, config.model_params,
+                                                     config.method, config.method_params,
+                                                     self.info, init=init)
         self.head_init = init.report if init is not None else None
         if self.head_init is not None:
             logger.info(self.head_init.summary())
@@ -520,6 +523,23 @@ class Trainer:
                     self.run.write_outputs(split, *outputs_table(pred))
             self.run.write_metrics(final)
         return final
+
+
+@contextmanager
+def _warnings_as_notices(notices: list[str]) -> Iterator[None]:
+    """The RuntimeWarnings of the block (what a method says about its training set: a class
+    with no mass, …) appended to ``notices``, once each, so the run shows them with its other
+    notices (events, terminal, Train page) rather than as a Python warning with a source line;
+    other warnings pass on."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        if issubclass(w.category, RuntimeWarning):
+            if str(w.message) not in notices:
+                notices.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 _NO_SPLIT = {"val": "no validation metrics after each epoch",
