@@ -14,7 +14,7 @@ from affectlab.data.contract import SCALE_TYPES
 from affectlab.scales import as_scale
 
 __all__ = ["MAX_NAME_LEN", "DuplicateRatingError", "check_name", "check_scales",
-           "check_time_spent", "check_value", "name_skeleton"]
+           "check_time_spent", "check_value", "name_skeleton", "normal_name"]
 
 MAX_NAME_LEN = 64
 
@@ -77,13 +77,19 @@ _NOT_IN_NAMES = frozenset({"Cc", "Cs", "Co", "Cn", "Zl", "Zp"})
 _INVISIBLE = frozenset({"Cf", "Mn", "Me"})  # format (zero-width …) and combining marks
 
 
+def normal_name(name: str) -> str:
+    """A name as :func:`check_name` stores it: NFKC-normalised, white space collapsed (no
+    checks)."""
+    return " ".join(unicodedata.normalize("NFKC", name).split())
+
+
 def check_name(name: Any) -> str:
     """A rater's name as stored: NFKC-normalised (fullwidth and styled letters become plain
     ones), white space collapsed. Refuses control, private-use and unassigned characters,
     bidi controls anywhere, and a name of only format (zero-width) characters or marks."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
-    clean = " ".join(unicodedata.normalize("NFKC", name).split())
+    clean = normal_name(name)
     if not clean:
         raise ValueError("name must not be empty")
     if any(ch in _BIDI for ch in clean):

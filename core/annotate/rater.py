@@ -37,7 +37,6 @@ from __future__ import annotations
 import hmac
 import logging
 import random
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -65,6 +64,7 @@ from affectlab.annotate.checks import (
     check_time_spent,
     check_value,
     name_skeleton,
+    normal_name,
 )
 from affectlab.annotate.limits import (
     JOIN_LIMIT,
@@ -573,7 +573,7 @@ def _rater_named(session, campaign_id: int, name: str) -> Rater | None:
     skeleton = name_skeleton(name)
     for rater_id, taken in session.execute(select(Rater.id, Rater.name).where(
             Rater.campaign_id == campaign_id)):
-        if unicodedata.normalize("NFKC", " ".join(taken.split())) == name:
+        if normal_name(taken) == name:
             return session.get(Rater, rater_id)
         if name_skeleton(taken) == skeleton:
             raise ValueError(f"a rater named {taken!r} already exists; choose another name or "

@@ -78,8 +78,9 @@ SPLITS = ("train", "val", "test")
 ITEM_REQUIRED = ("item_id", "media", "modality", "split", "domain")
 RATING_REQUIRED = ("item_id", "rater_id", "scale", "value")
 ANONYMOUS_RATER = None
-FACE_BOX = ("face_x", "face_y", "face_width", "face_height")
 """``rater_id`` of an anonymous vote (null in ratings.parquet; NaN or None once read)."""
+FACE_BOX = ("face_x", "face_y", "face_width", "face_height")
+"""The optional items columns of the corpus's own face box (see the module docstring)."""
 
 
 @dataclass

@@ -430,7 +430,7 @@ class FaceCropper:
         size = self.size if size is None else int(size)
         _check_margin_size(margin, size)
         g = to_gray(image, color)
-        x, y, w, h = _check_box(box, g.shape)
+        x, y, w, h = check_box(box, g.shape)
         side = max(1, int(round(max(w, h) * (1 + 2 * margin))))
         cx, cy = x + w / 2.0, y + h / 2.0
         x0, y0 = int(round(cx - side / 2.0)), int(round(cy - side / 2.0))
@@ -478,7 +478,9 @@ def _check_margin_size(margin: float, size: int) -> None:
         raise ValueError(f"size must be a positive integer, got {size!r}")
 
 
-def _check_box(box, shape: tuple[int, int]) -> Box:
+def check_box(box, shape: tuple[int, int]) -> Box:
+    """``box`` as four ints (x, y, w, h) when it has a positive size and overlaps an image of
+    ``shape`` (H, W); TypeError or ValueError saying why not."""
     try:
         x, y, w, h = (int(v) for v in box)
     except (TypeError, ValueError) as exc:

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 import pandas as pd
 
-from affectlab.data.contract import FACE_BOX, ContractError, write_dataset
+from affectlab.data.contract import FACE_BOX, ContractError, face_boxes, write_dataset
 from affectlab.data.schema import DatasetMeta, LabelSet
 from affectlab.errors import UserDataError
 from affectlab.fileio import link_or_copy
@@ -511,17 +511,26 @@ def _face_problem(path: Path, box: tuple[int, int, int, int] | None = None) -> s
     image larger than a face crop (:func:`~affectlab.features.face.is_face_crop`) must show a
     face the detector finds, as the dataset loader will crop around it; a crop is taken as it
     is."""
-    from affectlab.features.face import ImageLoadError, is_face_crop, load_image, shared_detector
+    from affectlab.features.face import (
+        ImageLoadError,
+        check_box,
+        is_face_crop,
+        load_image,
+        shared_detector,
+    )
 
     try:
         img = load_image(path)
     except ImageLoadError as exc:
         return f"unreadable image ({exc})"
     if box is not None:
-        x, y, w, h = box
-        inside = x < img.shape[1] and y < img.shape[0] and x + w > 0 and y + h > 0
-        return None if inside else (f"face box (x {x}, y {y}, w {w}, h {h}) lies outside the "
-                                    f"{img.shape[1]}×{img.shape[0]} image")
+        try:
+            check_box(box, img.shape[:2])  # the rule the loader's crop applies
+        except ValueError:
+            x, y, w, h = box
+            return (f"face box (x {x}, y {y}, w {w}, h {h}) lies outside the "
+                    f"{img.shape[1]}×{img.shape[0]} image")
+        return None
     if is_face_crop(img) or shared_detector().detect(img):
         return None
     return f"no face detected (a {img.shape[1]}×{img.shape[0]} image, larger than a face crop)"
@@ -562,7 +571,8 @@ def check_media(corpus: Corpus, problems: Problems) -> None:
     """Report every item whose source media file is missing, unreadable or outside the corpus
     (a link out of it, unless under ``symlink_policy(True)``), or whose media path in the
     output would leave the output directory."""
-    for item in corpus.items:
+    boxes = _item_boxes(corpus.items)
+    for row, item in enumerate(corpus.items):
         iid = item["item_id"]
         if iid in problems.bad_items:
             continue
@@ -574,19 +584,20 @@ def check_media(corpus: Corpus, problems: Problems) -> None:
             problems.bad("<items>", None, f"item {iid!r} has no media", item_id=iid)
         elif not callable(source):
             source = corpus.media[iid] = any_case_suffix(source)
+            box = None if boxes is None or math.isnan(boxes[row, 0]) else \
+                tuple(int(v) for v in boxes[row])
             reason = outside_corpus(source, problems.src) or media_problem(
-                source, corpus.modality, _item_box(item))
+                source, corpus.modality, box)
             if reason is not None:
                 problems.bad(source, None, reason, item_id=iid)
 
 
-def _item_box(item: dict[str, Any]) -> tuple[int, int, int, int] | None:
-    """An item's own face box (the dataset contract's FACE_BOX columns), when it has a usable
-    one (width and height > 0)."""
-    box = [item.get(c) for c in FACE_BOX]
-    if any(not isinstance(v, int | float) or v != v for v in box) or box[2] <= 0 or box[3] <= 0:
+def _item_boxes(items: list[dict[str, Any]]):
+    """The items' own face boxes by the dataset contract's rule (:func:`face_boxes`: NaN rows
+    without a usable one), or None when no item has the face-box columns."""
+    if not any(FACE_BOX[0] in it for it in items):
         return None
-    return tuple(int(v) for v in box)
+    return face_boxes(pd.DataFrame([{c: it.get(c) for c in FACE_BOX} for it in items]))
 
 
 def raise_if_bad(problems: Problems, fmt: str, skip_bad: bool) -> None:

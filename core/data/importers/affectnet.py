@@ -42,6 +42,7 @@ from affectlab.data.importers._common import (
     parse_int,
     read_csv_rows,
 )
+from affectlab.data.contract import FACE_BOX
 from affectlab.data.importers.affectnet_sets import add_set_items, find_sets
 
 NAME = "affectnet"
@@ -105,7 +106,7 @@ def parse(src: Path, problems: Problems) -> Corpus:
                 "split": LISTS[list_name], "rel": rel, "source": images / rel,
                 "shown": row["subDirectory_filePath"], "expression": row["expression"],
                 "valence": row["valence"], "arousal": row["arousal"],
-                "box": [row[c] for c in ("face_x", "face_y", "face_width", "face_height")],
+                "box": [row[c] for c in FACE_BOX],  # the CSV names them as the contract
                 "facial_landmarks": row["facial_landmarks"]})
     return corpus
 
@@ -141,8 +142,7 @@ def _add_row(corpus: Corpus, problems: Problems, where: tuple[Path, int | None],
         return
     corpus.items.append({
         "item_id": item_id, "media": f"media/{rel}", "split": row["split"],
-        "label": LABELS[expression],
-        "face_x": box[0], "face_y": box[1], "face_width": box[2], "face_height": box[3],
+        "label": LABELS[expression], **dict(zip(FACE_BOX, box, strict=True)),
         "facial_landmarks": row["facial_landmarks"],
     })
     corpus.media[item_id] = row["source"]

@@ -25,7 +25,6 @@ import numpy as np
 from affectlab.data.importers._common import (
     IMAGE_EXTS,
     Corpus,
-    ImportError_,
     Problems,
     require_inside,
 )
@@ -89,8 +88,6 @@ def _image_size(path: Path) -> tuple[int, int] | None:
 def set_rows(sets: dict[str, Path], problems: Problems):
     """Yield ``(split, image path, relative media path, annotations, (w, h) or None)`` for
     every image of the sets, in name order."""
-    if not sets:
-        raise ImportError_("affectnet: no train_set/ or val_set/ with images/ and annotations/")
     for name, folder in sets.items():
         images = [p for p in sorted((folder / "images").iterdir())
                   if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
