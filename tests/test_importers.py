@@ -847,6 +847,13 @@ def test_ferplus_with_an_extra_column_reads_and_a_stray_comma_does_not(tmp_path)
     (src / "fer2013new.csv").write_text("\n".join(lines) + "\n")
     got = import_corpus("ferplus", src, tmp_path / "o2")
     assert (got.items, got.ratings, got.splits) == (want.items, want.ratings, want.splits)
+    # the extra column empty on most lines, as a column of notes is: a trailing comma there is
+    # the empty value of a named column, not a stray one
+    empty = [lines[0]] + [line.rsplit(",", 1)[0] + ("," if i % 2 else ",note")
+                          for i, line in enumerate(lines[1:])]
+    (src / "fer2013new.csv").write_text("\n".join(empty) + "\n")
+    got = import_corpus("ferplus", src, tmp_path / "o2b")
+    assert (got.items, got.ratings, got.splits) == (want.items, want.ratings, want.splits)
     lines[2] = lines[2].replace(",x1", ",x1,stray")
     (src / "fer2013new.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(ImportError_, match=r"fer2013new\.csv:3: expected 13 fields \(as the "

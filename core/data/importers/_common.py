@@ -322,9 +322,7 @@ def read_csv_rows(path: Path, fmt: str, required: tuple[str, ...] = (),
         for fields in _csv_records(reader, path, fmt):
             if not fields or all(not f.strip() for f in fields):
                 continue
-            n = len(fields)
-            while n > len(header) and not fields[n - 1].strip():
-                n -= 1
+            n = field_count(fields, len(header))
             if problems is not None and n != len(header):
                 problems.bad(path, reader.line_num, f"expected {len(header)} fields, got {n}"
                              + (" (a truncated line?)" if n < len(header) else ""))
@@ -332,6 +330,16 @@ def read_csv_rows(path: Path, fmt: str, required: tuple[str, ...] = (),
             row = dict.fromkeys(header, "")
             row.update(zip(header, (f.strip() for f in fields), strict=False))
             yield reader.line_num, row, fields
+
+
+def field_count(fields: list[str], width: int) -> int:
+    """How many fields a CSV line has against a header of ``width`` names: empty fields past
+    the header's last column are not counted (a trailing comma), empty ones within it are
+    (a column's empty value)."""
+    n = len(fields)
+    while n > width and not fields[n - 1].strip():
+        n -= 1
+    return n
 
 
 def _csv_records(reader, path: Path, fmt: str) -> Iterator[list[str]]:

@@ -44,6 +44,7 @@ from affectlab.data.importers._common import (
     MediaSource,
     Problems,
     anonymous_votes,
+    field_count,
     find_file,
     nominal,
     parse_int,
@@ -193,22 +194,14 @@ def _kaggle_rows(fer_path: Path, new_path: Path, problems: Problems) -> Iterator
             yield row
 
 
-def _n_fields(fields: list[str]) -> int:
-    """The number of fields of a CSV line, trailing empty ones left out (a trailing comma)."""
-    n = len(fields)
-    while n and not fields[n - 1].strip():
-        n -= 1
-    return n
-
-
 def _kaggle_row(fer_path: Path, fer_row, new_path: Path, new_row, problems: Problems
                 ) -> _Row | None:
     (fer_line, fer, fer_fields), (new_line, new, new_fields) = fer_row, new_row
     # as many fields as the header names (row dicts hold the header's columns): a release
     # with an extra column of its own reads, a line with a stray or missing comma does not
-    if _n_fields(new_fields) != len(new):
+    if field_count(new_fields, len(new)) != len(new):
         problems.bad(new_path, new_line, f"expected {len(new)} fields (as the header), "
-                     f"got {_n_fields(new_fields)}")
+                     f"got {field_count(new_fields, len(new))}")
         return None
     usage, name = new["Usage"], new["Image name"]
     votes = _votes(new, new_path, new_line, problems)
@@ -217,9 +210,9 @@ def _kaggle_row(fer_path: Path, fer_row, new_path: Path, new_row, problems: Prob
     if usage not in SPLITS:
         problems.bad(new_path, new_line, f"unknown Usage {usage!r}; expected {list(SPLITS)}")
         return None
-    if _n_fields(fer_fields) != len(fer):
+    if field_count(fer_fields, len(fer)) != len(fer):
         problems.bad(fer_path, fer_line, f"expected {len(fer)} fields (as the header), "
-                     f"got {_n_fields(fer_fields)}")
+                     f"got {field_count(fer_fields, len(fer))}")
         return None
     if fer["Usage"] != usage:
         problems.bad(fer_path, fer_line, f"Usage {fer['Usage']!r} differs from "
